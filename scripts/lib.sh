@@ -1,0 +1,221 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # VFP_* results are read by the scripts that source this
+# Shared by every script in scripts/: pin folder, address validation, the byte
+# encodings of xdp/vfp_maps.h, and the bpftool calls. Sourced, never run.
+#
+# Exit codes: 2 bad input or usage, 3 environment not ready (no maps, no root,
+# no bpftool), 1 anything that failed at run time (a full map, bpftool refused).
+
+VFP_DEFAULT_PIN_DIR=/sys/fs/bpf/vos_fastpath
+VFP_MIN_PREFIX=${VOS_MIN_PREFIX:-8}
+VFP_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VFP_SOURCE_FIRST_FEED=16
+VFP_MAX_SOURCES=256
+
+vfp_die() { # CODE MESSAGE...
+	local code=$1
+	shift
+	printf '%s: %s\n' "${0##*/}" "$*" >&2
+	exit "$code"
+}
+
+vfp_pin_dir() {
+	printf '%s' "${VFP_PIN_DIR:-${VOS_PIN_DIR:-$VFP_DEFAULT_PIN_DIR}}"
+}
+
+vfp_map() { # NAME -> pinned path
+	printf '%s/%s' "$(vfp_pin_dir)" "$1"
+}
+
+vfp_require_maps() {
+	local dir
+	dir=$(vfp_pin_dir)
+	command -v bpftool >/dev/null || vfp_die 3 "bpftool not found; run scripts/setup.sh"
+	[ -e "$dir/blocked_ips" ] || vfp_die 3 "no vos-fastpath maps in $dir; run scripts/load.sh <iface> first (or set --pin-dir / VOS_PIN_DIR)"
+}
+
+vfp_mount_bpffs() {
+	if ! mount | grep -q ' /sys/fs/bpf type bpf '; then
+		mount -t bpf bpf /sys/fs/bpf || vfp_die 3 "cannot mount bpffs on /sys/fs/bpf"
+	fi
+}
+
+# jq helper: "0x1f" -> 31, for bpftool's JSON dumps of maps without BTF.
+# shellcheck disable=SC2016 # jq code, not shell
+VFP_JQ_HEX='def h: ltrimstr("0x") | explode | reduce .[] as $c (0; . * 16 + (if $c >= 97 then $c - 87 elif $c >= 65 then $c - 55 else $c - 48 end));'
+
+vfp_own_addresses() { ip -4 -o addr show 2>/dev/null | awk '{ sub("/.*", "", $4); printf "%s ", $4 }'; }
+
+vfp_allow_entries() { # "a.b.c.d/len ..." from the pinned allowlist, empty when there is none
+	local path
+	path=$(vfp_map allow_ips)
+	[ -e "$path" ] || return 0
+	bpftool -j map dump pinned "$path" | jq -r "$VFP_JQ_HEX"' .[] | (.key | map(h)) as $k | "\($k[4]).\($k[5]).\($k[6]).\($k[7])/\($k[0] + 256 * $k[1])"' | tr '\n' ' '
+}
+
+# Run scripts/ipv4.awk over lines on stdin (see there for the output).
+# BLOCKABLE=1 adds the never-block rules: reserved ranges, minimum prefix,
+# this host's addresses and the allowlist.
+vfp_validate_lines() { # BLOCKABLE
+	local own="" allow=""
+	if [ "$1" = 1 ]; then
+		own=$(vfp_own_addresses)
+		allow=$(vfp_allow_entries)
+	fi
+	awk -v blockable="$1" -v min_prefix="$VFP_MIN_PREFIX" -v own="$own" -v allow="$allow" -f "$VFP_SCRIPTS/ipv4.awk"
+}
+
+# Validate one address; sets VFP_CANON, VFP_PREFIXLEN and VFP_KEY (the hex key
+# for blocked_ips when /32, else the LPM key), or VFP_ERROR and returns 1.
+vfp_validate_one() { # TEXT BLOCKABLE
+	local out
+	if [[ $1 == *[[:space:]#]* || -z $1 ]]; then
+		VFP_ERROR="'$1' is not an IPv4 address or CIDR"
+		return 1
+	fi
+	if ! out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1); then
+		VFP_ERROR=${out#line 1: }
+		return 1
+	fi
+	read -r _ VFP_CANON VFP_PREFIXLEN VFP_KEY <<<"$out"
+}
+
+vfp_hex_u32_le() { printf '%02x %02x %02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+vfp_hex_u16_le() { printf '%02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)); }
+vfp_hex_u64_le() { printf '%s %s' "$(vfp_hex_u32_le $(($1 & 0xffffffff)))" "$(vfp_hex_u32_le $((($1 >> 32) & 0xffffffff)))"; }
+
+# An LPM key for the parsed entry, also when it is a plain address (a /32).
+vfp_lpm_key() {
+	if ((VFP_PREFIXLEN == 32)); then printf '20 00 00 00 %s' "$VFP_KEY"; else printf '%s' "$VFP_KEY"; fi
+}
+
+# CLOCK_BOOTTIME in ns, the clock the program compares expires_ns with.
+# /proc/uptime reads that clock with 10 ms resolution.
+vfp_boottime_ns() {
+	local up
+	read -r up _ </proc/uptime
+	printf '%d' "$((10#${up%.*} * 1000000000 + 10#${up#*.} * 10000000))"
+}
+
+vfp_block_value() { # TTL_SECONDS SOURCE_ID -> struct vfp_block in hex
+	local ttl=$1 source_id=$2 expires=0
+	((ttl > 0)) && expires=$(($(vfp_boottime_ns) + ttl * 1000000000))
+	printf '%s %s %s 00 00' "$(vfp_hex_u64_le "$expires")" "$(vfp_hex_u32_le "$(date +%s)")" "$(vfp_hex_u16_le "$source_id")"
+}
+
+vfp_mark_value() { vfp_hex_u32_le "$(date +%s)"; }
+
+vfp_parse_ttl() { # TEXT -> seconds; 30s, 30m, 2h, 7d or plain seconds; 0 = never
+	local re='^([0-9]+)([smhd]?)$' n unit
+	[[ $1 =~ $re ]] || vfp_die 2 "bad --ttl '$1': use seconds or a number with s, m, h or d"
+	n=$((10#${BASH_REMATCH[1]}))
+	unit=${BASH_REMATCH[2]}
+	case $unit in
+	m) n=$((n * 60)) ;;
+	h) n=$((n * 3600)) ;;
+	d) n=$((n * 86400)) ;;
+	esac
+	printf '%d' "$n"
+}
+
+# Which map an entry lives in: exact addresses in the hash, prefixes in the trie.
+vfp_block_map() { # PREFIXLEN
+	if (($1 == 32)); then vfp_map blocked_ips; else vfp_map blocked_prefixes; fi
+}
+
+vfp_map_capacity() { # PATH
+	bpftool -j map show pinned "$1" | jq -r '.max_entries'
+}
+
+vfp_full_error() { # PATH: the error an operator sees when a map is full
+	local cap
+	cap=$(vfp_map_capacity "$1")
+	printf '%s is full: %s of %s entries in use; unload with --purge and load with a larger capacity, or remove entries' "${1##*/}" "$cap" "$cap"
+}
+
+# source_names holds one name per id (32 bytes, NUL padded). Prints the id of
+# NAME, registering it in the first free feed slot when it is new.
+vfp_source_id() { # NAME
+	local name=$1 re='^[A-Za-z0-9._-]{1,31}$' names id hex
+	[[ $name =~ $re ]] || vfp_die 2 "bad source name '$name': 1-31 of A-Z a-z 0-9 . _ -"
+	case $name in
+	unknown) echo 0; return ;;
+	manual) echo 1; return ;;
+	amqp) echo 2; return ;;
+	esac
+	names=$(vfp_source_names)
+	id=$(awk -v n="$name" '$2 == n { print $1; exit }' <<<"$names")
+	if [ -n "$id" ]; then echo "$id"; return; fi
+	for ((id = VFP_SOURCE_FIRST_FEED; id < VFP_MAX_SOURCES; id++)); do
+		if ! awk -v i="$id" '$1 == i { found = 1 } END { exit !found }' <<<"$names"; then
+			hex=$(printf '%s' "$name" | od -An -tx1 -v | tr -s ' \n' ' ')
+			local pad=$((32 - ${#name})) z=""
+			while ((pad-- > 0)); do z+=" 00"; done
+			# shellcheck disable=SC2046,SC2086
+			bpftool map update pinned "$(vfp_map source_names)" key hex $(vfp_hex_u32_le "$id") value hex $hex $z ||
+				vfp_die 1 "cannot register source '$name'"
+			echo "$id"
+			return
+		fi
+	done
+	vfp_die 1 "no free source id for '$name' (all $VFP_MAX_SOURCES in use)"
+}
+
+vfp_source_names() { # "id name" per registered source
+	bpftool -j map dump pinned "$(vfp_map source_names)" |
+		jq -r '.[] | select(.value[0] != "0x00") |
+			"\(.key | map(ltrimstr("0x")) | reverse | join("")) \(.value | map(ltrimstr("0x")) | map(select(. != "00")) | join(""))"' |
+		while read -r key hexname; do
+			# shellcheck disable=SC2001 # a backreference: each byte becomes \xNN
+			printf '%d %b\n' "$((16#$key))" "$(sed 's/../\\x&/g' <<<"$hexname")"
+		done
+}
+
+# Common option parsing: pulls --pin-dir DIR out of the arguments and sets
+# VFP_ARGS to the rest.
+vfp_take_pin_dir() {
+	VFP_ARGS=()
+	while (($#)); do
+		case $1 in
+		--pin-dir)
+			[ $# -ge 2 ] || vfp_die 2 "--pin-dir needs a folder"
+			VFP_PIN_DIR=$2
+			shift 2
+			;;
+		--pin-dir=*)
+			VFP_PIN_DIR=${1#--pin-dir=}
+			shift
+			;;
+		*)
+			VFP_ARGS+=("$1")
+			shift
+			;;
+		esac
+	done
+}
+
+# allow_ip.sh, disallow_ip.sh, options_allow_ip.sh and options_disallow_ip.sh
+# differ only in map and verb.
+vfp_mark_main() { # MAP add|remove USAGE ARGS...
+	local map=$1 verb=$2 usage=$3 path text
+	shift 3
+	vfp_take_pin_dir "$@"
+	set -- "${VFP_ARGS[@]}"
+	[ $# -eq 1 ] || { echo "usage: $usage" >&2; exit 2; }
+	[[ $1 != -* ]] || { echo "usage: $usage" >&2; exit 2; }
+	text=$1
+	vfp_validate_one "$text" 0 || vfp_die 2 "$VFP_ERROR"
+	vfp_require_maps
+	path=$(vfp_map "$map")
+	if [ "$verb" = add ]; then
+		# shellcheck disable=SC2046
+		bpftool map update pinned "$path" key hex $(vfp_lpm_key) value hex $(vfp_mark_value) 2>/dev/null ||
+			vfp_die 1 "$(vfp_full_error "$path")"
+		echo "added $VFP_CANON to $map"
+	else
+		# shellcheck disable=SC2046
+		bpftool map delete pinned "$path" key hex $(vfp_lpm_key) 2>/dev/null ||
+			vfp_die 1 "$VFP_CANON is not in $map"
+		echo "removed $VFP_CANON from $map"
+	fi
+}

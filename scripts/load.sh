@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Attach vos-fastpath to an interface. The pinned maps are created when missing
+# and reused when present, so a reload or an upgrade keeps every entry.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+usage() {
+	cat >&2 <<USAGE
+usage: ${0##*/} <iface> [--mode native|skb] [--pin-dir DIR] [--ports 5060[,5061...]]
+                [--scope all|sip] [--block-capacity N] [--prefix-capacity N]
+                [--no-stealth] [--no-malformed] [--shadow] [--obj FILE]
+USAGE
+	exit 2
+}
+
+vfp_take_pin_dir "$@"
+set -- "${VFP_ARGS[@]}"
+[ $# -ge 1 ] || usage
+iface=$1
+shift
+[[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]] || vfp_die 2 "bad interface name '$iface'"
+mode=native ports=5060 scope=all stealth=1 malformed=1 shadow=0
+block_cap=262144 prefix_cap=65536
+obj=${VOS_XDP_OBJ:-$here/../build/vos_fastpath.bpf.o}
+while (($#)); do
+	[ $# -ge 1 ] || usage
+	case $1 in
+	--mode) mode=${2:-}; shift 2 || usage ;;
+	--ports) ports=${2:-}; shift 2 || usage ;;
+	--scope) scope=${2:-}; shift 2 || usage ;;
+	--block-capacity) block_cap=${2:-}; shift 2 || usage ;;
+	--prefix-capacity) prefix_cap=${2:-}; shift 2 || usage ;;
+	--obj) obj=${2:-}; shift 2 || usage ;;
+	--no-stealth) stealth=0; shift ;;
+	--no-malformed) malformed=0; shift ;;
+	--shadow) shadow=1; shift ;;
+	*) usage ;;
+	esac
+done
+
+case $mode in
+native) xdp_mode=xdpdrv ;;
+skb) xdp_mode=xdpgeneric ;;
+*) vfp_die 2 "bad --mode '$mode': native or skb" ;;
+esac
+case $scope in all | sip) ;; *) vfp_die 2 "bad --scope '$scope': all or sip" ;; esac
+for n in "$block_cap" "$prefix_cap"; do
+	if ! [[ $n =~ ^[1-9][0-9]{0,8}$ ]] || ((n > 67108864)); then vfp_die 2 "bad capacity '$n': 1 to 67108864"; fi
+done
+IFS=, read -r -a port_list <<<"$ports"
+((${#port_list[@]} >= 1 && ${#port_list[@]} <= 16)) || vfp_die 2 "bad --ports '$ports': 1 to 16 ports"
+for p in "${port_list[@]}"; do
+	if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then vfp_die 2 "bad port '$p' in --ports"; fi
+done
+[ -r "$obj" ] || vfp_die 3 "no XDP object at $obj; run 'make -C xdp' or scripts/setup.sh"
+ip link show dev "$iface" >/dev/null 2>&1 || vfp_die 2 "no interface '$iface'"
+[ "$(id -u)" -eq 0 ] || vfp_die 3 "must run as root"
+
+vfp_mount_bpffs
+dir=$(vfp_pin_dir)
+mkdir -p "$dir"
+
+# name type key value entries flags
+maps=(
+	"blocked_ips hash 4 16 $block_cap 0"
+	"blocked_prefixes lpm_trie 8 16 $prefix_cap 1"
+	"allow_ips lpm_trie 8 4 16384 1"
+	"options_allow lpm_trie 8 4 16384 1"
+	"config array 4 40 1 0"
+	"stats percpu_array 4 16 9 0"
+	"xsks_map xskmap 4 4 64 0"
+	"source_names array 4 32 256 0"
+)
+map_args=()
+for m in "${maps[@]}"; do
+	read -r name type key value entries flags <<<"$m"
+	path="$dir/$name"
+	if [ -e "$path" ]; then
+		have=$(vfp_map_capacity "$path")
+		if [ "$have" != "$entries" ] && [[ $name == blocked_* ]]; then
+			echo "${0##*/}: keeping $name with its $have entries capacity (asked: $entries); unload --purge to change it" >&2
+		fi
+	else
+		bpftool map create "$path" type "$type" key "$key" value "$value" entries "$entries" name "$name" flags "$flags" ||
+			vfp_die 1 "cannot create map $name in $dir"
+	fi
+	map_args+=(map name "$name" pinned "$path")
+done
+
+flags=0
+[ "$scope" = sip ] && flags=$((flags | 1))
+((stealth)) && flags=$((flags | 2))
+((malformed)) && flags=$((flags | 4))
+((shadow)) && flags=$((flags | 8))
+cfg="$(vfp_hex_u32_le "$flags") $(vfp_hex_u32_le "${#port_list[@]}")"
+for ((i = 0; i < 16; i++)); do cfg+=" $(vfp_hex_u16_le "${port_list[i]:-0}")"; done
+# shellcheck disable=SC2086
+bpftool map update pinned "$dir/config" key hex 00 00 00 00 value hex $cfg
+
+# Load beside the running program, switch the interface over, then take the pin.
+# Interfaces still on the old program keep it until they are reloaded too.
+if [ -e "$dir/prog.new" ]; then rm -f "$dir/prog.new"; fi
+bpftool prog load "$obj" "$dir/prog.new" type xdp "${map_args[@]}" ||
+	vfp_die 1 "the kernel refused the XDP program (see the verifier log above)"
+other=xdpgeneric
+[ "$xdp_mode" = xdpgeneric ] && other=xdpdrv
+ip link set dev "$iface" "$other" off 2>/dev/null || true
+if ! ip -force link set dev "$iface" "$xdp_mode" pinned "$dir/prog.new"; then
+	rm -f "$dir/prog.new"
+	vfp_die 1 "cannot attach to $iface in $mode mode (try --mode skb)"
+fi
+mv -f "$dir/prog.new" "$dir/prog"
+prog_id=$(bpftool -j prog show pinned "$dir/prog" | jq -r .id)
+echo "attached vos-fastpath to $iface ($mode mode, program $prog_id, maps in $dir, ports $ports, scope $scope, stealth $stealth, malformed $malformed, shadow $shadow)"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Remove an address or prefix from the OPTIONS allow set (options_allow).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+vfp_mark_main options_allow remove "${0##*/} <ip|cidr> [--pin-dir DIR]" "$@"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Print the per-reason counters, summed over CPUs.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+usage() { echo "usage: ${0##*/} [--json] [--pin-dir DIR]" >&2; exit 2; }
+
+vfp_take_pin_dir "$@"
+set -- "${VFP_ARGS[@]}"
+json=0
+while (($#)); do
+	case $1 in
+	--json) json=1; shift ;;
+	*) usage ;;
+	esac
+done
+vfp_require_maps
+
+# Index order of enum vfp_stat in xdp/vfp_maps.h.
+names='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ipv4","shadow_would_drop"]'
+counters=$(bpftool -j map dump pinned "$(vfp_map stats)" | jq -c --argjson names "$names" "$VFP_JQ_HEX"'
+	def u64: .[0:8] | map(h) | reverse | reduce .[] as $b (0; . * 256 + $b);
+	map({ name: $names[(.key | map(h) | .[0])],
+	      packets: ([.values[].value | u64] | add),
+	      bytes: ([.values[].value | .[8:16] | u64] | add) })')
+if ((json)); then
+	jq -c 'map({ (.name): { packets, bytes } }) | add' <<<"$counters"
+else
+	jq -r '.[] | "\(.name)\t\(.packets)\t\(.bytes)"' <<<"$counters" |
+		awk -F'\t' 'BEGIN { printf "%-20s %15s %18s\n", "reason", "packets", "bytes" } { printf "%-20s %15s %18s\n", $1, $2, $3 }'
+fi

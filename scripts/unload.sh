@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Detach vos-fastpath from an interface. The maps stay pinned (a later load
+# picks them up again) unless --purge is given.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+usage() { echo "usage: ${0##*/} <iface> [--pin-dir DIR] [--purge]" >&2; exit 2; }
+
+vfp_take_pin_dir "$@"
+set -- "${VFP_ARGS[@]}"
+[ $# -ge 1 ] || usage
+iface=$1
+shift
+purge=0
+while (($#)); do
+	case $1 in
+	--purge) purge=1; shift ;;
+	*) usage ;;
+	esac
+done
+[[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]] || vfp_die 2 "bad interface name '$iface'"
+dir=$(vfp_pin_dir)
+
+if ip link show dev "$iface" >/dev/null 2>&1; then
+	ip link set dev "$iface" xdp off
+	echo "detached from $iface"
+else
+	echo "${0##*/}: no interface '$iface'; nothing to detach" >&2
+fi
+
+if ((purge)); then
+	case $dir in /sys/fs/bpf/?*) ;; *) vfp_die 2 "refusing to purge '$dir': not below /sys/fs/bpf" ;; esac
+	rm -rf -- "$dir"
+	echo "purged $dir"
+elif [ -e "$dir/prog" ]; then
+	# The program pin goes once no interface runs it; the maps stay.
+	prog_id=$(bpftool -j prog show pinned "$dir/prog" | jq -r .id)
+	if ! ip -j link show | jq -e --argjson id "$prog_id" '[.[] | .xdp.prog.id?, (.xdp.attached[]?.prog.id)] | index($id)' >/dev/null; then
+		rm -f "$dir/prog"
+	fi
+	echo "kept the maps in $dir"
+fi
