@@ -8,7 +8,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
 	cat >&2 <<USAGE
-usage: ${0##*/} <iface> [--mode native|skb] [--pin-dir DIR] [--ports 5060[,5061...]]
+usage: ${0##*/} <iface>|--no-attach [--mode native|skb] [--pin-dir DIR] [--ports 5060[,5061...]]
                 [--scope all|sip] [--block-capacity N] [--prefix-capacity N]
                 [--no-stealth] [--no-malformed] [--shadow] [--obj FILE]
 USAGE
@@ -20,7 +20,13 @@ set -- "${VFP_ARGS[@]}"
 [ $# -ge 1 ] || usage
 iface=$1
 shift
-[[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]] || vfp_die 2 "bad interface name '$iface'"
+# --no-attach loads and pins program and maps only: for tests (bpftool prog run)
+# and for preparing a host before the attach.
+if [ "$iface" = --no-attach ]; then
+	iface=""
+elif ! [[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]]; then
+	vfp_die 2 "bad interface name '$iface'"
+fi
 mode=native ports=5060 scope=all stealth=1 malformed=1 shadow=0
 block_cap=262144 prefix_cap=65536
 obj=${VOS_XDP_OBJ:-$here/../build/vos_fastpath.bpf.o}
@@ -55,7 +61,7 @@ for p in "${port_list[@]}"; do
 	if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then vfp_die 2 "bad port '$p' in --ports"; fi
 done
 [ -r "$obj" ] || vfp_die 3 "no XDP object at $obj; run 'make -C xdp' or scripts/setup.sh"
-ip link show dev "$iface" >/dev/null 2>&1 || vfp_die 2 "no interface '$iface'"
+if [ -n "$iface" ] && ! ip link show dev "$iface" >/dev/null 2>&1; then vfp_die 2 "no interface '$iface'"; fi
 [ "$(id -u)" -eq 0 ] || vfp_die 3 "must run as root"
 
 vfp_mount_bpffs
@@ -86,7 +92,8 @@ for m in "${maps[@]}"; do
 		bpftool map create "$path" type "$type" key "$key" value "$value" entries "$entries" name "$name" flags "$flags" ||
 			vfp_die 1 "cannot create map $name in $dir"
 	fi
-	map_args+=(map name "$name" pinned "$path")
+	# source_names is for user space only: the program has no such map to bind.
+	[ "$name" = source_names ] || map_args+=(map name "$name" pinned "$path")
 done
 
 flags=0
@@ -101,16 +108,21 @@ bpftool map update pinned "$dir/config" key hex 00 00 00 00 value hex $cfg
 
 # Load beside the running program, switch the interface over, then take the pin.
 # Interfaces still on the old program keep it until they are reloaded too.
-if [ -e "$dir/prog.new" ]; then rm -f "$dir/prog.new"; fi
-bpftool prog load "$obj" "$dir/prog.new" type xdp "${map_args[@]}" ||
+if [ -e "$dir/prog_next" ]; then rm -f "$dir/prog_next"; fi
+bpftool prog load "$obj" "$dir/prog_next" type xdp "${map_args[@]}" ||
 	vfp_die 1 "the kernel refused the XDP program (see the verifier log above)"
+if [ -z "$iface" ]; then
+	mv -f "$dir/prog_next" "$dir/prog"
+	echo "loaded vos-fastpath (not attached; maps in $dir)"
+	exit 0
+fi
 other=xdpgeneric
 [ "$xdp_mode" = xdpgeneric ] && other=xdpdrv
 ip link set dev "$iface" "$other" off 2>/dev/null || true
-if ! ip -force link set dev "$iface" "$xdp_mode" pinned "$dir/prog.new"; then
-	rm -f "$dir/prog.new"
+if ! ip -force link set dev "$iface" "$xdp_mode" pinned "$dir/prog_next"; then
+	rm -f "$dir/prog_next"
 	vfp_die 1 "cannot attach to $iface in $mode mode (try --mode skb)"
 fi
-mv -f "$dir/prog.new" "$dir/prog"
+mv -f "$dir/prog_next" "$dir/prog"
 prog_id=$(bpftool -j prog show pinned "$dir/prog" | jq -r .id)
 echo "attached vos-fastpath to $iface ($mode mode, program $prog_id, maps in $dir, ports $ports, scope $scope, stealth $stealth, malformed $malformed, shadow $shadow)"

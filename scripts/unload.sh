@@ -24,7 +24,9 @@ done
 dir=$(vfp_pin_dir)
 
 if ip link show dev "$iface" >/dev/null 2>&1; then
-	ip link set dev "$iface" xdp off
+	# "xdp off" leaves a generic-mode program in place: clear each mode.
+	ip link set dev "$iface" xdpgeneric off
+	ip link set dev "$iface" xdpdrv off
 	echo "detached from $iface"
 else
 	echo "${0##*/}: no interface '$iface'; nothing to detach" >&2

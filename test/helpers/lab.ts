@@ -1,0 +1,143 @@
+/**
+ * Everything a kernel test creates goes through a Lab: pin folders, network
+ * namespaces, veth pairs and processes. Each gets a name unique to this run,
+ * and cleanup() removes them in reverse order, also after a failed test.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const SCRIPTS = join(ROOT, 'scripts');
+
+let counter = 0;
+
+export interface Veth {
+  ns: string;
+  host: string;
+  peer: string;
+  hostIp: string;
+  peerIp: string;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ProgRun {
+  verdict: number;
+  durationNs: number;
+}
+
+export const XDP_DROP = 1;
+export const XDP_PASS = 2;
+
+export type Counters = Record<string, { packets: number; bytes: number }>;
+
+export class Lab {
+  readonly id: string;
+  readonly pinDir: string;
+  readonly tmp: string;
+  private readonly undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
+
+  constructor() {
+    counter += 1;
+    this.id = `${process.pid.toString(36)}${counter.toString(36)}`;
+    this.pinDir = `/sys/fs/bpf/vfp_test_${this.id}`;
+    this.tmp = mkdtempSync(join(tmpdir(), `vfp-${this.id}-`));
+    this.defer(`pin folder ${this.pinDir}`, async () => rmSync(this.pinDir, { recursive: true, force: true }));
+    this.defer(`temp folder ${this.tmp}`, async () => rmSync(this.tmp, { recursive: true, force: true }));
+  }
+
+  defer(what: string, run: () => Promise<unknown>): void {
+    this.undo.push({ what, run });
+  }
+
+  async cleanup(): Promise<void> {
+    const failures: string[] = [];
+    while (this.undo.length) {
+      const step = this.undo.pop()!;
+      try {
+        await step.run();
+      } catch (err) {
+        failures.push(`${step.what}: ${(err as Error).message}`);
+      }
+    }
+    if (failures.length) throw new Error(`cleanup left things behind:\n${failures.join('\n')}`);
+  }
+
+  env(extra: Record<string, string> = {}): Record<string, string> {
+    return { VOS_PIN_DIR: this.pinDir, ...extra };
+  }
+
+  /** Run scripts/NAME with this lab's pin folder; never throws on a non-zero exit. */
+  async script(name: string, args: string[] = [], input?: string): Promise<RunResult> {
+    const r = await execa(join(SCRIPTS, name), args, { env: this.env(), reject: false, input });
+    return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  async mustScript(name: string, args: string[] = [], input?: string): Promise<RunResult> {
+    const r = await this.script(name, args, input);
+    if (r.exitCode !== 0) throw new Error(`${name} ${args.join(' ')} exited ${r.exitCode}: ${r.stderr}`);
+    return r;
+  }
+
+  /** Load and pin program and maps without attaching them anywhere. */
+  async loadUnattached(args: string[] = []): Promise<void> {
+    await this.mustScript('load.sh', ['--no-attach', ...args]);
+  }
+
+  /** Run the pinned program once (or `repeat` times) on a crafted frame. */
+  async run(frame: Buffer, repeat = 1): Promise<ProgRun> {
+    const file = join(this.tmp, 'frame.bin');
+    writeFileSync(file, frame);
+    const r = await execa('bpftool', ['prog', 'run', 'pinned', `${this.pinDir}/prog`, 'data_in', file, 'repeat', String(repeat)]);
+    const m = /Return value: (\d+), duration(?: \(average\))?: (\d+)ns/.exec(r.stdout + r.stderr);
+    if (!m) throw new Error(`unexpected bpftool prog run output: ${r.stdout} ${r.stderr}`);
+    return { verdict: Number(m[1]), durationNs: Number(m[2]) };
+  }
+
+  async counters(): Promise<Counters> {
+    const r = await this.mustScript('stats.sh', ['--json']);
+    return JSON.parse(r.stdout) as Counters;
+  }
+
+  /** A veth pair with one end in a new namespace: the "remote" host of a lab. */
+  async veth(): Promise<Veth> {
+    counter += 1;
+    const tag = `${process.pid.toString(36)}${counter.toString(36)}`;
+    const subnet = `10.201.${((process.pid + counter) % 250) + 1}`;
+    const v: Veth = { ns: `vfp-${tag}`, host: `vfa${tag}`, peer: `vfb${tag}`, hostIp: `${subnet}.1`, peerIp: `${subnet}.2` };
+    await execa('ip', ['netns', 'add', v.ns]);
+    this.defer(`namespace ${v.ns}`, () => execa('ip', ['netns', 'del', v.ns]));
+    await execa('ip', ['link', 'add', v.host, 'type', 'veth', 'peer', 'name', v.peer]);
+    this.defer(`link ${v.host}`, () => execa('ip', ['link', 'del', v.host], { reject: false }));
+    await execa('ip', ['link', 'set', v.peer, 'netns', v.ns]);
+    await execa('ip', ['addr', 'add', `${v.hostIp}/24`, 'dev', v.host]);
+    await execa('ip', ['link', 'set', v.host, 'up']);
+    await execa('ip', ['-n', v.ns, 'addr', 'add', `${v.peerIp}/24`, 'dev', v.peer]);
+    await execa('ip', ['-n', v.ns, 'link', 'set', v.peer, 'up']);
+    await execa('ip', ['-n', v.ns, 'link', 'set', 'lo', 'up']);
+    return v;
+  }
+
+  /** Start a process this lab owns; cleanup ends it by its pid. */
+  spawn(cmd: string, args: string[], opts: Parameters<typeof execa>[2] = {}): ResultPromise {
+    const child = execa(cmd, args, { reject: false, ...opts });
+    this.defer(`process ${cmd} (${child.pid})`, async () => {
+      if (child.exitCode === null && child.pid) child.kill('SIGKILL');
+      await child;
+    });
+    return child;
+  }
+}
+
+/** Send UDP datagrams from inside a namespace (a real socket, real packets). */
+export async function sendUdpFrom(ns: string, host: string, port: number, payloads: string[], sourcePort = 0): Promise<void> {
+  await execa('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'test/helpers/udp-send.mjs'), host, String(port), String(sourcePort)], {
+    input: JSON.stringify(payloads),
+  });
+}

@@ -1,0 +1,164 @@
+/**
+ * Real packets on a real veth pair: datagrams sent from a namespace, counted
+ * at a UDP socket in the root namespace, with vos-fastpath attached in native
+ * XDP mode on the host end.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { describeKernel } from '../helpers/env.js';
+import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
+import { sipRequest } from '../helpers/packets.js';
+
+const REGISTER = sipRequest();
+const OPTIONS = sipRequest({ method: 'OPTIONS', uri: 'sip:ping@lab' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A UDP socket on the host end that remembers every datagram it got. */
+async function listen(lab: Lab, address: string, port = 5060): Promise<{ got: string[] }> {
+  const sock = dgram.createSocket('udp4');
+  const state = { got: [] as string[] };
+  sock.on('message', (m) => state.got.push(m.toString('latin1')));
+  sock.bind(port, address);
+  await once(sock, 'listening');
+  lab.defer(`udp socket ${address}:${port}`, async () => sock.close());
+  return state;
+}
+
+/** Send `count` datagrams and return how many the socket received. */
+async function arrivals(v: Veth, rx: { got: string[] }, payload: string, count = 5): Promise<number> {
+  const before = rx.got.length;
+  await sendUdpFrom(v.ns, v.hostIp, 5060, Array(count).fill(payload));
+  await sleep(150);
+  return rx.got.length - before;
+}
+
+describeKernel('XDP on a veth pair (real packets)', () => {
+  let lab: Lab;
+  let v: Veth;
+  let rx: { got: string[] };
+
+  beforeAll(async () => {
+    lab = new Lab();
+    v = await lab.veth();
+    await lab.mustScript('load.sh', [v.host, '--mode', 'native']);
+    lab.defer(`xdp on ${v.host}`, () => lab.script('unload.sh', [v.host]));
+    rx = await listen(lab, v.hostIp);
+    // Prime ARP so the first counted datagram is not lost to neighbour resolution.
+    await arrivals(v, rx, REGISTER, 1);
+  });
+  afterAll(() => lab.cleanup());
+
+  it('is attached in native mode', async () => {
+    const { stdout } = await execa('ip', ['-j', 'link', 'show', 'dev', v.host]);
+    const link = JSON.parse(stdout)[0];
+    expect(link.xdp?.mode).toBe(1); // XDP_ATTACHED_DRV
+  });
+
+  it('delivers REGISTERs from a clean source', async () => {
+    expect(await arrivals(v, rx, REGISTER)).toBe(5);
+  });
+
+  it('drops everything from a blocked source, and delivers again after unblock', async () => {
+    const before = await lab.counters();
+    await lab.mustScript('block_ip.sh', [v.peerIp]);
+    expect(await arrivals(v, rx, REGISTER)).toBe(0);
+    const after = await lab.counters();
+    expect(after.blocked_exact!.packets - before.blocked_exact!.packets).toBe(5);
+    await lab.mustScript('unblock_ip.sh', [v.peerIp]);
+    expect(await arrivals(v, rx, REGISTER)).toBe(5);
+  });
+
+  it('drops a source inside a blocked prefix', async () => {
+    const net = `${v.peerIp}/31`; // .2 and .3: not the host's own .1
+    await lab.mustScript('block_ip.sh', [net]);
+    try {
+      expect(await arrivals(v, rx, REGISTER)).toBe(0);
+    } finally {
+      await lab.mustScript('unblock_ip.sh', [net]);
+    }
+  });
+
+  it('hides the SIP server from OPTIONS scans, unless the source may send OPTIONS', async () => {
+    expect(await arrivals(v, rx, OPTIONS)).toBe(0);
+    await lab.mustScript('options_allow_ip.sh', [v.peerIp]);
+    expect(await arrivals(v, rx, OPTIONS)).toBe(5);
+    await lab.mustScript('options_disallow_ip.sh', [v.peerIp]);
+    expect(await arrivals(v, rx, OPTIONS)).toBe(0);
+  });
+
+  it('delivers OPTIONS once stealth is switched off by a reload', async () => {
+    await lab.mustScript('load.sh', [v.host, '--no-stealth']);
+    try {
+      expect(await arrivals(v, rx, OPTIONS)).toBe(5);
+    } finally {
+      await lab.mustScript('load.sh', [v.host]);
+    }
+  });
+
+  it('keeps every entry through a reload of the program', async () => {
+    const entries = ['192.0.2.10', '192.0.2.11', '198.51.100.0/24', v.peerIp];
+    for (const e of entries) await lab.mustScript('block_ip.sh', [e]);
+    const dump = async (map: string) => JSON.parse((await execa('bpftool', ['-j', 'map', 'dump', 'pinned', `${lab.pinDir}/${map}`])).stdout).length;
+    const before = [await dump('blocked_ips'), await dump('blocked_prefixes')];
+    const oldProg = JSON.parse((await execa('bpftool', ['-j', 'prog', 'show', 'pinned', `${lab.pinDir}/prog`])).stdout).id;
+    await lab.mustScript('load.sh', [v.host]);
+    const newProg = JSON.parse((await execa('bpftool', ['-j', 'prog', 'show', 'pinned', `${lab.pinDir}/prog`])).stdout).id;
+    expect(newProg).not.toBe(oldProg);
+    expect([await dump('blocked_ips'), await dump('blocked_prefixes')]).toEqual(before);
+    expect(await arrivals(v, rx, REGISTER)).toBe(0);
+    for (const e of entries) await lab.mustScript('unblock_ip.sh', [e]);
+    expect(await arrivals(v, rx, REGISTER)).toBe(5);
+  });
+
+  it('stops dropping when an entry expires', async () => {
+    await lab.mustScript('block_ip.sh', [v.peerIp, '--ttl', '1']);
+    expect(await arrivals(v, rx, REGISTER)).toBe(0);
+    await sleep(1100);
+    expect(await arrivals(v, rx, REGISTER)).toBe(5);
+    await lab.mustScript('unblock_ip.sh', [v.peerIp]);
+  });
+
+  it('redirects SIP to a registered AF_XDP socket, which the UDP socket then does not see', async () => {
+    const xsk = lab.spawn(`${ROOT}/build/xsk_recv`, [v.host, '0', `${lab.pinDir}/xsks_map`, '5000', '1'], { buffer: false });
+    const lines = createInterface({ input: xsk.stdout! });
+    const seen: string[] = [];
+    lines.on('line', (l) => seen.push(l));
+    for (let i = 0; i < 50 && !seen.includes('ready'); i++) await sleep(50);
+    expect(seen).toContain('ready');
+    const before = await lab.counters();
+    const udpBefore = rx.got.length;
+    await sendUdpFrom(v.ns, v.hostIp, 5060, ['INVITE sip:xsk@lab SIP/2.0\r\n\r\n']);
+    const result = await xsk;
+    expect(result.exitCode).toBe(0);
+    expect(seen.some((l) => /^frame \d+ 5060 INVITE sip:xsk@lab/.test(l))).toBe(true);
+    expect(rx.got.length).toBe(udpBefore);
+    const after = await lab.counters();
+    expect(after.redirected!.packets - before.redirected!.packets).toBe(1);
+    // The socket deregistered itself on exit: traffic goes to the stack again.
+    expect(await arrivals(v, rx, REGISTER)).toBe(5);
+  });
+});
+
+describeKernel('unload.sh', () => {
+  let lab: Lab;
+  afterEach(() => lab.cleanup());
+
+  it('detaches and keeps the maps, or removes them with --purge', async () => {
+    lab = new Lab();
+    const v = await lab.veth();
+    await lab.mustScript('load.sh', [v.host, '--mode', 'skb']);
+    await lab.mustScript('block_ip.sh', ['192.0.2.99']);
+    const link = async () => JSON.parse((await execa('ip', ['-j', 'link', 'show', 'dev', v.host])).stdout)[0];
+    expect((await link()).xdp?.mode).toBe(2); // XDP_ATTACHED_SKB
+    await lab.mustScript('unload.sh', [v.host]);
+    expect((await link()).xdp).toBeUndefined();
+    const kept = await execa('bpftool', ['map', 'lookup', 'pinned', `${lab.pinDir}/blocked_ips`, 'key', '192', '0', '2', '99'], { reject: false });
+    expect(kept.exitCode).toBe(0);
+    await lab.mustScript('unload.sh', [v.host, '--purge']);
+    const gone = await execa('ls', [lab.pinDir], { reject: false });
+    expect(gone.exitCode).not.toBe(0);
+  });
+});
