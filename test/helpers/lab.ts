@@ -4,11 +4,16 @@
  * and cleanup() removes them in reverse order, also after a failed test.
  */
 import { execa, type ResultPromise } from 'execa';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+/** The checkout: the nearest folder above this file with scripts/load.sh (works from dist/ too). */
+function findRoot(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'scripts/load.sh'))) return dir;
+  throw new Error(`no vos-fastpath checkout above ${from}`);
+}
+export const ROOT = findRoot(import.meta.dirname);
 export const SCRIPTS = join(ROOT, 'scripts');
 
 let counter = 0;

@@ -1,0 +1,96 @@
+/**
+ * Per-path cost of the XDP program, in median ns per `bpftool prog run`
+ * repetition, with 1,000,000 blocklist entries loaded, printed beside two
+ * references measured in the same run: a program that only returns XDP_PASS,
+ * and xdp-filter (xdp-tools) dropping the same packet.
+ *
+ * Run as root: npm run bench:xdp   (ENTRIES=... ROUNDS=... REPEAT=... to vary)
+ */
+import { execa } from 'execa';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, ROOT } from '../test/helpers/lab.js';
+import { registerOfSize, sipRequest, udpFrame } from '../test/helpers/packets.js';
+
+const ENTRIES = Number(process.env.ENTRIES ?? 1_000_000);
+const ROUNDS = Number(process.env.ROUNDS ?? 15);
+const REPEAT = Number(process.env.REPEAT ?? 200_000);
+const BLOCKED = '203.0.113.9';
+const ALLOWED = '192.0.2.50';
+const CLEAN = '198.51.100.7';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function timeProg(lab: Lab, progArgs: string[], frame: Buffer, expectVerdict: number): Promise<number> {
+  const file = join(lab.tmp, 'bench.bin');
+  writeFileSync(file, frame);
+  const samples: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const r = await execa('bpftool', ['prog', 'run', ...progArgs, 'data_in', file, 'repeat', String(REPEAT)]);
+    const m = /Return value: (\d+), duration(?: \(average\))?: (\d+)ns/.exec(r.stdout + r.stderr)!;
+    if (Number(m[1]) !== expectVerdict) throw new Error(`verdict ${m[1]}, expected ${expectVerdict} for ${progArgs.join(' ')}`);
+    samples.push(Number(m[2]));
+  }
+  return median(samples);
+}
+
+function addresses(n: number): string {
+  // n distinct public-looking addresses from 11.0.0.1 up, plus the one we time.
+  const out: string[] = [BLOCKED];
+  for (let i = 0; out.length < n; i++) {
+    const a = 11 * 2 ** 24 + 1 + i;
+    out.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const lab = new Lab();
+  let xdpFilterIface: string | null = null;
+  try {
+    const capacity = 2 ** Math.ceil(Math.log2(ENTRIES + 1));
+    await lab.loadUnattached(['--block-capacity', String(capacity)]);
+    const t0 = Date.now();
+    const load = await lab.script('block_ips_from_file.sh', ['-'], addresses(ENTRIES));
+    if (load.exitCode !== 0) throw new Error(load.stderr);
+    console.log(`loaded ${ENTRIES} entries with block_ips_from_file.sh in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await lab.mustScript('allow_ip.sh', [ALLOWED]);
+
+    const ours = ['pinned', `${lab.pinDir}/prog`];
+    const emptyPin = `${lab.pinDir}/xdp_pass`;
+    await execa('bpftool', ['prog', 'load', join(ROOT, 'build/xdp_pass.bpf.o'), emptyPin]);
+    const blockedFrame = udpFrame(sipRequest({ method: 'INVITE' }), { src: BLOCKED });
+
+    // xdp-filter needs an interface: a veth pair in a lab namespace, generic mode.
+    const v = await lab.veth();
+    await execa('xdp-filter', ['load', '--mode', 'skb', '--features', 'ipv4,udp', v.host]);
+    xdpFilterIface = v.host;
+    await execa('xdp-filter', ['ip', '--mode', 'src', BLOCKED]);
+    const link = JSON.parse((await execa('ip', ['-j', 'link', 'show', 'dev', v.host])).stdout)[0];
+    const filterProg = String(link.xdp.prog?.id ?? link.xdp.attached[0].prog.id);
+
+    const empty = await timeProg(lab, ['pinned', emptyPin], blockedFrame, 2);
+    const filter = await timeProg(lab, ['id', filterProg], blockedFrame, 1);
+    const paths: Array<[string, Buffer, number, (ns: number) => string]> = [
+      ['blocklist drop', blockedFrame, 1, (ns) => `${(ns / empty).toFixed(2)}x empty (goal <= 1.6x), ${(ns / filter).toFixed(2)}x xdp-filter (goal < 0.35x)`],
+      ['allowlist pass', udpFrame(sipRequest({ method: 'OPTIONS' }), { src: ALLOWED }), 2, (ns) => `${(ns / empty).toFixed(2)}x empty`],
+      ['OPTIONS drop', udpFrame(sipRequest({ method: 'OPTIONS' }), { src: CLEAN }), 1, (ns) => `${(ns / empty).toFixed(2)}x empty`],
+      ['valid INVITE pass', udpFrame(sipRequest({ method: 'INVITE' }), { src: CLEAN }), 2, (ns) => `${(ns / empty).toFixed(2)}x empty`],
+      ['valid 500-byte REGISTER pass', udpFrame(registerOfSize(500), { src: CLEAN }), 2, (ns) => `${(ns / empty).toFixed(2)}x empty (goal <= 4x)`],
+    ];
+    console.log(`\nmedian of ${ROUNDS} x bpftool prog run repeat ${REPEAT}, ${ENTRIES} entries in blocked_ips`);
+    console.log(`${'path'.padEnd(30)} ${'ns/pkt'.padStart(7)}  compared with`);
+    console.log(`${'reference: XDP_PASS only'.padEnd(30)} ${String(empty).padStart(7)}`);
+    console.log(`${'reference: xdp-filter drop'.padEnd(30)} ${String(filter).padStart(7)}`);
+    for (const [name, frame, verdict, compare] of paths) {
+      const ns = await timeProg(lab, ours, frame, verdict);
+      console.log(`${name.padEnd(30)} ${String(ns).padStart(7)}  ${compare(ns)}`);
+    }
+  } finally {
+    if (xdpFilterIface) await execa('xdp-filter', ['unload', xdpFilterIface], { reject: false });
+    await execa('rm', ['-rf', '/sys/fs/bpf/xdp-filter'], { reject: false });
+    await lab.cleanup();
+  }
+}
+
+await main();

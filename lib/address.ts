@@ -1,0 +1,94 @@
+/**
+ * The one address validator of vosctl. Pure: text and policy in, a target or
+ * a reason out. Built on ip-address; strict dotted quads only.
+ */
+import { Address4 } from 'ip-address';
+
+export interface Target {
+  /** Canonical text: "a.b.c.d" for a single address, "a.b.c.d/n" for a prefix. */
+  text: string;
+  /** Network address as an unsigned 32-bit integer. */
+  addr: number;
+  prefixlen: number;
+}
+
+export interface Cidr {
+  addr: number;
+  prefixlen: number;
+}
+
+export interface BlockPolicy {
+  /** Shortest prefix accepted (default 8). */
+  minPrefix: number;
+  /** Never-block entries: a target they cover is refused. */
+  allow: readonly Cidr[];
+  /** This host's own addresses: a target that covers one is refused. */
+  own: readonly number[];
+}
+
+export type Checked = { ok: true; target: Target } | { ok: false; reason: string };
+
+const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
+
+export function formatAddr(addr: number): string {
+  return `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`;
+}
+
+export function formatTarget(addr: number, prefixlen: number): string {
+  return prefixlen === 32 ? formatAddr(addr) : `${formatAddr(addr)}/${prefixlen}`;
+}
+
+function mask(prefixlen: number): number {
+  return prefixlen === 0 ? 0 : (0xffffffff << (32 - prefixlen)) >>> 0;
+}
+
+/** Does the prefix a/alen contain all of b/blen? */
+export function covers(a: Cidr, b: Cidr): boolean {
+  return b.prefixlen >= a.prefixlen && ((b.addr & mask(a.prefixlen)) >>> 0) === a.addr;
+}
+
+/** Parse an IPv4 address or CIDR. A prefix with host bits set is refused, not silently widened. */
+export function parseTarget(input: string): Checked {
+  const text = input.trim();
+  if (!DOTTED.test(text)) return { ok: false, reason: `'${input}' is not an IPv4 address or CIDR (dotted quad)` };
+  let parsed: Address4;
+  try {
+    parsed = new Address4(text);
+  } catch (err) {
+    const why = (err as Error).message.includes('leading zero')
+      ? 'has a leading zero (ambiguous: octal to some tools)'
+      : 'is not an IPv4 address or CIDR (dotted quad, octets 0-255, prefix 0-32)';
+    return { ok: false, reason: `'${input}' ${why}` };
+  }
+  const prefixlen = parsed.subnetMask;
+  const addr = Number(parsed.bigInt()) >>> 0;
+  const network = (addr & mask(prefixlen)) >>> 0;
+  if (network !== addr) {
+    return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget(network, prefixlen)}` };
+  }
+  return { ok: true, target: { text: formatTarget(addr, prefixlen), addr, prefixlen } };
+}
+
+/** The rules for anything that goes into the blocklist. */
+export function checkBlockable(t: Target, policy: BlockPolicy): string | null {
+  const first = t.addr >>> 24;
+  if (t.prefixlen < policy.minPrefix) return `'${t.text}' is shorter than the minimum prefix /${policy.minPrefix}`;
+  if (first === 0) return `'${t.text}' is in 0.0.0.0/8 (this network)`;
+  if (first === 127) return `'${t.text}' is loopback`;
+  if (first >= 224 && first <= 239) return `'${t.text}' is multicast`;
+  if (t.addr === 0xffffffff) return `'${t.text}' is the limited broadcast address`;
+  for (const own of policy.own) {
+    if (covers(t, { addr: own, prefixlen: 32 })) return `'${t.text}' covers this host's address ${formatAddr(own)}`;
+  }
+  for (const a of policy.allow) {
+    if (covers(a, t)) return `'${t.text}' is covered by the allowlist entry ${formatTarget(a.addr, a.prefixlen)}`;
+  }
+  return null;
+}
+
+export function checkBlockTarget(input: string, policy: BlockPolicy): Checked {
+  const parsed = parseTarget(input);
+  if (!parsed.ok) return parsed;
+  const why = checkBlockable(parsed.target, policy);
+  return why ? { ok: false, reason: why } : parsed;
+}

@@ -1,0 +1,282 @@
+/**
+ * Blocklist operations over the pinned maps and the state on disk. Every
+ * writer goes through here, so the map and the state change together: the
+ * map first (enforcement), then the state (durably), under the state lock.
+ */
+import type { Target } from './address.js';
+import { bootToWall, readClocks, wallToBoot, type Clocks } from './clock.js';
+import type { Context } from './context.js';
+import { MapFullError, UsageError } from './errors.js';
+import {
+  BLOCK_VALUE,
+  EXACT_KEY,
+  FIRST_FEED_SOURCE,
+  FIXED_SOURCES,
+  LPM_KEY,
+  MAP,
+  MAX_SOURCES,
+  SOURCE_NAME,
+  SOURCE_NAME_LEN,
+  blockKey,
+  decodeBlockValue,
+  decodeSourceName,
+  encodeBlockValue,
+  encodeSourceName,
+  keyToText,
+  records,
+} from './maps/layout.js';
+import { deleteKeys, dumpRecords, updateRecords } from './maps/maptool.js';
+import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
+import type { Entry } from './state.js';
+
+export interface BlockRequest {
+  target: Target;
+  ttlS: number;
+  source: string;
+  reason: string | null;
+}
+
+export interface ApplyResult {
+  added: number;
+  extended: number;
+  unchanged: number;
+  /** The entry each request ended as, in request order. */
+  entries: Entry[];
+}
+
+function targetOf(ip: string): { addr: number; prefixlen: number } {
+  const [a, len] = ip.split('/');
+  return { addr: a!.split('.').reduce((n, o) => n * 256 + Number(o), 0) >>> 0, prefixlen: len === undefined ? 32 : Number(len) };
+}
+
+/** Source name <-> id, kept in the pinned source_names map (shared with the scripts). */
+export async function sourceRegistry(ctx: Context): Promise<Map<string, number>> {
+  const names = new Map<string, number>(Object.entries(FIXED_SOURCES));
+  for (const [key, value] of records(await dumpRecords(ctx.pin(MAP.sourceNames)), 4, SOURCE_NAME_LEN)) {
+    const name = decodeSourceName(value);
+    if (name) names.set(name, key.readUInt32LE(0));
+  }
+  return names;
+}
+
+async function sourceIds(ctx: Context, wanted: Iterable<string>): Promise<Map<string, number>> {
+  const ids = await sourceRegistry(ctx);
+  const used = new Set(ids.values());
+  const fresh: Buffer[] = [];
+  for (const name of wanted) {
+    if (ids.has(name)) continue;
+    if (!SOURCE_NAME.test(name)) throw new UsageError(`bad source name '${name}': 1-31 of A-Z a-z 0-9 . _ -`);
+    let id = FIRST_FEED_SOURCE;
+    while (used.has(id)) id++;
+    if (id >= MAX_SOURCES) throw new UsageError(`no free source id for '${name}': all ${MAX_SOURCES} in use`);
+    used.add(id);
+    ids.set(name, id);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(id);
+    fresh.push(key, encodeSourceName(name));
+  }
+  if (fresh.length) await updateRecords(ctx.pin(MAP.sourceNames), Buffer.concat(fresh), fresh.length / 2);
+  return ids;
+}
+
+/** Thrown by writeEntries when a map fills: `written` are the entries that did reach the kernel. */
+export class PartialWrite extends Error {
+  constructor(readonly full: MapFullError, readonly written: Entry[]) {
+    super(full.message);
+  }
+}
+
+/** Write entries into the maps, prefixes first (they are few). */
+async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks): Promise<void> {
+  const ids = await sourceIds(ctx, new Set(entries.map((e) => e.source)));
+  const exact: Entry[] = [];
+  const prefixes: Entry[] = [];
+  for (const e of entries) (e.ip.includes('/') ? prefixes : exact).push(e);
+  const written: Entry[] = [];
+  for (const [group, keySize, map] of [[prefixes, LPM_KEY, MAP.blockedPrefixes], [exact, EXACT_KEY, MAP.blockedIps]] as const) {
+    if (!group.length) continue;
+    const rec = keySize + BLOCK_VALUE;
+    const buf = Buffer.alloc(group.length * rec);
+    group.forEach((e, i) => {
+      const t = targetOf(e.ip);
+      blockKey(t.addr, t.prefixlen).copy(buf, i * rec);
+      encodeBlockValue({ expiresNs: wallToBoot(e.expires, now), addedUnix: e.added, sourceId: ids.get(e.source) ?? 0 }, buf, i * rec + keySize);
+    });
+    try {
+      await updateRecords(ctx.pin(map), buf, group.length);
+    } catch (err) {
+      if (err instanceof MapFullError) throw new PartialWrite(err, written.concat(group.slice(0, err.applied)));
+      throw err;
+    }
+    written.push(...group);
+  }
+}
+
+/** Block targets: map first, then state. A full map keeps (and records) what fit, then throws. */
+export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[]): Promise<ApplyResult> {
+  return ctx.store.withLock(async () => {
+    const now = readClocks();
+    const state = ctx.store.refresh();
+    const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
+    const merged = new Map<string, { entry: Entry; change: Change }>();
+    for (const r of reqs) {
+      const intent: BlockIntent = { ip: r.target.text, source: r.source, reason: r.reason, ttlS: r.ttlS };
+      const m = mergeBlock(merged.get(intent.ip)?.entry ?? state.get(intent.ip), intent, now.wallS);
+      const prev = merged.get(intent.ip);
+      merged.set(intent.ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
+    }
+    const entries = [...merged.values()].map((m) => m.entry);
+    try {
+      await writeEntries(ctx, entries, now);
+    } catch (err) {
+      // Keep what fit: those entries are enforced, so the state must know them.
+      if (err instanceof PartialWrite) {
+        ctx.store.commit(err.written, []);
+        throw err.full;
+      }
+      throw err;
+    }
+    ctx.store.commit(
+      [...merged.values()].filter((m) => m.change !== 'unchanged').map((m) => m.entry),
+      [],
+    );
+    for (const m of merged.values()) result[m.change]++;
+    result.entries = reqs.map((r) => merged.get(r.target.text)!.entry);
+    return result;
+  });
+}
+
+async function deleteTargets(ctx: Context, ips: readonly string[]): Promise<{ deleted: number; absent: number }> {
+  const exact: Buffer[] = [];
+  const prefixes: Buffer[] = [];
+  for (const ip of ips) {
+    const t = targetOf(ip);
+    (t.prefixlen === 32 ? exact : prefixes).push(blockKey(t.addr, t.prefixlen));
+  }
+  const a = await deleteKeys(ctx.pin(MAP.blockedIps), Buffer.concat(exact));
+  const b = await deleteKeys(ctx.pin(MAP.blockedPrefixes), Buffer.concat(prefixes));
+  return { deleted: a.deleted + b.deleted, absent: a.absent + b.absent };
+}
+
+/** Unblock targets (idempotent). Returns those that were blocked (in map or state) and those that were not. */
+export async function applyUnblocks(ctx: Context, targets: readonly Target[]): Promise<{ removed: string[]; absent: string[] }> {
+  return ctx.store.withLock(async () => {
+    const state = ctx.store.refresh();
+    const live = await mapEntries(ctx);
+    const ips = [...new Set(targets.map((t) => t.text))];
+    await deleteTargets(ctx, ips);
+    const removed = ips.filter((ip) => state.has(ip) || live.has(ip));
+    ctx.store.commit([], ips.filter((ip) => state.has(ip)));
+    return { removed, absent: ips.filter((ip) => !removed.includes(ip)) };
+  });
+}
+
+/** Make `source`'s set exactly `reqs`: add and extend first, then remove what the list no longer has. */
+export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[]): Promise<ApplyResult & { removed: number }> {
+  const result = await applyBlocks(ctx, reqs);
+  const removed = await ctx.store.withLock(async () => {
+    const keep = new Set(reqs.map((r) => r.target.text));
+    const state = ctx.store.refresh();
+    const inMap = await mapEntries(ctx);
+    const gone = new Set([...planReplace(state.values(), source, keep), ...planReplace(inMap.values(), source, keep)]);
+    await deleteTargets(ctx, [...gone]);
+    ctx.store.commit([], [...gone].filter((ip) => state.has(ip)));
+    return gone.size;
+  });
+  return { ...result, removed };
+}
+
+/** Every entry in the two block maps, as state-like entries (source by name, wall-clock expiry). */
+export async function mapEntries(ctx: Context, now: Clocks = readClocks()): Promise<Map<string, Entry>> {
+  const byId = new Map<number, string>([...(await sourceRegistry(ctx))].map(([n, id]) => [id, n]));
+  const out = new Map<string, Entry>();
+  for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+    for (const [key, value] of records(await dumpRecords(ctx.pin(map)), keySize, BLOCK_VALUE)) {
+      const v = decodeBlockValue(value);
+      const ip = keyToText(key);
+      out.set(ip, { ip, source: byId.get(v.sourceId) ?? `id:${v.sourceId}`, reason: null, added: v.addedUnix, expires: bootToWall(v.expiresNs, now) });
+    }
+  }
+  return out;
+}
+
+export interface ListedEntry {
+  ip: string;
+  source: string;
+  reason: string | null;
+  added: string;
+  expires: string | null;
+}
+
+/** What is enforced now: live map entries, with the reason from the state where it has one. */
+export async function listEntries(ctx: Context, source?: string): Promise<ListedEntry[]> {
+  const now = readClocks();
+  const state = ctx.store.refresh();
+  const out: ListedEntry[] = [];
+  for (const e of (await mapEntries(ctx, now)).values()) {
+    if (!isLive(e, now.wallS) || (source && e.source !== source)) continue;
+    const s = state.get(e.ip);
+    out.push({
+      ip: e.ip,
+      source: e.source,
+      reason: s?.reason ?? null,
+      added: new Date(e.added * 1000).toISOString(),
+      expires: e.expires ? new Date(e.expires * 1000).toISOString() : null,
+    });
+  }
+  return out.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }));
+}
+
+/** After a reboot: put every unexpired state entry back with its remaining lifetime; purge the expired. */
+export async function restoreFromState(ctx: Context): Promise<{ restored: number; purged: number }> {
+  return ctx.store.withLock(async () => {
+    const now = readClocks();
+    const state = [...ctx.store.refresh().values()];
+    const live = state.filter((e) => isLive(e, now.wallS));
+    const expired = state.filter((e) => !isLive(e, now.wallS)).map((e) => e.ip);
+    await writeEntries(ctx, live, now);
+    ctx.store.commit([], expired);
+    return { restored: live.length, purged: expired.length };
+  });
+}
+
+/** Remove expired entries from the maps and the state. */
+export async function collectExpired(ctx: Context): Promise<{ removed: number }> {
+  return ctx.store.withLock(async () => {
+    const now = readClocks();
+    const state = ctx.store.refresh();
+    const gone = new Set<string>();
+    for (const e of state.values()) if (!isLive(e, now.wallS)) gone.add(e.ip);
+    for (const e of (await mapEntries(ctx, now)).values()) if (!isLive(e, now.wallS)) gone.add(e.ip);
+    await deleteTargets(ctx, [...gone]);
+    ctx.store.commit([], [...gone].filter((ip) => state.has(ip)));
+    return { removed: gone.size };
+  });
+}
+
+export async function divergence(ctx: Context): Promise<Divergence> {
+  const now = readClocks();
+  return diffEntries(ctx.store.refresh(), await mapEntries(ctx, now), now.wallS);
+}
+
+/**
+ * Make map and state agree. from='map': the map is the truth (blocks and
+ * unblocks made by the scripts are adopted). from='state': the state is the
+ * truth (the map is rewritten from it).
+ */
+export async function reconcile(ctx: Context, from: 'map' | 'state'): Promise<Divergence> {
+  return ctx.store.withLock(async () => {
+    const now = readClocks();
+    const state = ctx.store.refresh();
+    const inMap = await mapEntries(ctx, now);
+    const d = diffEntries(state, inMap, now.wallS);
+    if (from === 'map') {
+      const puts = [...d.onlyInMap, ...d.differing].map((ip) => ({ ...inMap.get(ip)!, reason: state.get(ip)?.reason ?? inMap.get(ip)!.reason }));
+      ctx.store.commit(puts, d.onlyInState);
+    } else {
+      await writeEntries(ctx, [...d.onlyInState, ...d.differing].map((ip) => state.get(ip)!), now);
+      await deleteTargets(ctx, d.onlyInMap);
+    }
+    return d;
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * vosctl: yargs wiring and the one place where errors become a message and an
+ * exit status. Command modules live in lib/commands/, one per command.
+ */
+import yargs, { type Argv } from 'yargs';
+import { commands } from './commands/index.js';
+import { UsageError, VosError } from './errors.js';
+
+export function buildCli(argv: string[]): Argv {
+  let y = yargs(argv)
+    .scriptName('vosctl')
+    .usage('$0 <command> [options]\n\nDrop bad SIP traffic at the NIC: operate the vos-fastpath XDP blocklist.')
+    .option('pin-dir', { type: 'string', describe: 'bpffs folder of the pinned maps [env VOS_PIN_DIR] (default /sys/fs/bpf/vos_fastpath)', global: true })
+    .option('state-dir', { type: 'string', describe: 'where the blocklist is persisted [env VOS_STATE_DIR] (default /var/lib/vos-fastpath)', global: true })
+    .option('config', { type: 'string', describe: 'JSON config file of defaults [env VOS_CONFIG] (default /etc/vos-fastpath/config.json if present)', global: true })
+    .option('log-level', { type: 'string', describe: 'error, warn, info, debug [env VOS_LOG_LEVEL]', global: true })
+    .option('log-format', { type: 'string', choices: ['json', 'text'], describe: 'log format on stderr (default: json unless stderr is a terminal)', global: true })
+    .option('min-prefix', { type: 'number', describe: 'shortest prefix that may be blocked [env VOS_MIN_PREFIX] (default 8)', global: true })
+    .strict()
+    .demandCommand(1, 'Name a command; vosctl --help lists them.')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      y.showHelp('error');
+      throw new UsageError(msg);
+    });
+  for (const c of commands) y = y.command(c);
+  return y;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  // A reader that went away (vosctl list | head) is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+  try {
+    await buildCli(argv).parseAsync();
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    if (err instanceof VosError) {
+      process.stderr.write(`vosctl: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`vosctl: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}

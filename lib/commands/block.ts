@@ -1,0 +1,46 @@
+import type { CommandModule } from 'yargs';
+import type { Args } from './common.js';
+import { ttlSeconds } from './common.js';
+
+interface BlockArgs {
+  targets: string[];
+  ttl?: string;
+  reason?: string;
+  source: string;
+}
+
+export const block: CommandModule<object, BlockArgs> = {
+  command: 'block <targets..>',
+  describe: 'Block addresses or CIDR prefixes (a repeat block keeps the entry and extends its expiry)',
+  builder: (y) =>
+    y
+      .positional('targets', { type: 'string', array: true, demandOption: true, describe: 'IPv4 addresses or CIDRs' })
+      .option('ttl', { type: 'string', describe: 'expire after 90, 90s, 30m, 2h or 7d (default: never)' })
+      .option('reason', { type: 'string', describe: 'why, kept with the entry' })
+      .option('source', { type: 'string', default: 'manual', describe: 'who blocked it (a feed or system name)' }) as never,
+  handler: async (argv) => {
+    const a = argv as Args<BlockArgs>;
+    const ttlS = ttlSeconds(a.ttl);
+    const { Context } = await import('../context.js');
+    const { checkBlockTarget } = await import('../address.js');
+    const { applyBlocks } = await import('../blocklist.js');
+    const { BadInputError } = await import('../errors.js');
+    const ctx = Context.fromArgs(a);
+    const policy = await ctx.policy();
+    const bad: string[] = [];
+    const reqs = [];
+    for (const t of a.targets.map(String)) {
+      const r = checkBlockTarget(t, policy);
+      if (r.ok) reqs.push({ target: r.target, ttlS, source: a.source, reason: a.reason ?? null });
+      else bad.push(r.reason);
+    }
+    if (reqs.length) {
+      const res = await applyBlocks(ctx, reqs);
+      for (const e of res.entries) {
+        ctx.log.info('blocked', { action: 'block', ip: e.ip, source: e.source, ttl_s: e.expires ? e.expires - Math.floor(Date.now() / 1000) : 0, reason: e.reason });
+        process.stdout.write(`blocked ${e.ip}${e.expires ? ` until ${new Date(e.expires * 1000).toISOString()}` : ''}\n`);
+      }
+    }
+    if (bad.length) throw new BadInputError(`refused ${bad.length} of ${a.targets.length}:\n  ${bad.join('\n  ')}`);
+  },
+};

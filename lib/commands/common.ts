@@ -1,0 +1,17 @@
+/** Small helpers shared by command modules. Keep this import-light: every command loads it. */
+import type { GlobalArgs } from '../context.js';
+import { UsageError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+
+export type Args<T> = GlobalArgs & T & { _: (string | number)[]; $0: string };
+
+export function ttlSeconds(ttl: string | number | undefined): number {
+  if (ttl === undefined) return 0;
+  const s = parseDuration(ttl);
+  if (s === null) throw new UsageError(`bad --ttl '${ttl}': use seconds or a number with s, m, h or d (30m, 2h, 7d)`);
+  return s;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,27 @@
+/** Every vosctl command, in the order --help lists them. */
+import type { CommandModule } from 'yargs';
+import { attach, detach } from './attach.js';
+import { block } from './block.js';
+import { list } from './list.js';
+import { loadFile } from './load-file.js';
+import { gc, reconcileCmd, status } from './maintenance.js';
+import { allow, disallow, optionsAllow, optionsDisallow } from './marks.js';
+import { stats } from './stats.js';
+import { unblock } from './unblock.js';
+
+export const commands: CommandModule<object, never>[] = [
+  attach,
+  detach,
+  block,
+  unblock,
+  loadFile,
+  list,
+  allow,
+  disallow,
+  optionsAllow,
+  optionsDisallow,
+  stats,
+  status,
+  gc,
+  reconcileCmd,
+] as unknown as CommandModule<object, never>[];

@@ -1,0 +1,29 @@
+import type { CommandModule } from 'yargs';
+import type { Args } from './common.js';
+import { printJson } from './common.js';
+
+interface ListArgs {
+  source?: string;
+  json: boolean;
+}
+
+export const list: CommandModule<object, ListArgs> = {
+  command: 'list',
+  describe: 'Every blocklist entry in force, with source, reason, time added and expiry',
+  builder: (y) =>
+    y
+      .option('source', { type: 'string', describe: 'only entries of this source' })
+      .option('json', { type: 'boolean', default: false, describe: 'an array of {ip, source, reason, added, expires}' }) as never,
+  handler: async (argv) => {
+    const a = argv as Args<ListArgs>;
+    const { Context } = await import('../context.js');
+    const { listEntries } = await import('../blocklist.js');
+    const entries = await listEntries(Context.fromArgs(a), a.source);
+    if (a.json) return printJson(entries);
+    const rows = entries.map((e) => [e.ip, e.source, e.added.replace('.000Z', 'Z'), e.expires?.replace('.000Z', 'Z') ?? 'never', e.reason ?? '']);
+    const head = ['ip', 'source', 'added', 'expires', 'reason'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    process.stdout.write([line(head), ...rows.map(line)].join('\n') + `\n${entries.length} entries\n`);
+  },
+};

@@ -1,0 +1,95 @@
+import type { CommandModule } from 'yargs';
+import type { Args } from './common.js';
+import { printJson } from './common.js';
+
+export const gc: CommandModule<object, object> = {
+  command: 'gc',
+  describe: 'Remove expired entries from the maps and the state (for cron; consume also does it)',
+  handler: async (argv) => {
+    const { Context } = await import('../context.js');
+    const { collectExpired } = await import('../blocklist.js');
+    const ctx = Context.fromArgs(argv as Args<object>);
+    const { removed } = await collectExpired(ctx);
+    ctx.log.info('expired entries removed', { action: 'gc', removed });
+    process.stdout.write(`removed ${removed} expired entries\n`);
+  },
+};
+
+interface ReconcileArgs {
+  from: 'map' | 'state';
+}
+
+export const reconcileCmd: CommandModule<object, ReconcileArgs> = {
+  command: 'reconcile',
+  describe: 'Make the persisted state and the maps agree (after blocks made with the scripts)',
+  builder: (y) =>
+    y.option('from', {
+      choices: ['map', 'state'] as const,
+      default: 'map' as const,
+      describe: 'map: adopt what the maps hold (script blocks and unblocks); state: rewrite the maps from the state',
+    }) as never,
+  handler: async (argv) => {
+    const a = argv as Args<ReconcileArgs>;
+    const { Context } = await import('../context.js');
+    const { reconcile } = await import('../blocklist.js');
+    const ctx = Context.fromArgs(a);
+    const d = await reconcile(ctx, a.from);
+    ctx.log.info('reconciled', { action: 'reconcile', from: a.from, only_in_state: d.onlyInState.length, only_in_map: d.onlyInMap.length, differing: d.differing.length });
+    process.stdout.write(`reconciled from ${a.from}: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing\n`);
+  },
+};
+
+interface StatusArgs {
+  json: boolean;
+}
+
+export const status: CommandModule<object, StatusArgs> = {
+  command: 'status',
+  describe: 'Attachments, program, pin folder, map fill levels, and whether state and maps agree',
+  builder: (y) => y.option('json', { type: 'boolean', default: false }) as never,
+  handler: async (argv) => {
+    const a = argv as Args<StatusArgs>;
+    const { existsSync } = await import('node:fs');
+    const { Context } = await import('../context.js');
+    const { divergence } = await import('../blocklist.js');
+    const { attachments, pinnedProgId } = await import('../maps/bpftool.js');
+    const { dumpRecords, mapInfo } = await import('../maps/maptool.js');
+    const { EnvError } = await import('../errors.js');
+    const ctx = Context.fromArgs(a);
+    if (!existsSync(ctx.pin('blocked_ips'))) throw new EnvError(`no vos-fastpath maps in ${ctx.settings.pinDir}; run vosctl attach <iface> (or set --pin-dir)`);
+    const progId = await pinnedProgId(ctx.pin('prog'));
+    const maps = [];
+    for (const name of ['blocked_ips', 'blocked_prefixes', 'allow_ips', 'options_allow']) {
+      const info = await mapInfo(ctx.pin(name));
+      const used = (await dumpRecords(ctx.pin(name))).length / (info.key_size + info.value_size);
+      maps.push({ name, entries: used, capacity: info.max_entries, fill: Number((used / info.max_entries).toFixed(4)) });
+    }
+    const cfg = (await dumpRecords(ctx.pin('config'))).subarray(4);
+    const flags = cfg.readUInt32LE(0);
+    const ports = Array.from({ length: cfg.readUInt32LE(4) }, (_, i) => cfg.readUInt16LE(8 + 2 * i));
+    const d = await divergence(ctx);
+    const report = {
+      pin_dir: ctx.settings.pinDir,
+      state_dir: ctx.settings.stateDir,
+      program_id: progId,
+      attached: progId === null ? [] : await attachments(progId),
+      config: { ports, scope: flags & 1 ? 'sip' : 'all', stealth: Boolean(flags & 2), malformed_register: Boolean(flags & 4), shadow: Boolean(flags & 8) },
+      maps,
+      state_matches_maps: !d.onlyInMap.length && !d.onlyInState.length && !d.differing.length,
+      divergence: { only_in_maps: d.onlyInMap.length, only_in_state: d.onlyInState.length, differing: d.differing.length },
+    };
+    if (a.json) return printJson(report);
+    const out = [
+      `pin folder   ${report.pin_dir}`,
+      `state folder ${report.state_dir}`,
+      `program      ${progId ?? 'not loaded'}`,
+      `attached     ${report.attached.map((x) => `${x.iface} (${x.mode})`).join(', ') || 'nowhere'}`,
+      `config       ports ${ports.join(',')}, scope ${report.config.scope}, stealth ${report.config.stealth ? 'on' : 'off'}, malformed REGISTER ${report.config.malformed_register ? 'on' : 'off'}${report.config.shadow ? ', SHADOW (drops nothing)' : ''}`,
+      ...maps.map((m) => `map          ${m.name.padEnd(17)} ${m.entries} / ${m.capacity} (${(m.fill * 100).toFixed(1)}%)`),
+      report.state_matches_maps
+        ? 'state        matches the maps'
+        : `state        DIVERGES: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing; run vosctl reconcile`,
+    ];
+    process.stdout.write(out.join('\n') + '\n');
+  },
+};

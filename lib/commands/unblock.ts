@@ -1,0 +1,36 @@
+import type { CommandModule } from 'yargs';
+import type { Args } from './common.js';
+
+interface UnblockArgs {
+  targets: string[];
+}
+
+export const unblock: CommandModule<object, UnblockArgs> = {
+  command: 'unblock <targets..>',
+  describe: 'Remove addresses or CIDR prefixes from the blocklist (idempotent)',
+  builder: (y) => y.positional('targets', { type: 'string', array: true, demandOption: true }) as never,
+  handler: async (argv) => {
+    const a = argv as Args<UnblockArgs>;
+    const { Context } = await import('../context.js');
+    const { parseTarget } = await import('../address.js');
+    const { applyUnblocks } = await import('../blocklist.js');
+    const { BadInputError } = await import('../errors.js');
+    const ctx = Context.fromArgs(a);
+    const bad: string[] = [];
+    const targets = [];
+    for (const t of a.targets.map(String)) {
+      const r = parseTarget(t);
+      if (r.ok) targets.push(r.target);
+      else bad.push(r.reason);
+    }
+    if (targets.length) {
+      const { removed, absent } = await applyUnblocks(ctx, targets);
+      for (const ip of removed) {
+        ctx.log.info('unblocked', { action: 'unblock', ip });
+        process.stdout.write(`unblocked ${ip}\n`);
+      }
+      for (const ip of absent) process.stdout.write(`${ip} was not blocked\n`);
+    }
+    if (bad.length) throw new BadInputError(`refused ${bad.length} of ${a.targets.length}:\n  ${bad.join('\n  ')}`);
+  },
+};

@@ -1,0 +1,67 @@
+/** What every command gets: resolved settings, a logger, the state store, and paths. */
+import { existsSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { BlockPolicy, Cidr } from './address.js';
+import { createLogger, type Logger } from './log.js';
+import { LPM_KEY, MARK_VALUE, MAP, records } from './maps/layout.js';
+import { dumpRecords } from './maps/maptool.js';
+import { parseConfigFile, resolveSettings, type FileConfig, type Flags, type Settings } from './settings.js';
+import { StateStore } from './state.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/vos-fastpath/config.json';
+
+export interface GlobalArgs {
+  pinDir?: string;
+  stateDir?: string;
+  config?: string;
+  logLevel?: string;
+  logFormat?: string;
+  minPrefix?: number;
+}
+
+export class Context {
+  private logger?: Logger;
+  private stateStore?: StateStore;
+
+  constructor(readonly settings: Settings) {}
+
+  static fromArgs(args: GlobalArgs, env: NodeJS.ProcessEnv = process.env): Context {
+    const file = args.config ?? env.VOS_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+    let fileConfig: FileConfig = {};
+    if (file) fileConfig = parseConfigFile(readFileSync(file, 'utf8'), file);
+    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix };
+    return new Context(resolveSettings(flags, env, fileConfig));
+  }
+
+  get log(): Logger {
+    this.logger ??= createLogger(this.settings.logLevel, this.settings.logFormat);
+    return this.logger;
+  }
+
+  get store(): StateStore {
+    this.stateStore ??= new StateStore(this.settings.stateDir);
+    return this.stateStore;
+  }
+
+  pin(name: string): string {
+    return join(this.settings.pinDir, name);
+  }
+
+  /** The never-block rules in force: allowlist from the pinned map, this host's addresses. */
+  async policy(): Promise<BlockPolicy> {
+    const allow: Cidr[] = [];
+    if (existsSync(this.pin(MAP.allowIps))) {
+      for (const [key] of records(await dumpRecords(this.pin(MAP.allowIps)), LPM_KEY, MARK_VALUE)) {
+        allow.push({ prefixlen: key.readUInt32LE(0), addr: key.readUInt32BE(4) });
+      }
+    }
+    const own: number[] = [];
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) {
+        if (a.family === 'IPv4') own.push(a.address.split('.').reduce((n, o) => n * 256 + Number(o), 0) >>> 0);
+      }
+    }
+    return { minPrefix: this.settings.minPrefix, allow, own };
+  }
+}

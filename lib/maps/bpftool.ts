@@ -1,0 +1,57 @@
+/** Reads that only bpftool and ip answer: per-CPU counters, programs, attachments. */
+import { execa } from 'execa';
+import { EnvError } from '../errors.js';
+import { STAT_NAMES, type StatName } from './layout.js';
+
+export type Counters = Record<StatName, { packets: number; bytes: number }>;
+
+function u64(bytes: string[], at: number): number {
+  let n = 0;
+  for (let i = at + 7; i >= at; i--) n = n * 256 + parseInt(bytes[i]!, 16);
+  return n;
+}
+
+async function bpftoolJson(args: string[]): Promise<unknown> {
+  const r = await execa('bpftool', ['-j', ...args], { reject: false });
+  if (r.exitCode !== 0) throw new EnvError(`bpftool ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+/** The per-reason counters, summed over CPUs. */
+export async function readCounters(statsPin: string): Promise<Counters> {
+  const dump = (await bpftoolJson(['map', 'dump', 'pinned', statsPin])) as Array<{ key: string[]; values: Array<{ value: string[] }> }>;
+  const out = Object.fromEntries(STAT_NAMES.map((n) => [n, { packets: 0, bytes: 0 }])) as Counters;
+  for (const e of dump) {
+    const name = STAT_NAMES[parseInt(e.key[0]!, 16)];
+    if (!name) continue;
+    for (const cpu of e.values) {
+      out[name].packets += u64(cpu.value, 0);
+      out[name].bytes += u64(cpu.value, 8);
+    }
+  }
+  return out;
+}
+
+export async function pinnedProgId(progPin: string): Promise<number | null> {
+  const r = await execa('bpftool', ['-j', 'prog', 'show', 'pinned', progPin], { reject: false });
+  return r.exitCode === 0 ? (JSON.parse(r.stdout) as { id: number }).id : null;
+}
+
+export interface Attachment {
+  iface: string;
+  mode: 'native' | 'skb' | 'offload';
+  progId: number;
+}
+
+const MODES: Record<number, Attachment['mode']> = { 1: 'native', 2: 'skb', 3: 'offload' };
+
+/** Interfaces (in this network namespace) running the given program. */
+export async function attachments(progId: number): Promise<Attachment[]> {
+  const links = JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as Array<{ ifname: string; xdp?: { mode: number; prog?: { id: number }; attached?: Array<{ mode: number; prog: { id: number } }> } }>;
+  const out: Attachment[] = [];
+  for (const l of links) {
+    const progs = l.xdp?.attached ?? (l.xdp?.prog ? [{ mode: l.xdp.mode, prog: l.xdp.prog }] : []);
+    for (const p of progs) if (p.prog.id === progId) out.push({ iface: l.ifname, mode: MODES[p.mode] ?? 'native', progId });
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+/**
+ * Byte layouts of the pinned maps, mirroring xdp/vfp_maps.h. Pure encoders and
+ * decoders; change them together with the header.
+ */
+import { formatTarget } from '../address.js';
+
+export const MAP = {
+  blockedIps: 'blocked_ips',
+  blockedPrefixes: 'blocked_prefixes',
+  allowIps: 'allow_ips',
+  optionsAllow: 'options_allow',
+  config: 'config',
+  stats: 'stats',
+  xsks: 'xsks_map',
+  sourceNames: 'source_names',
+} as const;
+
+export const STAT_NAMES = [
+  'passed',
+  'allowlisted',
+  'blocked_exact',
+  'blocked_prefix',
+  'options_dropped',
+  'malformed_register',
+  'redirected',
+  'not_ipv4',
+  'shadow_would_drop',
+] as const;
+export type StatName = (typeof STAT_NAMES)[number];
+
+export const EXACT_KEY = 4;
+export const LPM_KEY = 8;
+export const BLOCK_VALUE = 16;
+export const MARK_VALUE = 4;
+export const SOURCE_NAME_LEN = 32;
+export const MAX_SOURCES = 256;
+export const FIRST_FEED_SOURCE = 16;
+/** Source ids with a fixed meaning, shared with scripts/lib.sh. */
+export const FIXED_SOURCES: Record<string, number> = { unknown: 0, manual: 1, amqp: 2 };
+
+export interface BlockValue {
+  /** CLOCK_BOOTTIME ns; 0n = never. */
+  expiresNs: bigint;
+  addedUnix: number;
+  sourceId: number;
+}
+
+export function exactKey(addr: number): Buffer {
+  const b = Buffer.alloc(EXACT_KEY);
+  b.writeUInt32BE(addr >>> 0);
+  return b;
+}
+
+export function lpmKey(addr: number, prefixlen: number): Buffer {
+  const b = Buffer.alloc(LPM_KEY);
+  b.writeUInt32LE(prefixlen);
+  b.writeUInt32BE(addr >>> 0, 4);
+  return b;
+}
+
+/** The key of a target in the map it belongs to (exact: blocked_ips; prefix: blocked_prefixes). */
+export function blockKey(addr: number, prefixlen: number): Buffer {
+  return prefixlen === 32 ? exactKey(addr) : lpmKey(addr, prefixlen);
+}
+
+export function blockMapOf(prefixlen: number): string {
+  return prefixlen === 32 ? MAP.blockedIps : MAP.blockedPrefixes;
+}
+
+export function encodeBlockValue(v: BlockValue, into = Buffer.alloc(BLOCK_VALUE), at = 0): Buffer {
+  into.writeBigUInt64LE(v.expiresNs, at);
+  into.writeUInt32LE(v.addedUnix >>> 0, at + 8);
+  into.writeUInt16LE(v.sourceId, at + 12);
+  into.writeUInt16LE(0, at + 14);
+  return into;
+}
+
+export function decodeBlockValue(b: Buffer, at = 0): BlockValue {
+  return { expiresNs: b.readBigUInt64LE(at), addedUnix: b.readUInt32LE(at + 8), sourceId: b.readUInt16LE(at + 12) };
+}
+
+export function encodeMark(addedUnix: number): Buffer {
+  const b = Buffer.alloc(MARK_VALUE);
+  b.writeUInt32LE(addedUnix >>> 0);
+  return b;
+}
+
+/** Records key||value of fixed sizes, as vfp-maptool reads and writes them. */
+export function* records(buf: Buffer, keySize: number, valueSize: number): Generator<[Buffer, Buffer]> {
+  const rec = keySize + valueSize;
+  for (let at = 0; at + rec <= buf.length; at += rec) yield [buf.subarray(at, at + keySize), buf.subarray(at + keySize, at + rec)];
+}
+
+/** Target text of a blocked_ips or blocked_prefixes key. */
+export function keyToText(key: Buffer): string {
+  return key.length === EXACT_KEY ? formatTarget(key.readUInt32BE(0), 32) : formatTarget(key.readUInt32BE(4), key.readUInt32LE(0));
+}
+
+export function encodeSourceName(name: string): Buffer {
+  const b = Buffer.alloc(SOURCE_NAME_LEN);
+  b.write(name, 'latin1');
+  return b;
+}
+
+export function decodeSourceName(b: Buffer): string {
+  const end = b.indexOf(0);
+  return b.subarray(0, end < 0 ? b.length : end).toString('latin1');
+}
+
+export const SOURCE_NAME = /^[A-Za-z0-9._-]{1,31}$/;

@@ -1,0 +1,12 @@
+/** Where the project's own scripts and helpers are, from source or from dist/. */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+function findRoot(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'scripts/load.sh'))) return dir;
+  throw new Error(`vos-fastpath: no checkout (scripts/load.sh) above ${from}`);
+}
+
+export const ROOT = findRoot(import.meta.dirname);
+export const SCRIPTS = join(ROOT, 'scripts');
+export const MAPTOOL = process.env.VOS_MAPTOOL ?? join(ROOT, 'build/vfp-maptool');

@@ -1,0 +1,69 @@
+/** Flags beat environment beat config file beat defaults. Pure: everything comes in as arguments. */
+import { UsageError } from './errors.js';
+
+export interface Settings {
+  pinDir: string;
+  stateDir: string;
+  minPrefix: number;
+  logLevel: string;
+  logFormat: 'json' | 'text' | undefined;
+  amqpUrl: string;
+  amqpCaFile: string | undefined;
+}
+
+export type FileConfig = Partial<Record<keyof Settings, unknown>>;
+export type Flags = Partial<Record<keyof Settings, unknown>>;
+
+const ENV: Record<keyof Settings, string> = {
+  pinDir: 'VOS_PIN_DIR',
+  stateDir: 'VOS_STATE_DIR',
+  minPrefix: 'VOS_MIN_PREFIX',
+  logLevel: 'VOS_LOG_LEVEL',
+  logFormat: 'VOS_LOG_FORMAT',
+  amqpUrl: 'VOS_AMQP_URL',
+  amqpCaFile: 'VOS_AMQP_CA_FILE',
+};
+
+export const DEFAULTS: Settings = {
+  pinDir: '/sys/fs/bpf/vos_fastpath',
+  stateDir: '/var/lib/vos-fastpath',
+  minPrefix: 8,
+  logLevel: 'info',
+  logFormat: undefined,
+  amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
+  amqpCaFile: undefined,
+};
+
+export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: FileConfig): Settings {
+  const pick = (k: keyof Settings): unknown => flags[k] ?? env[ENV[k]] ?? file[k] ?? DEFAULTS[k];
+  const minPrefix = Number(pick('minPrefix'));
+  if (!Number.isInteger(minPrefix) || minPrefix < 0 || minPrefix > 32) throw new UsageError(`bad minimum prefix '${String(pick('minPrefix'))}': 0 to 32`);
+  const logFormat = pick('logFormat');
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`bad log format '${String(logFormat)}': json or text`);
+  const level = String(pick('logLevel'));
+  if (!['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'].includes(level)) throw new UsageError(`bad log level '${level}'`);
+  const ca = pick('amqpCaFile');
+  return {
+    pinDir: String(pick('pinDir')),
+    stateDir: String(pick('stateDir')),
+    minPrefix,
+    logLevel: level,
+    logFormat: logFormat as Settings['logFormat'],
+    amqpUrl: String(pick('amqpUrl')),
+    amqpCaFile: ca === undefined ? undefined : String(ca),
+  };
+}
+
+/** Parse a config file's text (JSON object with the Settings keys). */
+export function parseConfigFile(text: string, path: string): FileConfig {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`config file ${path} must hold a JSON object`);
+  const known = new Set(Object.keys(DEFAULTS));
+  for (const k of Object.keys(parsed)) if (!known.has(k)) throw new UsageError(`config file ${path}: unknown key '${k}' (known: ${[...known].join(', ')})`);
+  return parsed as FileConfig;
+}

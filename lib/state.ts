@@ -1,0 +1,206 @@
+/**
+ * The blocklist's truth on disk, so a reboot (bpffs is memory) loses nothing.
+ *
+ * Layout in the state folder:
+ *   blocklist.jsonl  snapshot, one entry per line, replaced by temp file + fsync + rename
+ *   journal.jsonl    changes since the snapshot, appended with one write + fsync per change set
+ *   lock/            held by a writer (mkdir is atomic); holds the writer's pid
+ *
+ * Appending keeps a single `vosctl block` and every consume batch cheap even
+ * with a million entries; the journal is folded into the snapshot once it
+ * grows. A torn last journal line (a crash mid-write) is ignored on read.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { EnvError, RuntimeError } from './errors.js';
+
+export interface Entry {
+  /** Canonical target: "a.b.c.d" or "a.b.c.d/n". */
+  ip: string;
+  source: string;
+  reason: string | null;
+  /** Unix seconds. */
+  added: number;
+  /** Unix seconds; 0 = never. */
+  expires: number;
+}
+
+type Op = { op: 'put'; e: Entry } | { op: 'del'; ip: string };
+
+const SNAPSHOT = 'blocklist.jsonl';
+const JOURNAL = 'journal.jsonl';
+const LOCK = 'lock';
+const LOCK_WAIT_MS = 10_000;
+
+function encodeEntry(e: Entry): string {
+  return JSON.stringify([e.ip, e.source, e.reason, e.added, e.expires]);
+}
+
+function decodeEntry(a: unknown): Entry | null {
+  if (!Array.isArray(a) || typeof a[0] !== 'string' || typeof a[1] !== 'string') return null;
+  return { ip: a[0], source: a[1], reason: typeof a[2] === 'string' ? a[2] : null, added: Number(a[3]) || 0, expires: Number(a[4]) || 0 };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class StateStore {
+  private entries = new Map<string, Entry>();
+  private journalOffset = 0;
+  private journalIno = -1;
+  private snapshotIno = -1;
+  private journalLines = 0;
+
+  constructor(readonly dir: string) {}
+
+  private path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  private ensureDir(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o750 });
+    } catch (err) {
+      throw new EnvError(`cannot create the state folder ${this.dir}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Run fn holding the writer lock; a lock left by a dead process is taken over. */
+  async withLock<T>(fn: () => Promise<T> | T): Promise<T> {
+    this.ensureDir();
+    const lock = this.path(LOCK);
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        mkdirSync(lock);
+        writeFileSync(join(lock, 'pid'), String(process.pid));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new EnvError(`cannot lock ${this.dir}: ${(err as Error).message}`);
+        let holder = 0;
+        try {
+          holder = Number(readFileSync(join(lock, 'pid'), 'latin1'));
+        } catch {
+          /* being created or removed right now */
+        }
+        if (holder && !pidAlive(holder)) rmSync(lock, { recursive: true, force: true });
+        else if (Date.now() > deadline) throw new RuntimeError(`the state folder ${this.dir} is locked by pid ${holder || 'unknown'} for over ${LOCK_WAIT_MS / 1000}s`);
+        else await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+
+  private ino(name: string): number {
+    try {
+      return statSync(this.path(name)).ino;
+    } catch {
+      return -1;
+    }
+  }
+
+  /** Bring the in-memory view up to date with the files: only the new journal tail when nothing was compacted. */
+  refresh(): Map<string, Entry> {
+    const snapIno = this.ino(SNAPSHOT);
+    const jIno = this.ino(JOURNAL);
+    if (snapIno !== this.snapshotIno || jIno !== this.journalIno) {
+      this.entries = new Map();
+      this.journalOffset = 0;
+      this.journalLines = 0;
+      this.snapshotIno = snapIno;
+      this.journalIno = jIno;
+      if (snapIno >= 0) {
+        for (const line of readFileSync(this.path(SNAPSHOT), 'utf8').split('\n')) {
+          if (!line) continue;
+          const e = decodeEntry(JSON.parse(line));
+          if (e) this.entries.set(e.ip, e);
+        }
+      }
+    }
+    if (jIno >= 0) {
+      const buf = readFileSync(this.path(JOURNAL));
+      if (buf.length > this.journalOffset) {
+        const tail = buf.subarray(this.journalOffset).toString('utf8');
+        const complete = tail.lastIndexOf('\n') + 1; // a torn last line waits (or is dropped at compaction)
+        for (const line of tail.slice(0, complete).split('\n')) {
+          if (!line) continue;
+          this.journalLines++;
+          let op: Op;
+          try {
+            op = JSON.parse(line) as Op;
+          } catch {
+            continue;
+          }
+          if (op.op === 'put') {
+            const e = decodeEntry(op.e);
+            if (e) this.entries.set(e.ip, e);
+          } else if (op.op === 'del') this.entries.delete(op.ip);
+        }
+        this.journalOffset += Buffer.byteLength(tail.slice(0, complete));
+      }
+    }
+    return this.entries;
+  }
+
+  /** The current entries (a live view: do not mutate). */
+  load(): ReadonlyMap<string, Entry> {
+    return this.refresh();
+  }
+
+  /** Record puts and deletes durably. Call inside withLock. */
+  commit(puts: readonly Entry[], dels: readonly string[]): void {
+    if (!puts.length && !dels.length) return;
+    this.ensureDir();
+    this.refresh();
+    const lines: string[] = [];
+    for (const e of puts) lines.push(`{"op":"put","e":${encodeEntry(e)}}`);
+    for (const ip of dels) lines.push(JSON.stringify({ op: 'del', ip }));
+    const fd = openSync(this.path(JOURNAL), 'a', 0o640);
+    try {
+      writeSync(fd, lines.join('\n') + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.refresh();
+    if (this.journalLines > Math.max(10_000, this.entries.size)) this.compact();
+  }
+
+  /** Fold the journal into a new snapshot: temp file, fsync, rename, then drop the journal. Call inside withLock. */
+  compact(): void {
+    this.ensureDir();
+    const entries = this.refresh();
+    const tmp = this.path(`${SNAPSHOT}.tmp`);
+    const fd = openSync(tmp, 'w', 0o640);
+    try {
+      let chunk: string[] = [];
+      for (const e of entries.values()) {
+        chunk.push(encodeEntry(e));
+        if (chunk.length === 10_000) {
+          writeSync(fd, chunk.join('\n') + '\n');
+          chunk = [];
+        }
+      }
+      if (chunk.length) writeSync(fd, chunk.join('\n') + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path(SNAPSHOT));
+    if (existsSync(this.path(JOURNAL))) rmSync(this.path(JOURNAL));
+    const dfd = openSync(this.dir, 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+    this.refresh();
+  }
+}

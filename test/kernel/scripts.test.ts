@@ -1,0 +1,145 @@
+/**
+ * The bash scripts as an operator uses them: bad input is refused with a
+ * message naming it and a non-zero exit before bpftool sees it, and the bulk
+ * loader loads every good line in one bpftool process.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeKernel } from '../helpers/env.js';
+import { Lab } from '../helpers/lab.js';
+
+async function keys(lab: Lab, map: string): Promise<string[][]> {
+  const { stdout } = await execa('bpftool', ['-j', 'map', 'dump', 'pinned', `${lab.pinDir}/${map}`]);
+  return (JSON.parse(stdout) as Array<{ key: string[] }>).map((e) => e.key.map((b) => String(parseInt(b, 16))));
+}
+
+describeKernel('scripts', () => {
+  const lab = new Lab();
+  beforeAll(async () => {
+    await lab.loadUnattached();
+    await lab.mustScript('allow_ip.sh', ['192.0.2.0/24']);
+  });
+  afterAll(() => lab.cleanup());
+
+  it.each([
+    ['not.an.ip', "'not.an.ip' is not an IPv4 address"],
+    ['1.2.3', "'1.2.3' is not an IPv4 address"],
+    ['256.1.1.1', "'256.1.1.1' is not an IPv4 address"],
+    ['010.1.1.1', "'010.1.1.1' has a leading zero"],
+    ['1.2.3.4/33', "'1.2.3.4/33' has a bad prefix length"],
+    ['10.1.1.1/8', "'10.1.1.1/8' has host bits set; the network is 10.0.0.0/8"],
+    ['0.1.2.3', "'0.1.2.3' is in 0.0.0.0/8"],
+    ['127.0.0.1', "'127.0.0.1' is loopback"],
+    ['224.0.0.5', "'224.0.0.5' is multicast"],
+    ['255.255.255.255', "'255.255.255.255' is the limited broadcast address"],
+    ['4.0.0.0/6', "'4.0.0.0/6' is shorter than the minimum prefix /8"],
+    ['192.0.2.5', "'192.0.2.5' is covered by the allowlist entry 192.0.2.0/24"],
+    ['1.2.3.4;rm', "'1.2.3.4;rm' is not an IPv4 address"],
+    ['', "'' is not an IPv4 address"],
+  ])('block_ip.sh refuses %j', async (text, message) => {
+    const r = await lab.script('block_ip.sh', [text]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(await keys(lab, 'blocked_ips')).toEqual([]);
+  });
+
+  it('block_ip.sh refuses an address of this host', async () => {
+    const r = await lab.script('block_ip.sh', ['127.0.0.1']);
+    expect(r.exitCode).toBe(2);
+    const own = (await execa('ip', ['-4', '-o', 'addr', 'show'])).stdout.split('\n')
+      .map((l) => l.split(/\s+/)[3]?.split('/')[0]).find((a) => a && !a.startsWith('127.'));
+    if (own) {
+      const r2 = await lab.script('block_ip.sh', [own]);
+      expect(r2.exitCode).toBe(2);
+      expect(r2.stderr).toContain(`covers this host's address ${own}`);
+    }
+  });
+
+  it('block_ip.sh refuses a bad TTL and a bad source name', async () => {
+    expect((await lab.script('block_ip.sh', ['203.0.113.1', '--ttl', '5 minutes'])).stderr).toContain("bad --ttl '5 minutes'");
+    expect((await lab.script('block_ip.sh', ['203.0.113.1', '--source', 'a b'])).stderr).toContain("bad source name 'a b'");
+  });
+
+  it('scripts print a usage line and exit 2 without arguments', async () => {
+    for (const s of ['block_ip.sh', 'unblock_ip.sh', 'allow_ip.sh', 'options_allow_ip.sh', 'block_ips_from_file.sh', 'load.sh', 'unload.sh']) {
+      const r = await lab.script(s, []);
+      expect([s, r.exitCode]).toEqual([s, 2]);
+      expect(r.stderr).toMatch(/^usage: /m);
+    }
+  });
+
+  it('a missing pin folder is an environment error that says what to do', async () => {
+    const r = await execa('bash', ['scripts/block_ip.sh', '203.0.113.1', '--pin-dir', '/sys/fs/bpf/vfp_no_such_dir'], { reject: false });
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toContain('no vos-fastpath maps in /sys/fs/bpf/vfp_no_such_dir');
+  });
+
+  it('block_ips_from_file.sh loads every good line, reports each bad one by line number, and exits 1', async () => {
+    const file = join(lab.tmp, 'feed.txt');
+    writeFileSync(file, ['# nightly feed', '203.0.113.1', '', '203.0.113.2   # trailing comment', '  203.0.113.3', 'bogus', '198.18.0.0/15', '127.0.0.1', '192.0.2.9', '203.0.113.4\r'].join('\n'));
+    const r = await lab.script('block_ips_from_file.sh', [file, '--ttl', '1h', '--source', 'nightly']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("line 6: 'bogus' is not an IPv4 address");
+    expect(r.stderr).toContain("line 8: '127.0.0.1' is loopback");
+    expect(r.stderr).toContain("line 9: '192.0.2.9' is covered by the allowlist");
+    expect(r.stdout).toContain('loaded 5 entries, skipped 3 bad lines');
+    expect((await keys(lab, 'blocked_ips')).map((k) => k.join('.')).sort()).toEqual(['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4']);
+    expect(await keys(lab, 'blocked_prefixes')).toEqual([['15', '0', '0', '0', '198', '18', '0', '0']]);
+    for (const ip of ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4', '198.18.0.0/15']) await lab.mustScript('unblock_ip.sh', [ip]);
+  });
+
+  it('block_ips_from_file.sh reads standard input and exits 0 when every line is good', async () => {
+    const r = await lab.script('block_ips_from_file.sh', ['-'], '203.0.113.7\n203.0.113.8\n');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('loaded 2 entries, skipped 0 bad lines');
+    for (const ip of ['203.0.113.7', '203.0.113.8']) await lab.mustScript('unblock_ip.sh', [ip]);
+  });
+
+  it('block_ips_from_file.sh uses one bpftool process for all lines', async () => {
+    const lines = Array.from({ length: 300 }, (_, i) => `203.0.${113 + Math.floor(i / 250)}.${(i % 250) + 1}`);
+    const file = join(lab.tmp, 'many.txt');
+    writeFileSync(file, lines.join('\n'));
+    // Count bpftool executions with a PATH shim that logs each call.
+    const shim = join(lab.tmp, 'shim');
+    await execa('mkdir', ['-p', shim]);
+    const real = (await execa('sh', ['-c', 'command -v bpftool'])).stdout;
+    writeFileSync(join(shim, 'bpftool'), `#!/bin/sh\necho "$@" | cut -c1-20 >> ${shim}/calls\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const r = await execa('scripts/block_ips_from_file.sh', [file], { env: { ...lab.env(), PATH: `${shim}:${process.env.PATH}` }, reject: false });
+    expect(r.exitCode).toBe(0);
+    const calls = (await execa('cat', [join(shim, 'calls')])).stdout.split('\n');
+    expect(calls.filter((c) => c.startsWith('batch'))).toHaveLength(1);
+    expect(calls.length).toBeLessThan(10);
+    expect(await keys(lab, 'blocked_ips')).toHaveLength(300);
+  });
+
+  it('a full map is an error with the numbers', async () => {
+    const small = new Lab();
+    try {
+      await small.loadUnattached(['--block-capacity', '4']);
+      const r = await small.script('block_ips_from_file.sh', ['-'], '203.0.113.1\n203.0.113.2\n203.0.113.3\n203.0.113.4\n203.0.113.5\n203.0.113.6\n');
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain('blocked_ips is full: 4 of 4 entries in use');
+      const one = await small.script('block_ip.sh', ['203.0.113.9']);
+      expect(one.exitCode).toBe(1);
+      expect(one.stderr).toContain('blocked_ips is full: 4 of 4 entries in use');
+    } finally {
+      await small.cleanup();
+    }
+  });
+
+  it('stats.sh sums the counters over CPUs', async () => {
+    const r = await lab.mustScript('stats.sh', []);
+    expect(r.stdout).toMatch(/^reason\s+packets\s+bytes$/m);
+    expect(r.stdout).toMatch(/^blocked_exact\s+\d+\s+\d+$/m);
+  });
+});
+
+describe('shellcheck', () => {
+  it('passes on every script', async () => {
+    const r = await execa('sh', ['-c', 'shellcheck scripts/*.sh .ci/run'], { reject: false });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+  });
+});
