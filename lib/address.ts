@@ -92,3 +92,15 @@ export function checkBlockTarget(input: string, policy: BlockPolicy): Checked {
   const why = checkBlockable(parsed.target, policy);
   return why ? { ok: false, reason: why } : parsed;
 }
+
+/** Split operator input into accepted targets and refusal reasons, keeping the input order. */
+export function partitionTargets(texts: readonly string[], check: (text: string) => Checked): { targets: Target[]; refused: string[] } {
+  const targets: Target[] = [];
+  const refused: string[] = [];
+  for (const t of texts) {
+    const r = check(String(t));
+    if (r.ok) targets.push(r.target);
+    else refused.push(r.reason);
+  }
+  return { targets, refused };
+}

@@ -215,13 +215,15 @@ export async function listEntries(ctx: Context, source?: string): Promise<Listed
   const out: ListedEntry[] = [];
   for (const e of (await mapEntries(ctx, now)).values()) {
     if (!isLive(e, now.wallS) || (source && e.source !== source)) continue;
+    // Where the state agrees with the map (within the clocks' rounding), its wall-clock times are the exact ones.
     const s = state.get(e.ip);
+    const agreed = s && s.source === e.source && (s.expires === 0) === (e.expires === 0) && Math.abs(s.expires - e.expires) <= 2 ? s : e;
     out.push({
       ip: e.ip,
       source: e.source,
       reason: s?.reason ?? null,
-      added: new Date(e.added * 1000).toISOString(),
-      expires: e.expires ? new Date(e.expires * 1000).toISOString() : null,
+      added: new Date(agreed.added * 1000).toISOString(),
+      expires: agreed.expires ? new Date(agreed.expires * 1000).toISOString() : null,
     });
   }
   return out.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }));

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
-import { ttlSeconds } from './common.js';
+import { failIfRefused, ttlSeconds } from './common.js';
 
 interface BlockArgs {
   targets: string[];
@@ -22,18 +22,12 @@ export const block: CommandModule<object, BlockArgs> = {
     const a = argv as Args<BlockArgs>;
     const ttlS = ttlSeconds(a.ttl);
     const { Context } = await import('../context.js');
-    const { checkBlockTarget } = await import('../address.js');
+    const { checkBlockTarget, partitionTargets } = await import('../address.js');
     const { applyBlocks } = await import('../blocklist.js');
-    const { BadInputError } = await import('../errors.js');
     const ctx = Context.fromArgs(a);
     const policy = await ctx.policy();
-    const bad: string[] = [];
-    const reqs = [];
-    for (const t of a.targets.map(String)) {
-      const r = checkBlockTarget(t, policy);
-      if (r.ok) reqs.push({ target: r.target, ttlS, source: a.source, reason: a.reason ?? null });
-      else bad.push(r.reason);
-    }
+    const { targets, refused } = partitionTargets(a.targets, (t) => checkBlockTarget(t, policy));
+    const reqs = targets.map((target) => ({ target, ttlS, source: a.source, reason: a.reason ?? null }));
     if (reqs.length) {
       const res = await applyBlocks(ctx, reqs);
       for (const e of res.entries) {
@@ -41,6 +35,6 @@ export const block: CommandModule<object, BlockArgs> = {
         process.stdout.write(`blocked ${e.ip}${e.expires ? ` until ${new Date(e.expires * 1000).toISOString()}` : ''}\n`);
       }
     }
-    if (bad.length) throw new BadInputError(`refused ${bad.length} of ${a.targets.length}:\n  ${bad.join('\n  ')}`);
+    failIfRefused(refused, a.targets.length);
   },
 };

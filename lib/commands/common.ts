@@ -1,6 +1,6 @@
 /** Small helpers shared by command modules. Keep this import-light: every command loads it. */
 import type { GlobalArgs } from '../context.js';
-import { UsageError } from '../errors.js';
+import { BadInputError, UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 
 export type Args<T> = GlobalArgs & T & { _: (string | number)[]; $0: string };
@@ -14,4 +14,9 @@ export function ttlSeconds(ttl: string | number | undefined): number {
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** After the good inputs were applied: fail with every refusal, named. */
+export function failIfRefused(refused: readonly string[], total: number): void {
+  if (refused.length) throw new BadInputError(`refused ${refused.length} of ${total}:\n  ${refused.join('\n  ')}`);
 }

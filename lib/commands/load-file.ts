@@ -22,6 +22,8 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       .option('replace', { type: 'boolean', default: false, describe: "make the file the source's whole set: add new, then remove what is no longer listed" }) as never,
   handler: async (argv) => {
     const a = argv as Args<LoadFileArgs>;
+    // yargs hands a lone "-" positional over as an empty string.
+    if (a.file === '') a.file = '-';
     const ttlS = ttlSeconds(a.ttl);
     const { readFileSync } = await import('node:fs');
     const { Context } = await import('../context.js');

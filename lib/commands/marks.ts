@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
+import { failIfRefused } from './common.js';
 
 interface MarkArgs {
   targets: string[];
@@ -13,17 +14,10 @@ function markCommand(name: string, map: string, add: boolean, describe: string):
     handler: async (argv) => {
       const a = argv as Args<MarkArgs>;
       const { Context } = await import('../context.js');
-      const { parseTarget } = await import('../address.js');
+      const { parseTarget, partitionTargets } = await import('../address.js');
       const { addMarks, removeMarks } = await import('../marks.js');
-      const { BadInputError } = await import('../errors.js');
       const ctx = Context.fromArgs(a);
-      const targets = [];
-      const bad: string[] = [];
-      for (const t of a.targets.map(String)) {
-        const r = parseTarget(t);
-        if (r.ok) targets.push(r.target);
-        else bad.push(r.reason);
-      }
+      const { targets, refused } = partitionTargets(a.targets, parseTarget);
       if (targets.length) {
         if (add) await addMarks(ctx, map, targets);
         else await removeMarks(ctx, map, targets);
@@ -32,7 +26,7 @@ function markCommand(name: string, map: string, add: boolean, describe: string):
           process.stdout.write(`${add ? 'added' : 'removed'} ${t.text} ${add ? 'to' : 'from'} ${map}\n`);
         }
       }
-      if (bad.length) throw new BadInputError(`refused ${bad.length} of ${a.targets.length}:\n  ${bad.join('\n  ')}`);
+      failIfRefused(refused, a.targets.length);
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
+import { failIfRefused } from './common.js';
 
 interface UnblockArgs {
   targets: string[];
@@ -12,17 +13,10 @@ export const unblock: CommandModule<object, UnblockArgs> = {
   handler: async (argv) => {
     const a = argv as Args<UnblockArgs>;
     const { Context } = await import('../context.js');
-    const { parseTarget } = await import('../address.js');
+    const { parseTarget, partitionTargets } = await import('../address.js');
     const { applyUnblocks } = await import('../blocklist.js');
-    const { BadInputError } = await import('../errors.js');
     const ctx = Context.fromArgs(a);
-    const bad: string[] = [];
-    const targets = [];
-    for (const t of a.targets.map(String)) {
-      const r = parseTarget(t);
-      if (r.ok) targets.push(r.target);
-      else bad.push(r.reason);
-    }
+    const { targets, refused } = partitionTargets(a.targets, parseTarget);
     if (targets.length) {
       const { removed, absent } = await applyUnblocks(ctx, targets);
       for (const ip of removed) {
@@ -31,6 +25,6 @@ export const unblock: CommandModule<object, UnblockArgs> = {
       }
       for (const ip of absent) process.stdout.write(`${ip} was not blocked\n`);
     }
-    if (bad.length) throw new BadInputError(`refused ${bad.length} of ${a.targets.length}:\n  ${bad.join('\n  ')}`);
+    failIfRefused(refused, a.targets.length);
   },
 };
