@@ -41,7 +41,7 @@ export const attach: CommandModule<object, AttachArgs> = {
     if (!a.stealth) args.push('--no-stealth');
     if (!a.malformed) args.push('--no-malformed');
     if (a.shadow) args.push('--shadow');
-    process.stdout.write(await runScript(ctx, 'load.sh', args));
+    process.stdout.write(`${await runScript(ctx, 'load.sh', args)}\n`);
     const { restored, purged } = await restoreFromState(ctx);
     ctx.log.info('attached', { action: 'attach', iface: a.iface, mode: a.mode, restored, purged });
     process.stdout.write(`restored ${restored} entries from ${ctx.settings.stateDir}${purged ? `, purged ${purged} expired` : ''}\n`);
@@ -63,7 +63,7 @@ export const detach: CommandModule<object, DetachArgs> = {
     const { Context } = await import('../context.js');
     const { runScript } = await import('../scripts.js');
     const ctx = Context.fromArgs(a);
-    process.stdout.write(await runScript(ctx, 'unload.sh', a.purge ? [a.iface, '--purge'] : [a.iface]));
+    process.stdout.write(`${await runScript(ctx, 'unload.sh', a.purge ? [a.iface, '--purge'] : [a.iface])}\n`);
     ctx.log.info('detached', { action: 'detach', iface: a.iface, purge: a.purge });
   },
 };

@@ -3,7 +3,7 @@
  * namespaces, veth pairs and processes. Each gets a name unique to this run,
  * and cleanup() removes them in reverse order, also after a failed test.
  */
-import { execa, type ResultPromise } from 'execa';
+import { execa, type Options, type ResultPromise } from 'execa';
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -130,7 +130,7 @@ export class Lab {
   }
 
   /** Start a process this lab owns; cleanup ends it by its pid. */
-  spawn(cmd: string, args: string[], opts: Parameters<typeof execa>[2] = {}): ResultPromise {
+  spawn(cmd: string, args: string[], opts: Options = {}): ResultPromise {
     const child = execa(cmd, args, { reject: false, ...opts });
     this.defer(`process ${cmd} (${child.pid})`, async () => {
       if (child.exitCode === null && child.pid) child.kill('SIGKILL');
@@ -142,7 +142,7 @@ export class Lab {
 
 /** Send UDP datagrams from inside a namespace (a real socket, real packets). */
 export async function sendUdpFrom(ns: string, host: string, port: number, payloads: string[], sourcePort = 0): Promise<void> {
-  await execa('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'test/helpers/udp-send.mjs'), host, String(port), String(sourcePort)], {
+  await execa('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'scripts/lab/sip-send.mjs'), host, String(port), '--source-port', String(sourcePort)], {
     input: JSON.stringify(payloads),
   });
 }
