@@ -25,7 +25,6 @@ import {
   keyToText,
   records,
 } from './maps/layout.js';
-import { deleteKeys, dumpRecords, updateRecords } from './maps/maptool.js';
 import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
 import type { Entry } from './state.js';
 
@@ -52,18 +51,30 @@ function targetOf(ip: string): { addr: number; prefixlen: number } {
 /** Source name <-> id, kept in the pinned source_names map (shared with the scripts). */
 export async function sourceRegistry(ctx: Context): Promise<Map<string, number>> {
   const names = new Map<string, number>(Object.entries(FIXED_SOURCES));
-  for (const [key, value] of records(await dumpRecords(ctx.pin(MAP.sourceNames)), 4, SOURCE_NAME_LEN)) {
+  for (const [key, value] of records(await ctx.maps.dump(ctx.pin(MAP.sourceNames)), 4, SOURCE_NAME_LEN)) {
     const name = decodeSourceName(value);
     if (name) names.set(name, key.readUInt32LE(0));
   }
   return names;
 }
 
-async function sourceIds(ctx: Context, wanted: Iterable<string>): Promise<Map<string, number>> {
+/**
+ * Ids for source names, registering new names. A long-lived caller (consume)
+ * sets ctx.sourceIdCache: then the registry is read again only when a name is
+ * new or the source_names map was created anew (its map id changed).
+ */
+export async function sourceIds(ctx: Context, wanted: Iterable<string>): Promise<Map<string, number>> {
+  const names = [...wanted];
+  const cache = ctx.sourceIdCache;
+  let mapId = -1;
+  if (cache) {
+    mapId = (await ctx.maps.info(ctx.pin(MAP.sourceNames))).id;
+    if (cache.mapId === mapId && names.every((n) => cache.ids.has(n))) return cache.ids;
+  }
   const ids = await sourceRegistry(ctx);
   const used = new Set(ids.values());
   const fresh: Buffer[] = [];
-  for (const name of wanted) {
+  for (const name of names) {
     if (ids.has(name)) continue;
     if (!SOURCE_NAME.test(name)) throw new UsageError(`bad source name '${name}': 1-31 of A-Z a-z 0-9 . _ -`);
     let id = FIRST_FEED_SOURCE;
@@ -75,7 +86,8 @@ async function sourceIds(ctx: Context, wanted: Iterable<string>): Promise<Map<st
     key.writeUInt32LE(id);
     fresh.push(key, encodeSourceName(name));
   }
-  if (fresh.length) await updateRecords(ctx.pin(MAP.sourceNames), Buffer.concat(fresh), fresh.length / 2);
+  if (fresh.length) await ctx.maps.update(ctx.pin(MAP.sourceNames), Buffer.concat(fresh), fresh.length / 2);
+  if (cache) ctx.sourceIdCache = { mapId, ids };
   return ids;
 }
 
@@ -103,7 +115,7 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
       encodeBlockValue({ expiresNs: wallToBoot(e.expires, now), addedUnix: e.added, sourceId: ids.get(e.source) ?? 0 }, buf, i * rec + keySize);
     });
     try {
-      await updateRecords(ctx.pin(map), buf, group.length);
+      await ctx.maps.update(ctx.pin(map), buf, group.length);
     } catch (err) {
       if (err instanceof MapFullError) throw new PartialWrite(err, written.concat(group.slice(0, err.applied)));
       throw err;
@@ -132,6 +144,7 @@ export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[]): 
       // Keep what fit: those entries are enforced, so the state must know them.
       if (err instanceof PartialWrite) {
         ctx.store.commit(err.written, []);
+        err.full.appliedTargets = err.written.map((e) => e.ip);
         throw err.full;
       }
       throw err;
@@ -153,8 +166,8 @@ async function deleteTargets(ctx: Context, ips: readonly string[]): Promise<{ de
     const t = targetOf(ip);
     (t.prefixlen === 32 ? exact : prefixes).push(blockKey(t.addr, t.prefixlen));
   }
-  const a = await deleteKeys(ctx.pin(MAP.blockedIps), Buffer.concat(exact));
-  const b = await deleteKeys(ctx.pin(MAP.blockedPrefixes), Buffer.concat(prefixes));
+  const a = await ctx.maps.delete(ctx.pin(MAP.blockedIps), Buffer.concat(exact));
+  const b = await ctx.maps.delete(ctx.pin(MAP.blockedPrefixes), Buffer.concat(prefixes));
   return { deleted: a.deleted + b.deleted, absent: a.absent + b.absent };
 }
 
@@ -191,7 +204,7 @@ export async function mapEntries(ctx: Context, now: Clocks = readClocks()): Prom
   const byId = new Map<number, string>([...(await sourceRegistry(ctx))].map(([n, id]) => [id, n]));
   const out = new Map<string, Entry>();
   for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
-    for (const [key, value] of records(await dumpRecords(ctx.pin(map)), keySize, BLOCK_VALUE)) {
+    for (const [key, value] of records(await ctx.maps.dump(ctx.pin(map)), keySize, BLOCK_VALUE)) {
       const v = decodeBlockValue(value);
       const ip = keyToText(key);
       out.set(ip, { ip, source: byId.get(v.sourceId) ?? `id:${v.sourceId}`, reason: null, added: v.addedUnix, expires: bootToWall(v.expiresNs, now) });
@@ -254,6 +267,20 @@ export async function collectExpired(ctx: Context): Promise<{ removed: number }>
     ctx.store.commit([], [...gone].filter((ip) => state.has(ip)));
     return { removed: gone.size };
   });
+}
+
+export interface FillLevel {
+  entries: number;
+  capacity: number;
+  /** entries / capacity, 4 decimals */
+  fill: number;
+}
+
+/** How full a pinned map is (a dump: costly on a big map, so for status and for errors). */
+export async function fillLevel(ctx: Context, name: string): Promise<FillLevel> {
+  const info = await ctx.maps.info(ctx.pin(name));
+  const entries = (await ctx.maps.dump(ctx.pin(name))).length / (info.key_size + info.value_size);
+  return { entries, capacity: info.max_entries, fill: Number((entries / info.max_entries).toFixed(4)) };
 }
 
 export async function divergence(ctx: Context): Promise<Divergence> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { BlockPolicy, Cidr } from './address.js';
 import { createLogger, type Logger } from './log.js';
 import { LPM_KEY, MARK_VALUE, MAP, records } from './maps/layout.js';
-import { dumpRecords } from './maps/maptool.js';
+import { spawnedMaps, type MapAccess } from './maps/maptool.js';
 import { parseConfigFile, resolveSettings, type FileConfig, type Flags, type Settings } from './settings.js';
 import { StateStore } from './state.js';
 
@@ -18,11 +18,18 @@ export interface GlobalArgs {
   logLevel?: string;
   logFormat?: string;
   minPrefix?: number;
+  url?: string;
+  caFile?: string;
+  passwordFile?: string;
 }
 
 export class Context {
   private logger?: Logger;
   private stateStore?: StateStore;
+  /** How maps are read and written: a process per call unless a long-lived command swaps in a MapServer. */
+  maps: MapAccess = spawnedMaps;
+  /** Source name -> id, valid while source_names is the map with this id; set by long-lived commands. */
+  sourceIdCache?: { mapId: number; ids: Map<string, number> };
 
   constructor(readonly settings: Settings) {}
 
@@ -30,7 +37,7 @@ export class Context {
     const file = args.config ?? env.VOS_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
     let fileConfig: FileConfig = {};
     if (file) fileConfig = parseConfigFile(readFileSync(file, 'utf8'), file);
-    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix };
+    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile };
     return new Context(resolveSettings(flags, env, fileConfig));
   }
 
@@ -52,7 +59,7 @@ export class Context {
   async policy(): Promise<BlockPolicy> {
     const allow: Cidr[] = [];
     if (existsSync(this.pin(MAP.allowIps))) {
-      for (const [key] of records(await dumpRecords(this.pin(MAP.allowIps)), LPM_KEY, MARK_VALUE)) {
+      for (const [key] of records(await this.maps.dump(this.pin(MAP.allowIps)), LPM_KEY, MARK_VALUE)) {
         allow.push({ prefixlen: key.readUInt32LE(0), addr: key.readUInt32BE(4) });
       }
     }

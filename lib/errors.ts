@@ -30,6 +30,9 @@ export class RuntimeError extends VosError {
 
 /** A map has no room left; carries the numbers an operator needs. */
 export class MapFullError extends RuntimeError {
+  /** The targets of this request that did reach the map before it filled (set by the blocklist layer). */
+  appliedTargets: string[] = [];
+
   constructor(
     readonly map: string,
     readonly capacity: number,

@@ -2,7 +2,6 @@
 import type { Target } from './address.js';
 import type { Context } from './context.js';
 import { LPM_KEY, MARK_VALUE, encodeMark, lpmKey } from './maps/layout.js';
-import { deleteKeys, updateRecords } from './maps/maptool.js';
 
 export async function addMarks(ctx: Context, map: string, targets: readonly Target[]): Promise<void> {
   const buf = Buffer.alloc(targets.length * (LPM_KEY + MARK_VALUE));
@@ -11,9 +10,9 @@ export async function addMarks(ctx: Context, map: string, targets: readonly Targ
     lpmKey(t.addr, t.prefixlen).copy(buf, i * (LPM_KEY + MARK_VALUE));
     encodeMark(now).copy(buf, i * (LPM_KEY + MARK_VALUE) + LPM_KEY);
   });
-  await updateRecords(ctx.pin(map), buf, targets.length);
+  await ctx.maps.update(ctx.pin(map), buf, targets.length);
 }
 
 export async function removeMarks(ctx: Context, map: string, targets: readonly Target[]): Promise<{ deleted: number; absent: number }> {
-  return deleteKeys(ctx.pin(map), Buffer.concat(targets.map((t) => lpmKey(t.addr, t.prefixlen))));
+  return ctx.maps.delete(ctx.pin(map), Buffer.concat(targets.map((t) => lpmKey(t.addr, t.prefixlen))));
 }

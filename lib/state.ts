@@ -10,7 +10,7 @@
  * with a million entries; the journal is folded into the snapshot once it
  * grows. A torn last journal line (a crash mid-write) is ignored on read.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvError, RuntimeError } from './errors.js';
 
@@ -109,6 +109,30 @@ export class StateStore {
     }
   }
 
+  /** The bytes of a file from an offset on: a refresh reads only what was appended since the last. */
+  private readFrom(name: string, offset: number): Buffer {
+    let fd: number;
+    try {
+      fd = openSync(this.path(name), 'r');
+    } catch {
+      return Buffer.alloc(0);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= offset) return Buffer.alloc(0);
+      const buf = Buffer.alloc(size - offset);
+      let got = 0;
+      while (got < buf.length) {
+        const n = readSync(fd, buf, got, buf.length - got, offset + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Bring the in-memory view up to date with the files: only the new journal tail when nothing was compacted. */
   refresh(): Map<string, Entry> {
     const snapIno = this.ino(SNAPSHOT);
@@ -128,9 +152,9 @@ export class StateStore {
       }
     }
     if (jIno >= 0) {
-      const buf = readFileSync(this.path(JOURNAL));
-      if (buf.length > this.journalOffset) {
-        const tail = buf.subarray(this.journalOffset).toString('utf8');
+      const buf = this.readFrom(JOURNAL, this.journalOffset);
+      if (buf.length) {
+        const tail = buf.toString('utf8');
         const complete = tail.lastIndexOf('\n') + 1; // a torn last line waits (or is dropped at compaction)
         for (const line of tail.slice(0, complete).split('\n')) {
           if (!line) continue;
@@ -165,12 +189,24 @@ export class StateStore {
     const lines: string[] = [];
     for (const e of puts) lines.push(`{"op":"put","e":${encodeEntry(e)}}`);
     for (const ip of dels) lines.push(JSON.stringify({ op: 'del', ip }));
+    const text = lines.join('\n') + '\n';
     const fd = openSync(this.path(JOURNAL), 'a', 0o640);
+    let ours = false;
     try {
-      writeSync(fd, lines.join('\n') + '\n');
+      // Nobody appended since our refresh (we hold the lock): our own lines need no re-reading.
+      const st = fstatSync(fd);
+      ours = st.size === this.journalOffset && (st.ino === this.journalIno || (this.journalIno === -1 && this.journalOffset === 0));
+      if (ours) this.journalIno = st.ino;
+      writeSync(fd, text);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
+    }
+    if (ours) {
+      for (const e of puts) this.entries.set(e.ip, e);
+      for (const ip of dels) this.entries.delete(ip);
+      this.journalOffset += Buffer.byteLength(text);
+      this.journalLines += lines.length;
     }
     this.refresh();
     if (this.journalLines > Math.max(10_000, this.entries.size)) this.compact();
@@ -197,10 +233,21 @@ export class StateStore {
       closeSync(fd);
     }
     renameSync(tmp, this.path(SNAPSHOT));
-    if (existsSync(this.path(JOURNAL))) rmSync(this.path(JOURNAL));
     const dfd = openSync(this.dir, 'r');
     fsyncSync(dfd);
     closeSync(dfd);
-    this.refresh();
+    // Emptied, not removed: a crash before this line replays the journal onto
+    // the new snapshot, which changes nothing. Our in-memory view is already
+    // the snapshot's content, so nothing is read back.
+    if (existsSync(this.path(JOURNAL))) {
+      const jfd = openSync(this.path(JOURNAL), 'r+');
+      ftruncateSync(jfd, 0);
+      fsyncSync(jfd);
+      closeSync(jfd);
+    }
+    this.snapshotIno = this.ino(SNAPSHOT);
+    this.journalIno = this.ino(JOURNAL);
+    this.journalOffset = 0;
+    this.journalLines = 0;
   }
 }

@@ -7,9 +7,19 @@
  *   vfp-maptool update <pin>   stdin: key||value records; one BPF_MAP_UPDATE_BATCH per 64k
  *   vfp-maptool delete <pin>   stdin: keys; absent keys are counted, not errors
  *   vfp-maptool dump   <pin>   stdout: key||value records
+ *   vfp-maptool serve          the same four as requests on stdin, for a long-lived
+ *                              caller (vosctl consume) that cannot pay a process per batch
  *
  * update/delete print "applied N" / "deleted N absent M" on stdout.
  * Exit: 0 ok, 2 usage, 3 map not found, 4 map full (after applying what fit), 1 other.
+ *
+ * serve: each request is one line "<op> <nbytes> <pin>\n" followed by nbytes of
+ * records (update) or keys (delete); info and dump send 0. Each answer is one line:
+ *   ok applied N | ok deleted N absent M | ok <json> | ok <nbytes>\n<records>
+ * and "lookup" (keys in, one byte per key out: 1 present, 0 absent) answers like dump.
+ *   full applied N max M | nomap <why> | err <why>
+ * The pin is opened for every request, so a map that was removed and created
+ * again is the one written, never a stale descriptor.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,11 +29,14 @@
 #include <bpf/bpf.h>
 
 #define CHUNK 65536
+#define MAX_REQUEST (64u << 20) /* serve: one request's payload; vosctl sends far less */
 #ifndef ENOTSUPP
 #define ENOTSUPP 524 /* kernel-internal "operation not supported", seen from bpf() */
 #endif
 
-static int read_full(void *buf, size_t len)
+static char why[256]; /* the last failure, for the caller's message */
+
+static size_t read_full(void *buf, size_t len)
 {
 	size_t got = 0;
 
@@ -55,178 +68,349 @@ static int write_full(const void *buf, size_t len)
 	return 0;
 }
 
-/* Read up to CHUNK records; returns the count, or -1 on a torn record. */
-static long read_records(char *buf, size_t rec)
+/* Open a pinned map; 0 or -1 with why set. */
+static int open_map(const char *pin, int *fd, struct bpf_map_info *info)
 {
-	size_t got = read_full(buf, rec * CHUNK);
+	__u32 len = sizeof(*info);
 
-	if (got % rec) {
-		fprintf(stderr, "vfp-maptool: input ends inside a record (%zu bytes, records of %zu)\n", got, rec);
+	memset(info, 0, sizeof(*info));
+	*fd = bpf_obj_get(pin);
+	if (*fd < 0) {
+		snprintf(why, sizeof(why), "cannot open %s: %s", pin, strerror(errno));
 		return -1;
 	}
-	return got / rec;
-}
-
-static int cmd_update(int fd, const struct bpf_map_info *info)
-{
-	size_t ks = info->key_size, vs = info->value_size, rec = ks + vs;
-	char *in = malloc(rec * CHUNK), *keys = malloc(ks * CHUNK), *vals = malloc(vs * CHUNK);
-	unsigned long long applied = 0;
-	int batch_ok = 1, full = 0;
-	long n;
-
-	if (!in || !keys || !vals)
-		return 1;
-	while (!full && (n = read_records(in, rec)) > 0) {
-		for (long i = 0; i < n; i++) {
-			memcpy(keys + i * ks, in + i * rec, ks);
-			memcpy(vals + i * vs, in + i * rec + ks, vs);
-		}
-		if (batch_ok) {
-			__u32 count = n;
-			int err = bpf_map_update_batch(fd, keys, vals, &count, NULL);
-
-			if (!err) {
-				applied += n;
-				continue;
-			}
-			err = -errno;
-			if (err == -E2BIG || err == -ENOSPC) {
-				/* count holds the records the kernel applied before it ran out of room */
-				applied += count;
-				full = 1;
-				break;
-			}
-			if (err != -EINVAL && err != -ENOTSUPP && err != -EOPNOTSUPP) {
-				fprintf(stderr, "vfp-maptool: batch update: %s\n", strerror(-err));
-				printf("applied %llu\n", applied + count);
-				return 1;
-			}
-			batch_ok = 0; /* LPM tries have no batch ops: one syscall per record */
-		}
-		for (long i = 0; i < n; i++) {
-			if (bpf_map_update_elem(fd, keys + i * ks, vals + i * vs, BPF_ANY)) {
-				if (errno == E2BIG || errno == ENOSPC || errno == ENOMEM) {
-					full = 1;
-					break;
-				}
-				fprintf(stderr, "vfp-maptool: update: %s\n", strerror(errno));
-				printf("applied %llu\n", applied);
-				return 1;
-			}
-			applied++;
-		}
-	}
-	if (n < 0)
-		return 2;
-	printf("applied %llu\n", applied);
-	if (full) {
-		fprintf(stderr, "vfp-maptool: map full (%u entries)\n", info->max_entries);
-		return 4;
+	if (bpf_obj_get_info_by_fd(*fd, info, &len)) {
+		snprintf(why, sizeof(why), "%s is not a map: %s", pin, strerror(errno));
+		close(*fd);
+		return -1;
 	}
 	return 0;
 }
 
-static int cmd_delete(int fd, const struct bpf_map_info *info)
-{
-	size_t ks = info->key_size;
-	char *keys = malloc(ks * CHUNK);
-	unsigned long long deleted = 0, absent = 0;
-	long n;
+enum { DONE = 0, FAILED = 1, FULL = 4 };
 
-	if (!keys)
-		return 1;
-	while ((n = read_records(keys, ks)) > 0) {
-		for (long i = 0; i < n; i++) {
-			if (!bpf_map_delete_elem(fd, keys + i * ks))
-				deleted++;
-			else if (errno == ENOENT)
-				absent++;
-			else {
-				fprintf(stderr, "vfp-maptool: delete: %s\n", strerror(errno));
-				return 1;
-			}
-		}
-	}
-	printf("deleted %llu absent %llu\n", deleted, absent);
-	return n < 0 ? 2 : 0;
-}
-
-static int cmd_dump(int fd, const struct bpf_map_info *info)
+/*
+ * Write n key||value records (n <= CHUNK). *batch_ok starts at 1 and drops to
+ * 0 for map types without batch ops (LPM tries): one syscall per record then.
+ */
+static int update_chunk(int fd, const struct bpf_map_info *info, const char *in, long n,
+			char *keys, char *vals, int *batch_ok, unsigned long long *applied)
 {
 	size_t ks = info->key_size, vs = info->value_size, rec = ks + vs;
-	char *keys = malloc(ks * CHUNK), *vals = malloc(vs * CHUNK), *out = malloc(rec * CHUNK);
+
+	for (long i = 0; i < n; i++) {
+		memcpy(keys + i * ks, in + i * rec, ks);
+		memcpy(vals + i * vs, in + i * rec + ks, vs);
+	}
+	if (*batch_ok) {
+		__u32 count = n;
+		int err = bpf_map_update_batch(fd, keys, vals, &count, NULL) ? -errno : 0;
+
+		if (!err) {
+			*applied += n;
+			return DONE;
+		}
+		if (err == -E2BIG || err == -ENOSPC) {
+			/* count holds the records the kernel applied before it ran out of room */
+			*applied += count;
+			return FULL;
+		}
+		if (err != -EINVAL && err != -ENOTSUPP && err != -EOPNOTSUPP) {
+			*applied += count;
+			snprintf(why, sizeof(why), "batch update: %s", strerror(-err));
+			return FAILED;
+		}
+		*batch_ok = 0;
+	}
+	for (long i = 0; i < n; i++) {
+		if (bpf_map_update_elem(fd, keys + i * ks, vals + i * vs, BPF_ANY)) {
+			if (errno == E2BIG || errno == ENOSPC || errno == ENOMEM)
+				return FULL;
+			snprintf(why, sizeof(why), "update: %s", strerror(errno));
+			return FAILED;
+		}
+		(*applied)++;
+	}
+	return DONE;
+}
+
+static int delete_chunk(int fd, const struct bpf_map_info *info, const char *keys, long n,
+			unsigned long long *deleted, unsigned long long *absent)
+{
+	for (long i = 0; i < n; i++) {
+		if (!bpf_map_delete_elem(fd, keys + i * info->key_size))
+			(*deleted)++;
+		else if (errno == ENOENT)
+			(*absent)++;
+		else {
+			snprintf(why, sizeof(why), "delete: %s", strerror(errno));
+			return FAILED;
+		}
+	}
+	return DONE;
+}
+
+/* A growable output buffer, so serve can send a dump's length before its bytes. */
+struct sink {
+	char *buf;
+	size_t len, cap;
+	int stream; /* 1: write straight to stdout */
+};
+
+static int sink_put(struct sink *s, const void *data, size_t len)
+{
+	if (s->stream)
+		return write_full(data, len);
+	if (s->len + len > s->cap) {
+		size_t cap = s->cap ? s->cap : 65536;
+		char *grown;
+
+		while (cap < s->len + len)
+			cap *= 2;
+		grown = realloc(s->buf, cap);
+		if (!grown)
+			return -1;
+		s->buf = grown;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	return 0;
+}
+
+static int dump_map(int fd, const struct bpf_map_info *info, struct sink *out)
+{
+	size_t ks = info->key_size, vs = info->value_size, rec = ks + vs;
+	char *keys = malloc(ks * CHUNK), *vals = malloc(vs * CHUNK), *recs = malloc(rec * CHUNK);
 	char *key = malloc(ks), *next = malloc(ks);
 	__u64 batch = 0;
-	int first = 1;
+	int first = 1, ret = FAILED;
 
-	if (!keys || !vals || !out || !key || !next)
-		return 1;
+	if (!keys || !vals || !recs || !key || !next)
+		goto out;
 	for (;;) {
 		__u32 count = CHUNK;
 		int err = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, vals, &count, NULL);
 
 		if (err && errno != ENOENT) {
 			if (!first || (errno != EINVAL && errno != ENOTSUPP && errno != EOPNOTSUPP)) {
-				fprintf(stderr, "vfp-maptool: dump: %s\n", strerror(errno));
-				return 1;
+				snprintf(why, sizeof(why), "dump: %s", strerror(errno));
+				goto out;
 			}
 			break; /* no batch lookup for this map type: walk the keys below */
 		}
 		for (__u32 i = 0; i < count; i++) {
-			memcpy(out + i * rec, keys + i * ks, ks);
-			memcpy(out + i * rec + ks, vals + i * vs, vs);
+			memcpy(recs + i * rec, keys + i * ks, ks);
+			memcpy(recs + i * rec + ks, vals + i * vs, vs);
 		}
-		if (write_full(out, count * rec))
-			return 1;
-		if (err) /* ENOENT: that was the last batch */
-			return 0;
+		if (sink_put(out, recs, count * rec))
+			goto out;
+		if (err) { /* ENOENT: that was the last batch */
+			ret = DONE;
+			goto out;
+		}
 		first = 0;
 	}
+	ret = DONE;
 	if (bpf_map_get_next_key(fd, NULL, next))
-		return 0;
+		goto out;
 	do {
 		memcpy(key, next, ks);
 		if (bpf_map_lookup_elem(fd, key, vals))
 			continue; /* deleted while we walked */
-		memcpy(out, key, ks);
-		memcpy(out + ks, vals, vs);
-		if (write_full(out, rec))
-			return 1;
+		memcpy(recs, key, ks);
+		memcpy(recs + ks, vals, vs);
+		if (sink_put(out, recs, rec)) {
+			ret = FAILED;
+			goto out;
+		}
 	} while (!bpf_map_get_next_key(fd, key, next));
-	return 0;
+out:
+	free(keys);
+	free(vals);
+	free(recs);
+	free(key);
+	free(next);
+	return ret;
+}
+
+static void print_info(const struct bpf_map_info *info)
+{
+	printf("{\"id\":%u,\"type\":%u,\"key_size\":%u,\"value_size\":%u,\"max_entries\":%u,\"name\":\"%s\"}",
+	       info->id, info->type, info->key_size, info->value_size, info->max_entries, info->name);
+}
+
+/* One-shot mode: stream stdin through the chunk functions. */
+static int run_once(const char *cmd, int fd, const struct bpf_map_info *info)
+{
+	size_t ks = info->key_size, vs = info->value_size, rec = ks + vs;
+	unsigned long long a = 0, b = 0;
+	int batch_ok = 1, ret = DONE;
+	char *in = malloc(rec * CHUNK), *keys = malloc(ks * CHUNK), *vals = malloc(vs * CHUNK);
+	size_t got;
+
+	if (!in || !keys || !vals)
+		return FAILED;
+	if (!strcmp(cmd, "info")) {
+		print_info(info);
+		putchar('\n');
+		return DONE;
+	}
+	if (!strcmp(cmd, "dump")) {
+		struct sink out = { .stream = 1 };
+
+		ret = dump_map(fd, info, &out);
+		if (ret)
+			fprintf(stderr, "vfp-maptool: %s\n", why);
+		return ret;
+	}
+	if (strcmp(cmd, "update") && strcmp(cmd, "delete"))
+		return 2;
+	size_t unit = !strcmp(cmd, "update") ? rec : ks;
+
+	while (ret == DONE && (got = read_full(in, unit * CHUNK)) > 0) {
+		if (got % unit) {
+			fprintf(stderr, "vfp-maptool: input ends inside a record (%zu bytes, records of %zu)\n", got, unit);
+			return 2;
+		}
+		ret = unit == rec ? update_chunk(fd, info, in, got / rec, keys, vals, &batch_ok, &a)
+				  : delete_chunk(fd, info, in, got / ks, &a, &b);
+	}
+	if (unit == rec)
+		printf("applied %llu\n", a);
+	else
+		printf("deleted %llu absent %llu\n", a, b);
+	if (ret == FULL)
+		fprintf(stderr, "vfp-maptool: map full (%u entries)\n", info->max_entries);
+	else if (ret)
+		fprintf(stderr, "vfp-maptool: %s\n", why);
+	return ret;
+}
+
+/* Serve mode: one request after another until stdin closes. */
+static int serve(void)
+{
+	char line[4200], *payload = NULL;
+	size_t cap = 0;
+
+	setvbuf(stdin, NULL, _IONBF, 0); /* payload bytes are read with read(2) */
+	for (;;) {
+		char op[16], pin[4096];
+		unsigned long nbytes;
+		size_t len = 0;
+		char c;
+		ssize_t r;
+
+		/* read the request line byte by byte: stdio must not buffer past it */
+		while (len < sizeof(line) - 1 && (r = read(0, &c, 1)) == 1 && c != '\n')
+			line[len++] = c;
+		if (len == 0 && (r <= 0))
+			return 0;
+		line[len] = 0;
+		if (sscanf(line, "%15s %lu %4095[^\n]", op, &nbytes, pin) != 3 || nbytes > MAX_REQUEST) {
+			fprintf(stderr, "vfp-maptool serve: bad request '%.80s'\n", line);
+			return 2;
+		}
+		if (nbytes > cap) {
+			free(payload);
+			cap = nbytes;
+			payload = malloc(cap);
+			if (!payload)
+				return FAILED;
+		}
+		if (read_full(payload, nbytes) != nbytes)
+			return 2;
+
+		struct bpf_map_info info;
+		int fd;
+
+		if (open_map(pin, &fd, &info)) {
+			printf("nomap %s\n", why);
+			fflush(stdout);
+			continue;
+		}
+		size_t ks = info.key_size, rec = ks + info.value_size;
+		unsigned long long a = 0, b = 0;
+		int ret = DONE, batch_ok = 1;
+
+		if (!strcmp(op, "info")) {
+			printf("ok ");
+			print_info(&info);
+			putchar('\n');
+		} else if (!strcmp(op, "dump")) {
+			struct sink out = {};
+
+			ret = dump_map(fd, &info, &out);
+			if (!ret) {
+				printf("ok %zu\n", out.len);
+				fflush(stdout);
+				write_full(out.buf, out.len);
+			}
+			free(out.buf);
+		} else if (!strcmp(op, "update") && nbytes % rec == 0) {
+			char *keys = malloc(ks * CHUNK), *vals = malloc(info.value_size * CHUNK);
+
+			for (size_t at = 0; ret == DONE && at < nbytes; at += rec * CHUNK) {
+				size_t n = (nbytes - at) / rec < CHUNK ? (nbytes - at) / rec : CHUNK;
+
+				ret = keys && vals ? update_chunk(fd, &info, payload + at, n, keys, vals, &batch_ok, &a) : FAILED;
+			}
+			free(keys);
+			free(vals);
+			if (ret == FULL)
+				printf("full applied %llu max %u\n", a, info.max_entries);
+			else if (!ret)
+				printf("ok applied %llu\n", a);
+		} else if (!strcmp(op, "lookup") && nbytes % ks == 0) {
+			/* one byte per key: 1 present, 0 absent (the benchmarks poll with it) */
+			size_t n = nbytes / ks;
+			char *found = malloc(n ? n : 1), *val = malloc(info.value_size);
+
+			for (size_t i = 0; found && val && i < n; i++)
+				found[i] = !bpf_map_lookup_elem(fd, payload + i * ks, val);
+			if (found && val) {
+				printf("ok %zu\n", n);
+				fflush(stdout);
+				write_full(found, n);
+			} else {
+				snprintf(why, sizeof(why), "lookup: out of memory");
+				ret = FAILED;
+			}
+			free(found);
+			free(val);
+		} else if (!strcmp(op, "delete") && nbytes % ks == 0) {
+			ret = delete_chunk(fd, &info, payload, nbytes / ks, &a, &b);
+			if (!ret)
+				printf("ok deleted %llu absent %llu\n", a, b);
+		} else {
+			snprintf(why, sizeof(why), "bad request: %.15s of %lu bytes on %.160s", op, nbytes, pin);
+			ret = FAILED;
+		}
+		if (ret == FAILED)
+			printf("err %s\n", why);
+		fflush(stdout);
+		close(fd);
+	}
 }
 
 int main(int argc, char **argv)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
+	struct bpf_map_info info;
 	int fd;
 
+	if (argc == 2 && !strcmp(argv[1], "serve"))
+		return serve();
 	if (argc != 3) {
-		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump <pinned map>\n");
+		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump <pinned map> | vfp-maptool serve\n");
 		return 2;
 	}
-	fd = bpf_obj_get(argv[2]);
-	if (fd < 0) {
-		fprintf(stderr, "vfp-maptool: cannot open %s: %s\n", argv[2], strerror(errno));
+	if (open_map(argv[2], &fd, &info)) {
+		fprintf(stderr, "vfp-maptool: %s\n", why);
 		return 3;
 	}
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		fprintf(stderr, "vfp-maptool: %s is not a map: %s\n", argv[2], strerror(errno));
-		return 3;
-	}
-	if (!strcmp(argv[1], "info")) {
-		printf("{\"id\":%u,\"type\":%u,\"key_size\":%u,\"value_size\":%u,\"max_entries\":%u,\"name\":\"%s\"}\n",
-		       info.id, info.type, info.key_size, info.value_size, info.max_entries, info.name);
-		return 0;
-	}
-	if (!strcmp(argv[1], "update"))
-		return cmd_update(fd, &info);
-	if (!strcmp(argv[1], "delete"))
-		return cmd_delete(fd, &info);
-	if (!strcmp(argv[1], "dump"))
-		return cmd_dump(fd, &info);
-	fprintf(stderr, "usage: vfp-maptool info|update|delete|dump <pinned map>\n");
-	return 2;
+	int ret = run_once(argv[1], fd, &info);
+
+	if (ret == 2)
+		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump <pinned map> | vfp-maptool serve\n");
+	return ret;
 }

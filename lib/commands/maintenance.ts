@@ -51,20 +51,17 @@ export const status: CommandModule<object, StatusArgs> = {
     const a = argv as Args<StatusArgs>;
     const { existsSync } = await import('node:fs');
     const { Context } = await import('../context.js');
-    const { divergence } = await import('../blocklist.js');
+    const { divergence, fillLevel } = await import('../blocklist.js');
     const { attachments, pinnedProgId } = await import('../maps/bpftool.js');
-    const { dumpRecords, mapInfo } = await import('../maps/maptool.js');
     const { EnvError } = await import('../errors.js');
     const ctx = Context.fromArgs(a);
     if (!existsSync(ctx.pin('blocked_ips'))) throw new EnvError(`no vos-fastpath maps in ${ctx.settings.pinDir}; run vosctl attach <iface> (or set --pin-dir)`);
     const progId = await pinnedProgId(ctx.pin('prog'));
     const maps = [];
     for (const name of ['blocked_ips', 'blocked_prefixes', 'allow_ips', 'options_allow']) {
-      const info = await mapInfo(ctx.pin(name));
-      const used = (await dumpRecords(ctx.pin(name))).length / (info.key_size + info.value_size);
-      maps.push({ name, entries: used, capacity: info.max_entries, fill: Number((used / info.max_entries).toFixed(4)) });
+      maps.push({ name, ...(await fillLevel(ctx, name)) });
     }
-    const cfg = (await dumpRecords(ctx.pin('config'))).subarray(4);
+    const cfg = (await ctx.maps.dump(ctx.pin('config'))).subarray(4);
     const flags = cfg.readUInt32LE(0);
     const ports = Array.from({ length: cfg.readUInt32LE(4) }, (_, i) => cfg.readUInt16LE(8 + 2 * i));
     const d = await divergence(ctx);

@@ -1,5 +1,10 @@
-/** Runs build/vfp-maptool (bulk map access through libbpf) with argument arrays. */
-import { execa } from 'execa';
+/**
+ * Bulk map access through build/vfp-maptool (libbpf), with argument arrays.
+ * Two ways to reach it, one interface: a process per call (commands that run
+ * once), or one long-lived `vfp-maptool serve` (consume, where a process per
+ * batch would cost more than the batch).
+ */
+import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
 import { EnvError, MapFullError, RuntimeError } from '../errors.js';
 import { MAPTOOL } from '../paths.js';
@@ -13,48 +18,170 @@ export interface MapInfo {
   name: string;
 }
 
+export interface MapAccess {
+  info(pin: string): Promise<MapInfo>;
+  /** Write key||value records; throws MapFullError (with what fit) when the map runs out of room. */
+  update(pin: string, records: Buffer, count: number): Promise<number>;
+  /** Delete keys; absent keys are counted, not errors. */
+  delete(pin: string, keys: Buffer): Promise<{ deleted: number; absent: number }>;
+  dump(pin: string): Promise<Buffer>;
+}
+
 function requireTool(): void {
   if (!existsSync(MAPTOOL)) throw new EnvError(`${MAPTOOL} is missing; run scripts/setup.sh (or make -C xdp)`);
 }
 
-async function run(cmd: string, pin: string, input?: Buffer): Promise<{ stdout: string; raw?: Buffer }> {
-  requireTool();
-  const r = await execa(MAPTOOL, [cmd, pin], { input, reject: false, stripFinalNewline: true });
-  if (r.exitCode === 3) throw new EnvError(`no map at ${pin}: ${r.stderr.trim()}; attach first (vosctl attach <iface>) or check --pin-dir`);
-  if (r.exitCode !== 0 && r.exitCode !== 4) throw new RuntimeError(`vfp-maptool ${cmd} ${pin} failed: ${r.stderr.trim()}`);
-  return { stdout: r.stdout };
+function noMap(pin: string, why = ''): EnvError {
+  return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir`);
 }
 
-export async function mapInfo(pin: string): Promise<MapInfo> {
-  return JSON.parse((await run('info', pin)).stdout) as MapInfo;
-}
-
-/** Write key||value records; throws MapFullError (with what fit) when the map runs out of room. */
-export async function updateRecords(pin: string, records: Buffer, count: number): Promise<number> {
-  if (!count) return 0;
-  requireTool();
-  const r = await execa(MAPTOOL, ['update', pin], { input: records, reject: false });
-  const applied = Number(/applied (\d+)/.exec(r.stdout)?.[1] ?? 0);
-  if (r.exitCode === 4) {
-    const info = await mapInfo(pin);
-    throw new MapFullError(info.name, info.max_entries, applied, count);
-  }
-  if (r.exitCode === 3) throw new EnvError(`no map at ${pin}; attach first (vosctl attach <iface>) or check --pin-dir`);
-  if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool update ${pin} failed after ${applied} of ${count}: ${r.stderr.trim()}`);
-  return applied;
-}
-
-export async function deleteKeys(pin: string, keys: Buffer): Promise<{ deleted: number; absent: number }> {
-  if (!keys.length) return { deleted: 0, absent: 0 };
-  const { stdout } = await run('delete', pin, keys);
-  const m = /deleted (\d+) absent (\d+)/.exec(stdout);
+function parseDeleted(text: string): { deleted: number; absent: number } {
+  const m = /deleted (\d+) absent (\d+)/.exec(text);
   return { deleted: Number(m?.[1] ?? 0), absent: Number(m?.[2] ?? 0) };
 }
 
-export async function dumpRecords(pin: string): Promise<Buffer> {
-  requireTool();
-  const r = await execa(MAPTOOL, ['dump', pin], { encoding: 'buffer', reject: false });
-  if (r.exitCode === 3) throw new EnvError(`no map at ${pin}; attach first (vosctl attach <iface>) or check --pin-dir`);
-  if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool dump ${pin} failed: ${Buffer.from(r.stderr).toString().trim()}`);
-  return Buffer.from(r.stdout);
+/** A process per call. */
+export const spawnedMaps: MapAccess = {
+  async info(pin) {
+    requireTool();
+    const r = await execa(MAPTOOL, ['info', pin], { reject: false });
+    if (r.exitCode === 3) throw noMap(pin, r.stderr.trim());
+    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool info ${pin} failed: ${r.stderr.trim()}`);
+    return JSON.parse(r.stdout) as MapInfo;
+  },
+  async update(pin, records, count) {
+    if (!count) return 0;
+    requireTool();
+    const r = await execa(MAPTOOL, ['update', pin], { input: records, reject: false });
+    const applied = Number(/applied (\d+)/.exec(r.stdout)?.[1] ?? 0);
+    if (r.exitCode === 4) {
+      const info = await spawnedMaps.info(pin);
+      throw new MapFullError(info.name, info.max_entries, applied, count);
+    }
+    if (r.exitCode === 3) throw noMap(pin);
+    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool update ${pin} failed after ${applied} of ${count}: ${r.stderr.trim()}`);
+    return applied;
+  },
+  async delete(pin, keys) {
+    if (!keys.length) return { deleted: 0, absent: 0 };
+    requireTool();
+    const r = await execa(MAPTOOL, ['delete', pin], { input: keys, reject: false });
+    if (r.exitCode === 3) throw noMap(pin, r.stderr.trim());
+    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool delete ${pin} failed: ${r.stderr.trim()}`);
+    return parseDeleted(r.stdout);
+  },
+  async dump(pin) {
+    requireTool();
+    const r = await execa(MAPTOOL, ['dump', pin], { encoding: 'buffer', reject: false });
+    if (r.exitCode === 3) throw noMap(pin);
+    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool dump ${pin} failed: ${Buffer.from(r.stderr).toString().trim()}`);
+    return Buffer.from(r.stdout);
+  },
+};
+
+/**
+ * One `vfp-maptool serve` process, requests in order. It opens the pin for
+ * every request, so a map removed and created again is found anew. If the
+ * process dies, the next request starts another.
+ */
+const SERVE_OPTIONS = { encoding: 'buffer', reject: false, stdin: 'pipe', stdout: 'pipe', buffer: false } as const;
+
+export class MapServer implements MapAccess {
+  private child?: ResultPromise<typeof SERVE_OPTIONS>;
+  private buffered: Buffer = Buffer.alloc(0);
+  private waiting?: () => void;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private start(): NonNullable<MapServer['child']> {
+    requireTool();
+    const child = execa(MAPTOOL, ['serve'], SERVE_OPTIONS);
+    child.stdout.on('data', (d: Buffer) => {
+      this.buffered = this.buffered.length ? Buffer.concat([this.buffered, d]) : d;
+      this.waiting?.();
+    });
+    void child.then(() => {
+      if (this.child === child) this.child = undefined;
+      this.waiting?.();
+    });
+    this.child = child;
+    this.buffered = Buffer.alloc(0);
+    return child;
+  }
+
+  private async take(n: number | 'line', alive: () => boolean): Promise<Buffer> {
+    for (;;) {
+      const end = n === 'line' ? this.buffered.indexOf(10) : this.buffered.length >= n ? n : -1;
+      if (end >= 0) {
+        const out = this.buffered.subarray(0, end);
+        this.buffered = this.buffered.subarray(n === 'line' ? end + 1 : end);
+        return out;
+      }
+      if (!alive()) throw new RuntimeError('vfp-maptool serve exited in the middle of a request');
+      await new Promise<void>((r) => (this.waiting = r));
+      this.waiting = undefined;
+    }
+  }
+
+  /** Send one request, get its answer line (and payload for dump). Requests never interleave. */
+  private request(op: string, pin: string, payload: Buffer = Buffer.alloc(0)): Promise<{ line: string; data?: Buffer }> {
+    const run = async (): Promise<{ line: string; data?: Buffer }> => {
+      const child = this.child ?? this.start();
+      const alive = (): boolean => this.child === child;
+      child.stdin.write(Buffer.concat([Buffer.from(`${op} ${payload.length} ${pin}\n`), payload]));
+      const line = (await this.take('line', alive)).toString();
+      if ((op === 'dump' || op === 'lookup') && line.startsWith('ok ')) return { line, data: Buffer.from(await this.take(Number(line.slice(3)), alive)) };
+      return { line };
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private check(pin: string, line: string): string {
+    if (line.startsWith('ok')) return line.slice(3);
+    if (line.startsWith('nomap ')) throw noMap(pin, line.slice(6));
+    throw new RuntimeError(`vfp-maptool on ${pin}: ${line.replace(/^err /, '')}`);
+  }
+
+  async info(pin: string): Promise<MapInfo> {
+    return JSON.parse(this.check(pin, (await this.request('info', pin)).line)) as MapInfo;
+  }
+
+  async update(pin: string, records: Buffer, count: number): Promise<number> {
+    if (!count) return 0;
+    const { line } = await this.request('update', pin, records);
+    const full = /^full applied (\d+) max (\d+)/.exec(line);
+    if (full) {
+      const info = await this.info(pin);
+      throw new MapFullError(info.name, info.max_entries, Number(full[1]), count);
+    }
+    return Number(/applied (\d+)/.exec(this.check(pin, line))?.[1] ?? 0);
+  }
+
+  async delete(pin: string, keys: Buffer): Promise<{ deleted: number; absent: number }> {
+    if (!keys.length) return { deleted: 0, absent: 0 };
+    return parseDeleted(this.check(pin, (await this.request('delete', pin, keys)).line));
+  }
+
+  async dump(pin: string): Promise<Buffer> {
+    const r = await this.request('dump', pin);
+    this.check(pin, r.line);
+    return r.data ?? Buffer.alloc(0);
+  }
+
+  /** For each key, whether the map holds it (one request, however many keys). */
+  async lookup(pin: string, keys: Buffer): Promise<boolean[]> {
+    const r = await this.request('lookup', pin, keys);
+    this.check(pin, r.line);
+    return [...(r.data ?? Buffer.alloc(0))].map((b) => b === 1);
+  }
+
+  /** End the server process (it exits when its stdin closes). */
+  async close(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child) return;
+    child.stdin.end();
+    await child;
+  }
 }
