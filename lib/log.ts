@@ -19,7 +19,7 @@ export function createLogger(level: string, format: LogFormat | undefined): Logg
         : winston.format.combine(
             winston.format.timestamp({ format: 'HH:mm:ss' }),
             winston.format.printf(({ timestamp, level: lvl, message, ...rest }) => {
-              const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+              const fields = Object.entries(rest).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
               return `${timestamp} ${lvl} ${message}${fields.length ? ' ' + fields.join(' ') : ''}`;
             }),
           ),

@@ -9,6 +9,8 @@ export interface Settings {
   logFormat: 'json' | 'text' | undefined;
   amqpUrl: string;
   amqpCaFile: string | undefined;
+  /** A file holding the broker password, so it is on no command line. */
+  amqpPasswordFile: string | undefined;
 }
 
 export type FileConfig = Partial<Record<keyof Settings, unknown>>;
@@ -22,6 +24,7 @@ const ENV: Record<keyof Settings, string> = {
   logFormat: 'VOS_LOG_FORMAT',
   amqpUrl: 'VOS_AMQP_URL',
   amqpCaFile: 'VOS_AMQP_CA_FILE',
+  amqpPasswordFile: 'VOS_AMQP_PASSWORD_FILE',
 };
 
 export const DEFAULTS: Settings = {
@@ -32,6 +35,7 @@ export const DEFAULTS: Settings = {
   logFormat: undefined,
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
   amqpCaFile: undefined,
+  amqpPasswordFile: undefined,
 };
 
 export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: FileConfig): Settings {
@@ -43,6 +47,7 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
   const level = String(pick('logLevel'));
   if (!['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'].includes(level)) throw new UsageError(`bad log level '${level}'`);
   const ca = pick('amqpCaFile');
+  const pw = pick('amqpPasswordFile');
   return {
     pinDir: String(pick('pinDir')),
     stateDir: String(pick('stateDir')),
@@ -51,6 +56,7 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
     logFormat: logFormat as Settings['logFormat'],
     amqpUrl: String(pick('amqpUrl')),
     amqpCaFile: ca === undefined ? undefined : String(ca),
+    amqpPasswordFile: pw === undefined ? undefined : String(pw),
   };
 }
 

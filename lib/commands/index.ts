@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { attach, detach } from './attach.js';
 import { block } from './block.js';
+import { consume } from './consume.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
@@ -15,6 +16,7 @@ export const commands: CommandModule<object, never>[] = [
   block,
   unblock,
   loadFile,
+  consume,
   list,
   allow,
   disallow,

@@ -1,0 +1,100 @@
+import type { CommandModule } from 'yargs';
+import type { Args } from './common.js';
+import { ttlSeconds } from './common.js';
+
+interface ConsumeArgs {
+  queue?: string;
+  fanout?: string;
+  exchange?: string;
+  routingKey?: string;
+  url?: string;
+  caFile?: string;
+  passwordFile?: string;
+  deadLetter?: string;
+  prefetch: number;
+  batchSize: number;
+  batchWait: number;
+  ttl: string;
+  source: string;
+  maxBody: number;
+  gcInterval: number;
+}
+
+function checkConsumeArgs(a: ConsumeArgs, Bad: new (m: string) => Error): void {
+  if (!a.queue && !a.fanout) throw new Bad('give --queue NAME, or --fanout EXCHANGE for a per-node queue');
+  if (a.fanout && a.exchange) throw new Bad('--fanout and --exchange exclude each other');
+  if (a.routingKey !== undefined && !a.exchange) throw new Bad('--routing-key needs --exchange');
+  const positive = { prefetch: a.prefetch, 'batch-size': a.batchSize, 'max-body': a.maxBody };
+  for (const [k, v] of Object.entries(positive)) if (!Number.isInteger(v) || v < 1) throw new Bad(`bad --${k} '${String(v)}': a positive integer`);
+  const nonNegative = { 'batch-wait': a.batchWait, 'gc-interval': a.gcInterval };
+  for (const [k, v] of Object.entries(nonNegative)) if (!Number.isFinite(v) || v < 0) throw new Bad(`bad --${k} '${String(v)}': a number >= 0`);
+}
+
+export const consume: CommandModule<object, ConsumeArgs> = {
+  command: 'consume',
+  describe: 'Apply block/unblock messages from RabbitMQ to the maps (acked only once enforced and persisted)',
+  builder: (y) =>
+    y
+      .option('queue', { type: 'string', describe: 'queue to consume (with --fanout: default <exchange>.<hostname>)' })
+      .option('fanout', { type: 'string', describe: 'cluster mode: bind a durable per-node queue to this fanout exchange' })
+      .option('exchange', { type: 'string', describe: 'bind the queue to this exchange (declared direct if missing)' })
+      .option('routing-key', { type: 'string', describe: 'binding key for --exchange (default: the queue name)' })
+      .option('url', { type: 'string', describe: 'broker URL, amqp:// or amqps:// [env VOS_AMQP_URL]; keep passwords out of it (ps shows it)' })
+      .option('ca-file', { type: 'string', describe: 'CA bundle for amqps:// [env VOS_AMQP_CA_FILE]' })
+      .option('password-file', { type: 'string', describe: 'file holding the broker password [env VOS_AMQP_PASSWORD_FILE]' })
+      .option('dead-letter', { type: 'string', describe: 'queue for refused messages, reason in header x-vos-reason (default <queue>.dead)' })
+      .option('prefetch', { type: 'number', default: 2000, describe: 'unacked messages the broker may send ahead' })
+      .option('batch-size', { type: 'number', default: 500, describe: 'most messages applied in one map operation' })
+      .option('batch-wait', { type: 'number', default: 2, describe: 'ms a batch waits for more after its first message' })
+      .option('ttl', { type: 'string', default: '1h', describe: 'expiry for messages that carry none (0 = never)' })
+      .option('source', { type: 'string', default: 'amqp', describe: 'source name for messages that carry none' })
+      .option('max-body', { type: 'number', default: 65536, describe: 'bytes; a larger message is dead-lettered' })
+      .option('gc-interval', { type: 'number', default: 60, describe: 'seconds between expiry sweeps (0 = none)' }) as never,
+  handler: async (argv) => {
+    const a = argv as Args<ConsumeArgs>;
+    const ttlS = ttlSeconds(a.ttl);
+    const { readFileSync } = await import('node:fs');
+    const { Context } = await import('../context.js');
+    const { UsageError } = await import('../errors.js');
+    const { SOURCE_NAME } = await import('../maps/layout.js');
+    const { checkUrl, fanoutQueueName, redactUrl, withPassword } = await import('../consume/broker.js');
+    const { Consumer } = await import('../consume/consumer.js');
+    checkConsumeArgs(a, UsageError);
+    const ctx = Context.fromArgs(a);
+    if (!SOURCE_NAME.test(a.source)) throw new UsageError(`bad --source '${a.source}': 1-31 of A-Z a-z 0-9 . _ -`);
+    const s = ctx.settings;
+    checkUrl(s.amqpUrl);
+    if (a.url && redactUrl(a.url) !== a.url) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });
+    let password: string | undefined;
+    if (s.amqpPasswordFile) {
+      try {
+        password = readFileSync(s.amqpPasswordFile, 'utf8').trim();
+      } catch (err) {
+        throw new UsageError(`cannot read the password file ${s.amqpPasswordFile}: ${(err as Error).message}`);
+      }
+    }
+    const queue = a.queue ?? fanoutQueueName(a.fanout!);
+    const consumer = new Consumer(ctx, {
+      url: withPassword(s.amqpUrl, password),
+      caFile: s.amqpCaFile,
+      queue,
+      deadLetter: a.deadLetter ?? `${queue}.dead`,
+      exchange: a.exchange,
+      routingKey: a.routingKey,
+      fanout: a.fanout,
+      prefetch: a.prefetch,
+      batchSize: a.batchSize,
+      batchWaitMs: a.batchWait,
+      gcIntervalS: a.gcInterval,
+      retryBaseMs: 250,
+      retryCapMs: 30_000,
+      ttlS,
+      source: a.source,
+      maxBytes: a.maxBody,
+    });
+    // on, not once: execa's exit hook re-raises a signal that no other listener holds.
+    process.on('SIGTERM', () => consumer.stop('SIGTERM'));
+    process.on('SIGINT', () => consumer.stop('SIGINT'));
+    await consumer.run();
+  },
+};

@@ -1,0 +1,305 @@
+/**
+ * vosctl consume against the real RabbitMQ and real pinned maps: every message
+ * format, dead-lettering, duplicates, broker restart, kill -9, the program
+ * going away, and fanout to two nodes.
+ */
+import { afterEach, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Broker, ConsumerProcess, brokerMissing } from '../helpers/broker.js';
+import { describeWith, kernelMissing } from '../helpers/env.js';
+import { Lab, ROOT } from '../helpers/lab.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Listed {
+  ip: string;
+  source: string;
+  reason: string | null;
+  added: string;
+  expires: string | null;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (done(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v).slice(0, 400)}`);
+    await sleep(100);
+  }
+}
+
+/** One node: a pin folder with the program loaded (unattached), a state folder, a consumer. */
+class Node {
+  readonly stateDir: string;
+  readonly pinDir: string;
+  consumer?: ConsumerProcess;
+
+  constructor(
+    readonly lab: Lab,
+    readonly name: string,
+  ) {
+    this.stateDir = join(lab.tmp, `state-${name}`);
+    this.pinDir = `${lab.pinDir}_${name}`;
+    lab.defer(`pin folder ${this.pinDir}`, async () => rmSync(this.pinDir, { recursive: true, force: true }));
+  }
+
+  env(): Record<string, string> {
+    return { VOS_PIN_DIR: this.pinDir, VOS_STATE_DIR: this.stateDir };
+  }
+
+  async load(): Promise<void> {
+    const r = await execa(join(ROOT, 'scripts/load.sh'), ['--no-attach'], { env: this.env(), reject: false });
+    if (r.exitCode !== 0) throw new Error(`load.sh: ${r.stderr}`);
+  }
+
+  async vosctl(...args: string[]): Promise<{ code: number | undefined; out: string; err: string }> {
+    const r = await execa(join(ROOT, 'bin/vosctl'), args, { env: { ...this.env(), VOS_LOG_FORMAT: 'json' }, reject: false });
+    return { code: r.exitCode, out: r.stdout, err: r.stderr };
+  }
+
+  async list(): Promise<Listed[]> {
+    const r = await this.vosctl('list', '--json');
+    if (r.code !== 0) throw new Error(`vosctl list: ${r.err}`);
+    return JSON.parse(r.out) as Listed[];
+  }
+
+  async ips(): Promise<string[]> {
+    return (await this.list()).map((e) => e.ip).sort();
+  }
+
+  async consume(args: string[]): Promise<ConsumerProcess> {
+    this.consumer = new ConsumerProcess(this.lab, this.env(), args);
+    await this.consumer.start();
+    return this.consumer;
+  }
+}
+
+describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
+  let lab: Lab;
+  let broker: Broker;
+
+  const fresh = async (name = 'a'): Promise<Node> => {
+    lab = new Lab();
+    broker = new Broker(lab);
+    const node = new Node(lab, name);
+    await node.load();
+    return node;
+  };
+  afterEach(async () => {
+    await lab?.cleanup();
+  });
+
+  it('applies every message format, then acks', async () => {
+    const n = await fresh();
+    const q = broker.name('formats');
+    await n.consume(['--queue', q, '--ttl', '2h']);
+    await broker.publish(q, [
+      '{"action":"block","ip":"198.51.100.1","ttl":"30m","reason":"REGISTER flood","source":"kamailio"}',
+      '{"ip":"198.51.100.2"}',
+      '{"ips":["198.51.100.3","198.51.100.4"]}',
+      '["198.51.100.5","198.51.100.6"]',
+      '198.51.100.7',
+      '198.51.100.8\n198.51.100.9\n',
+      '"198.51.100.10"',
+      '{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":{"ip":"198.51.100.11"}}',
+      '{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":["198.51.100.12"]}',
+      '{"action":"block","ip":"203.0.113.0/24","reason":"scanner net"}',
+      '{"action":"block","ip":"198.51.100.99"}',
+      '{"action":"unblock","ip":"198.51.100.99"}',
+    ]);
+    const want = ['198.51.100.1', '198.51.100.10', '198.51.100.11', '198.51.100.12', '198.51.100.2', '198.51.100.3', '198.51.100.4', '198.51.100.5', '198.51.100.6', '198.51.100.7', '198.51.100.8', '198.51.100.9', '203.0.113.0/24'];
+    await waitFor('every format in the map', () => n.ips(), (ips) => ips.length === want.length);
+    const list = await n.list();
+    expect(list.map((e) => e.ip).sort()).toEqual(want.sort());
+    const first = list.find((e) => e.ip === '198.51.100.1')!;
+    expect(first).toMatchObject({ source: 'kamailio', reason: 'REGISTER flood' });
+    const ttl = (Date.parse(first.expires!) - Date.parse(first.added)) / 1000;
+    expect(ttl).toBeGreaterThanOrEqual(1799);
+    expect(ttl).toBeLessThanOrEqual(1801);
+    const defaulted = list.find((e) => e.ip === '198.51.100.2')!;
+    expect(defaulted.source).toBe('amqp');
+    expect((Date.parse(defaulted.expires!) - Date.parse(defaulted.added)) / 1000).toBeCloseTo(7200, -1);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    expect(await broker.drain(`${q}.dead`)).toHaveLength(0);
+    // Each accepted message is logged with queue, message id, action, address and TTL.
+    expect(n.consumer!.logs).toContainEqual(expect.objectContaining({ message: 'blocked', action: 'block', ip: '198.51.100.1', ttl_s: 1800, queue: q, msg_id: 't0', source: 'kamailio' }));
+    expect(await n.consumer!.stop()).toBe(0);
+  });
+
+  it('dead-letters each bad message with its reason and applies the good ones of the same burst', async () => {
+    const n = await fresh();
+    const q = broker.name('bad');
+    expect((await n.vosctl('allow', '192.0.2.0/24')).code).toBe(0);
+    await n.consume(['--queue', q, '--max-body', '512']);
+    const bad: Record<string, string> = {
+      unparsable: '{"ip": "198.51.100.20"',
+      'bad address': '{"ip":"300.1.2.3"}',
+      'leading zero': '010.1.1.1',
+      allowlisted: '{"ip":"192.0.2.7"}',
+      'too short': '{"ip":"16.0.0.0/4"}',
+      loopback: '127.0.0.1',
+      oversized: `{"ip":"198.51.100.21","reason":"${'x'.repeat(600)}"}`,
+      'unknown action': '{"action":"nuke","ip":"198.51.100.22"}',
+      'bad ttl': '{"ip":"198.51.100.23","ttl":"soon"}',
+      'unknown method': '{"jsonrpc":"2.0","method":"E_SCANNER","params":{"ip":"198.51.100.24"}}',
+      binary: Buffer.from([0xff, 0xfe, 0x00, 0x01]).toString('latin1'),
+    };
+    const good = ['198.51.100.30', '198.51.100.31', '198.51.100.32'];
+    const bodies: Array<string | Buffer> = [good[0]!];
+    for (const [k, body] of Object.entries(bad)) bodies.push(k === 'binary' ? Buffer.from([0xff, 0xfe, 0x00, 0x01]) : body);
+    bodies.push(`{"ip":"${good[1]}"}`, `{"ips":["${good[2]}","999.1.1.1"]}`);
+    await broker.publish(q, bodies);
+    await waitFor('good entries', () => n.ips(), (ips) => ips.length === 3);
+    expect(await n.ips()).toEqual(good);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    const dead = await broker.drain(`${q}.dead`);
+    const reasons = dead.map((m) => String(m.properties.headers?.['x-vos-reason']));
+    expect(dead).toHaveLength(Object.keys(bad).length + 1);
+    const expected: Array<[string, RegExp]> = [
+      ['unparsable', /not valid JSON/],
+      ['bad address', /'300\.1\.2\.3' is not an IPv4 address/],
+      ['leading zero', /leading zero/],
+      ['allowlisted', /covered by the allowlist entry 192\.0\.2\.0\/24/],
+      ['too short', /shorter than the minimum prefix \/8/],
+      ['loopback', /loopback/],
+      ['oversized', /over the 512-byte limit/],
+      ['unknown action', /unknown action "nuke"/],
+      ['bad ttl', /bad ttl "soon"/],
+      ['unknown method', /unknown JSON-RPC method 'E_SCANNER'/],
+      ['binary', /not UTF-8/],
+      ['mixed', /refused 1 of 2: '999\.1\.1\.1'/],
+    ];
+    for (const [what, re] of expected) expect({ what, hit: reasons.some((r) => re.test(r)) }).toEqual({ what, hit: true });
+    expect(dead.every((m) => m.properties.headers?.['x-vos-queue'] === q)).toBe(true);
+    // the dead letter keeps the original body
+    expect(dead.map((m) => m.content.toString())).toContain(bad['leading zero']);
+    await n.consumer!.stop();
+  });
+
+  it('treats a repeat block as one entry whose expiry only moves later', async () => {
+    const n = await fresh();
+    const q = broker.name('dup');
+    await n.consume(['--queue', q]);
+    const expiry = async () => (await n.list()).find((e) => e.ip === '198.51.100.40')?.expires ?? null;
+    await broker.publish(q, ['{"ip":"198.51.100.40","ttl":60}', '{"ip":"198.51.100.40","ttl":60}']);
+    const e1 = await waitFor('the first block', expiry, (e) => e !== null);
+    await broker.publish(q, ['{"ip":"198.51.100.40","ttl":"2h"}']);
+    const e2 = await waitFor('the extension', expiry, (e) => e !== e1);
+    expect(Date.parse(e2!) - Date.parse(e1!)).toBeGreaterThan(7000 * 1000);
+    await broker.publish(q, ['{"ip":"198.51.100.40","ttl":10}']);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    expect(await expiry()).toBe(e2);
+    expect(await n.ips()).toEqual(['198.51.100.40']);
+    await n.consumer!.stop();
+  });
+
+  it('loses no confirmed block across a broker restart (stop_app, start_app)', async () => {
+    const n = await fresh();
+    const q = broker.name('restart');
+    await n.consume(['--queue', q]);
+    const confirmed: string[] = [];
+    let publishing = true;
+    const publisher = (async () => {
+      let i = 0;
+      while (publishing) {
+        const ip = `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+        try {
+          await broker.publish(q, [ip]);
+          confirmed.push(ip);
+          i++;
+        } catch {
+          await broker.close(); // the broker went away: reconnect and publish the same one again
+          await sleep(200);
+        }
+        await sleep(5);
+      }
+    })();
+    await waitFor('some confirmed blocks', async () => confirmed.length, (c) => c >= 20);
+    await execa('rabbitmqctl', ['stop_app']);
+    try {
+      await sleep(1000);
+    } finally {
+      await execa('rabbitmqctl', ['start_app']);
+    }
+    await n.consumer!.waitForLog((l) => l.message === 'broker unreachable; reconnecting', 5000);
+    await waitFor('blocks after the restart', async () => confirmed.length, (c) => c >= 120, 60_000);
+    publishing = false;
+    await publisher;
+    const inMap = new Set(await waitFor('every confirmed block in the map', () => n.ips(), (ips) => confirmed.every((ip) => ips.includes(ip)), 60_000));
+    expect(confirmed.filter((ip) => !inMap.has(ip))).toEqual([]);
+    await n.consumer!.stop();
+  });
+
+  it('after kill -9 in the middle of a burst, a restarted consumer applies every message', async () => {
+    const n = await fresh();
+    const q = broker.name('kill');
+    const c = await n.consume(['--queue', q, '--batch-size', '20', '--prefetch', '100']);
+    const ips = Array.from({ length: 20_000 }, (_, i) => `198.19.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+    await broker.publish(q, ips);
+    await c.waitForLog((l) => l.message === 'blocked', 30_000);
+    await c.kill9(); // mid-burst: some batches applied, some in flight, most still queued
+    const before = (await n.ips()).length;
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(ips.length);
+    await n.consume(['--queue', q]);
+    await waitFor('the whole burst', async () => (await n.ips()).length, (k) => k === ips.length, 60_000);
+    expect(await n.ips()).toEqual([...ips].sort());
+    // Redelivery also brought the persisted state in line with the map.
+    expect(JSON.parse((await n.vosctl('status', '--json')).out)).toMatchObject({ state_matches_maps: true });
+    await n.consumer!.stop();
+  });
+
+  it('pauses without acking while the program and maps are gone, and resumes when they are back', async () => {
+    const n = await fresh();
+    const q = broker.name('gone');
+    const c = await n.consume(['--queue', q]);
+    await broker.publish(q, ['198.51.100.50']);
+    await waitFor('the first block', () => n.ips(), (ips) => ips.length === 1);
+    rmSync(n.pinDir, { recursive: true, force: true }); // program and maps gone (unload --purge)
+    const from = c.logs.length;
+    await broker.publish(q, ['198.51.100.51', '198.51.100.52', '{"action":"unblock","ip":"198.51.100.50"}']);
+    const paused = await c.waitForLog((l) => l.message === 'paused: not ready to enforce', 10_000, from);
+    expect(String(paused.error)).toContain('no maps in');
+    expect(await broker.depth(q)).toEqual({ ready: 0, unacked: 3 });
+    await n.load();
+    await waitFor('the paused batch applied', () => n.ips(), (ips) => ips.join() === '198.51.100.51,198.51.100.52', 20_000);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    // Pausing is not a hot loop: a handful of retries with backoff, not hundreds.
+    const retries = c.logs.filter((l) => l.message === 'paused: not ready to enforce').length;
+    expect(retries).toBeLessThan(30);
+    await c.stop();
+  });
+
+  it('fanout: two nodes with their own pin folders end with identical maps', async () => {
+    const a = await fresh('n1');
+    const b = new Node(lab, 'n2');
+    await b.load();
+    const ex = broker.name('fan');
+    const qa = broker.name('fan_n1');
+    const qb = broker.name('fan_n2');
+    await a.consume(['--fanout', ex, '--queue', qa]);
+    await b.consume(['--fanout', ex, '--queue', qb]);
+    const ips = Array.from({ length: 200 }, (_, i) => `198.51.${100 + Math.floor(i / 100)}.${(i % 100) + 1}`);
+    await broker.publish('', ips.map((ip) => JSON.stringify({ ip, source: 'cluster' })), { exchange: ex });
+    await broker.publish('', ['{"action":"unblock","ip":"198.51.100.1"}'], { exchange: ex });
+    const want = ips.filter((ip) => ip !== '198.51.100.1').sort();
+    await waitFor('node 1', () => a.ips(), (x) => x.join() === want.join());
+    await waitFor('node 2', () => b.ips(), (x) => x.join() === want.join());
+    const strip = (l: Listed[]) => l.map((e) => [e.ip, e.source, e.expires !== null]);
+    expect(strip(await a.list())).toEqual(strip(await b.list()));
+    await a.consumer!.stop();
+    await b.consumer!.stop();
+  });
+
+  it('refuses bad options with exit 2 and a named error', async () => {
+    await fresh();
+    const run = (args: string[]) => execa(join(ROOT, 'bin/vosctl'), ['consume', ...args], { reject: false, env: { VOS_PIN_DIR: lab.pinDir } });
+    expect(await run([])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('give --queue NAME') });
+    expect(await run(['--queue', 'x', '--prefetch', '0'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --prefetch '0'") });
+    expect(await run(['--queue', 'x', '--ttl', 'soon'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --ttl 'soon'") });
+    expect(await run(['--queue', 'x', '--url', 'http://nope'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad AMQP URL 'http://nope'") });
+  });
+});

@@ -1,0 +1,148 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
+import { fanoutQueueName, redactUrl, withPassword } from '../../lib/consume/broker.js';
+import { parseMessage, type ParsedMessage } from '../../lib/messages.js';
+
+const parse = (s: string, max?: number): ParsedMessage => parseMessage(Buffer.from(s), max);
+const targets = (s: string) => {
+  const r = parse(s);
+  if (!r.ok) throw new Error(r.reason);
+  return r.commands.map((c) => `${c.action} ${c.target}`);
+};
+const reason = (s: string | Buffer) => {
+  const r = typeof s === 'string' ? parse(s) : parseMessage(s);
+  if (r.ok) throw new Error(`accepted ${JSON.stringify(r.commands)}`);
+  return r.reason;
+};
+
+describe('parseMessage', () => {
+  it('reads our JSON shapes', () => {
+    expect(targets('{"action":"block","ip":"1.2.3.4"}')).toEqual(['block 1.2.3.4']);
+    expect(targets('{"action":"unblock","ip":"1.2.3.4"}')).toEqual(['unblock 1.2.3.4']);
+    expect(targets('{"ip":"1.2.3.0/24"}')).toEqual(['block 1.2.3.0/24']);
+    expect(targets('{"ips":["1.2.3.4","5.6.7.8"]}')).toEqual(['block 1.2.3.4', 'block 5.6.7.8']);
+    expect(targets('["1.2.3.4","5.6.7.8"]')).toEqual(['block 1.2.3.4', 'block 5.6.7.8']);
+    expect(targets('[{"action":"unblock","ip":"1.2.3.4"},"5.6.7.8"]')).toEqual(['unblock 1.2.3.4', 'block 5.6.7.8']);
+    expect(targets('"1.2.3.4"')).toEqual(['block 1.2.3.4']);
+  });
+
+  it('keeps ttl, reason and source', () => {
+    const r = parse('{"ip":"1.2.3.4","ttl":"30m","reason":"flood","source":"kamailio","host":"ignored"}');
+    expect(r).toEqual({ ok: true, commands: [{ action: 'block', target: '1.2.3.4', ttlS: 1800, reason: 'flood', source: 'kamailio' }] });
+    expect(parse('{"ip":"1.2.3.4","ttl":90}')).toMatchObject({ commands: [{ ttlS: 90 }] });
+    expect(parse('{"ip":"1.2.3.4","ttl":0}')).toMatchObject({ commands: [{ ttlS: 0 }] });
+    expect(parse('{"ip":"1.2.3.4"}')).toEqual({ ok: true, commands: [{ action: 'block', target: '1.2.3.4' }] });
+  });
+
+  it('reads OpenSIPS event_rabbitmq JSON-RPC notifications, params by name or in order', () => {
+    expect(targets('{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":{"ip":"192.168.2.11"}}')).toEqual(['block 192.168.2.11']);
+    expect(targets('{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":["192.168.2.11"],"id":null}')).toEqual(['block 192.168.2.11']);
+    expect(targets('{"jsonrpc":"2.0","method":"unblock","params":{"ip":"192.168.2.11"}}')).toEqual(['unblock 192.168.2.11']);
+    expect(reason('{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"aor":"x"}}')).toMatch(/unknown JSON-RPC method 'E_UL_AOR_INSERT'/);
+    expect(reason('{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED"}')).toMatch(/without params/);
+    expect(reason('{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":[7]}')).toMatch(/params\[0\] must be the address/);
+  });
+
+  it('reads plain text, one address per line', () => {
+    expect(targets('1.2.3.4')).toEqual(['block 1.2.3.4']);
+    expect(targets('1.2.3.4\r\n# a comment\n\n5.6.7.8 # trailing\n')).toEqual(['block 1.2.3.4', 'block 5.6.7.8']);
+  });
+
+  it('refuses what it cannot read, saying why', () => {
+    expect(reason('{"ip":')).toMatch(/not valid JSON/);
+    expect(reason('')).toMatch(/empty message/);
+    expect(reason('{"action":"ban","ip":"1.2.3.4"}')).toMatch(/unknown action "ban"/);
+    expect(reason('{"ip":"1.2.3.4","ips":["5.6.7.8"]}')).toMatch(/both "ip" and "ips"/);
+    expect(reason('{"ip":7}')).toMatch(/"ip" must be a string/);
+    expect(reason('{"ips":[]}')).toMatch(/"ips" is empty/);
+    expect(reason('{"ips":["1.2.3.4",5]}')).toMatch(/holds 5/);
+    expect(reason('{"name":"x"}')).toMatch(/no "ip" or "ips"/);
+    expect(reason('{"ip":"1.2.3.4","ttl":"soon"}')).toMatch(/bad ttl "soon"/);
+    expect(reason('{"ip":"1.2.3.4","ttl":-5}')).toMatch(/bad ttl -5/);
+    expect(reason('{"ip":"1.2.3.4","reason":5}')).toMatch(/bad reason 5/);
+    expect(reason('{"ip":null}')).toMatch(/"ip" must be a string, got null/);
+    expect(reason('[]')).toMatch(/empty array/);
+    expect(reason(Buffer.from([0xc3, 0x28]))).toMatch(/not UTF-8/);
+    expect(parse(`{"ips":${JSON.stringify(Array(10_001).fill('1.2.3.4'))}}`, 1 << 20)).toMatchObject({ ok: false, reason: expect.stringMatching(/over 10000: use vosctl load-file/) });
+  });
+
+  it('refuses a body over the limit before reading it', () => {
+    const r = parse('{"ip":"1.2.3.4"}', 10);
+    expect(r).toEqual({ ok: false, reason: 'body of 16 bytes is over the 10-byte limit' });
+  });
+
+  it('never throws, whatever the bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const r = parseMessage(bytes);
+        expect(typeof r.ok).toBe('boolean');
+      }),
+    );
+    fc.assert(
+      fc.property(fc.json(), (text) => {
+        const r = parse(text);
+        expect(typeof r.ok).toBe('boolean');
+      }),
+    );
+  });
+});
+
+describe('planMessage and planRuns', () => {
+  const policy = { minPrefix: 8, allow: [{ addr: 0xc0000200, prefixlen: 24 }], own: [0x0a000001] };
+  const d = { ttlS: 3600, source: 'amqp', maxBytes: 65536 };
+  const plan = (s: string) => planMessage(Buffer.from(s), policy, d);
+
+  it('applies defaults and validates every target', () => {
+    expect(plan('{"ip":"198.51.100.1"}')).toEqual({ commands: [{ action: 'block', target: { text: '198.51.100.1', addr: 0xc6336401, prefixlen: 32 }, ttlS: 3600, source: 'amqp', reason: null }] });
+  });
+
+  it('keeps the good targets of a message and gives the refused ones as its dead-letter reason', () => {
+    const p = plan('{"ips":["198.51.100.1","192.0.2.9","10.0.0.1","127.0.0.1","1.0.0.0/4"]}');
+    expect(p.commands.map((c) => c.target.text)).toEqual(['198.51.100.1']);
+    expect(p.deadReason).toMatch(/^refused 4 of 5: /);
+    expect(p.deadReason).toMatch(/covered by the allowlist entry 192\.0\.2\.0\/24/);
+    expect(p.deadReason).toMatch(/covers this host's address 10\.0\.0\.1/);
+    expect(p.deadReason).toMatch(/loopback/);
+    expect(p.deadReason).toMatch(/host bits set/);
+  });
+
+  it('lets an allowlisted address be unblocked (lifting a block is always allowed)', () => {
+    expect(plan('{"action":"unblock","ip":"192.0.2.9"}')).toMatchObject({ commands: [{ action: 'unblock' }] });
+    expect(plan('{"action":"unblock","ip":"192.0.2.9"}').deadReason).toBeUndefined();
+  });
+
+  it('merges consecutive commands of one action and keeps the order between actions', () => {
+    const runs = planRuns(['198.51.100.1', '198.51.100.2', '{"action":"unblock","ip":"198.51.100.1"}', '198.51.100.3'].map(plan));
+    expect(runs.map((r) => (r.action === 'block' ? `block ${r.reqs.map((q) => q.target.text).join(',')}` : `unblock ${r.targets.map((t) => t.text).join(',')}`))).toEqual([
+      'block 198.51.100.1,198.51.100.2',
+      'unblock 198.51.100.1',
+      'block 198.51.100.3',
+    ]);
+  });
+});
+
+describe('backoff and broker helpers', () => {
+  it('backs off exponentially with full jitter, within [base, cap]', () => {
+    expect(backoffMs(0, 250, 30_000, () => 1)).toBe(250);
+    expect(backoffMs(3, 250, 30_000, () => 1)).toBe(2000);
+    expect(backoffMs(20, 250, 30_000, () => 1)).toBe(30_000);
+    expect(backoffMs(20, 250, 30_000, () => 0)).toBe(250);
+    fc.assert(fc.property(fc.nat(100), fc.double({ min: 0, max: 1, noNaN: true }), (n, r) => {
+      const ms = backoffMs(n, 250, 30_000, () => r);
+      return ms >= 250 && ms <= 30_000;
+    }));
+  });
+
+  it('hides passwords in URLs it logs, and adds one from a file', () => {
+    expect(redactUrl('amqp://vos:s3cret@broker:5672/%2f')).toBe('amqp://vos:***@broker:5672/%2f');
+    expect(redactUrl('amqps://broker')).toBe('amqps://broker');
+    expect(withPassword('amqps://vos@broker:5671', 'p@ss')).toBe('amqps://vos:p%40ss@broker:5671');
+    expect(withPassword('amqp://vos:given@broker', 'file')).toBe('amqp://vos:given@broker');
+  });
+
+  it('names the per-node fanout queue from the host name', () => {
+    expect(fanoutQueueName('vos-blocklist', 'sbc-1.example.net')).toBe('vos-blocklist.sbc-1.example.net');
+    expect(fanoutQueueName('vos-blocklist', 'odd host')).toBe('vos-blocklist.odd_host');
+  });
+});
