@@ -152,6 +152,29 @@ describeKernel('vosctl', () => {
     await vosctl('unblock', '11.0.0.2', '11.0.0.3', '11.0.0.9');
   });
 
+  it('load-file takes a list of 200,000 addresses in one go, and --replace swaps a tenth of it', async () => {
+    const big = new Lab();
+    try {
+      await big.loadUnattached(['--block-capacity', '262144']);
+      const env = { VOS_PIN_DIR: big.pinDir, VOS_STATE_DIR: join(big.tmp, 'state'), VOS_LOG_FORMAT: 'json' };
+      const addr = (i: number) => `12.${(i >> 16) & 255}.${(i >> 8) & 255}.${(i & 255) + 0}`;
+      const lines = Array.from({ length: 200_000 }, (_, i) => addr(i + 1));
+      writeFileSync(join(big.tmp, 'big.txt'), lines.join('\n') + '\n');
+      const r = await execa(join(ROOT, 'bin/vosctl'), ['load-file', join(big.tmp, 'big.txt'), '--source', 'bigfeed'], { env, reject: false });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toContain('200000 entries (200000 new');
+      const next = [...lines.slice(20_000), ...Array.from({ length: 20_000 }, (_, i) => addr(300_000 + i))];
+      writeFileSync(join(big.tmp, 'next.txt'), next.join('\n') + '\n');
+      const r2 = await execa(join(ROOT, 'bin/vosctl'), ['load-file', join(big.tmp, 'next.txt'), '--source', 'bigfeed', '--replace'], { env, reject: false });
+      expect(r2.stdout).toContain('200000 entries (20000 new, 0 extended, 180000 unchanged), 20000 removed');
+      const status = JSON.parse((await execa(join(ROOT, 'bin/vosctl'), ['status', '--json'], { env })).stdout);
+      expect(status.maps.find((m: { name: string }) => m.name === 'blocked_ips').entries).toBe(200_000);
+      expect(status.state_matches_maps).toBe(true);
+    } finally {
+      await big.cleanup();
+    }
+  });
+
   it('load-file --replace without --source is refused', async () => {
     const r = await vosctl('load-file', '-', '--replace');
     expect(r.code).toBe(2);
