@@ -66,7 +66,8 @@ async function bulk(n: number): Promise<void> {
       const next = join(lab.tmp, 'next.txt');
       writeFileSync(next, [...lines.slice(churn), ...Array.from({ length: churn }, (_, i) => addr(n + i))].join('\n') + '\n');
       const replaceMs = await timed(() => must(VOSCTL, ['load-file', next, '--source', 'feed', '--replace'], env));
-      const listed = JSON.parse((await execa(VOSCTL, ['list', '--json', '--source', 'feed'], { env })).stdout).length;
+      const status = JSON.parse((await execa(VOSCTL, ['status', '--json'], { env })).stdout) as { maps: Array<{ name: string; entries: number }> };
+      const listed = status.maps.find((m) => m.name === 'blocked_ips')!.entries;
       console.log(`  vosctl load-file --replace, 10 % churn  ${(replaceMs / 1000).toFixed(2)} s   (${listed.toLocaleString('en')} entries after, expected ${n.toLocaleString('en')})`);
     }
   } finally {
