@@ -49,3 +49,9 @@ export function describeKernel(name: string, body: Body): void {
 export function describeWith(name: string, reason: string | null, body: Body): void {
   gated(name, reason, body);
 }
+
+/** Why the SIP peers of the end-to-end tests are missing, or null. */
+export function sipPeersMissing(): string | null {
+  for (const tool of ['kamailio', 'sipp', 'svmap', 'amqp-delete-queue']) if (!has(tool)) return `${tool} is not installed (scripts/setup.sh installs it)`;
+  return null;
+}

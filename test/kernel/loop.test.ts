@@ -6,27 +6,15 @@
  * customer registers and calls with sipp.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { brokerMissing } from '../helpers/broker.js';
-import { describeWith, kernelMissing } from '../helpers/env.js';
+import { describeWith, kernelMissing, sipPeersMissing } from '../helpers/env.js';
 import { LoopLab, registerScenario } from '../helpers/loop.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BLOCKED_EXACT = 2;
 const OPTIONS_DROPPED = 4;
 
-function peersMissing(): string | null {
-  for (const tool of ['kamailio', 'sipp', 'svmap']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed (scripts/setup.sh installs it)`;
-    }
-  }
-  return null;
-}
-
-describeWith('the real loop: Kamailio -> RabbitMQ -> vosctl consume -> XDP', kernelMissing() ?? brokerMissing() ?? peersMissing(), () => {
+describeWith('the real loop: Kamailio -> RabbitMQ -> vosctl consume -> XDP', kernelMissing() ?? brokerMissing() ?? sipPeersMissing(), () => {
   let loop: LoopLab;
   beforeAll(async () => {
     loop = new LoopLab();
