@@ -7,7 +7,7 @@
  * Run as root: npm run bench:xdp   (ENTRIES=... ROUNDS=... REPEAT=... to vary)
  */
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT } from '../test/helpers/lab.js';
 import { registerOfSize, sipRequest, udpFrame } from '../test/helpers/packets.js';
@@ -47,6 +47,9 @@ function addresses(n: number): string {
 async function main(): Promise<void> {
   const lab = new Lab();
   let xdpFilterIface: string | null = null;
+  // libxdp makes /sys/fs/bpf/xdp for its dispatcher; leave bpffs as we found it.
+  const libxdpDir = '/sys/fs/bpf/xdp';
+  const hadLibxdpDir = existsSync(libxdpDir);
   try {
     const capacity = 2 ** Math.ceil(Math.log2(ENTRIES + 1));
     await lab.loadUnattached(['--block-capacity', String(capacity)]);
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (xdpFilterIface) await execa('xdp-filter', ['unload', xdpFilterIface], { reject: false });
+    if (!hadLibxdpDir && existsSync(libxdpDir)) await execa('rmdir', [libxdpDir], { reject: false });
     await execa('rm', ['-rf', '/sys/fs/bpf/xdp-filter'], { reject: false });
     await lab.cleanup();
   }

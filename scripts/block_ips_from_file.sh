@@ -29,12 +29,7 @@ vfp_require_maps
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rc=0
-if [ "$file" = - ]; then
-	vfp_validate_lines 1 >"$work/good" 2>"$work/bad" || rc=1
-else
-	vfp_validate_lines 1 <"$file" >"$work/good" 2>"$work/bad" || rc=1
-fi
-[ -s "$work/bad" ] && sed "s|^|${0##*/}: |" "$work/bad" >&2
+vfp_validate_file "$file" 1 "$work/good" || rc=1
 
 source_id=$(vfp_source_id "$source")
 value=$(vfp_block_value "$ttl" "$source_id")
@@ -47,7 +42,7 @@ awk -v e="$exact_id" -v p="$prefix_id" -v v="$value" '{
 	print "map update id " id " key hex " key " value hex " v
 }' "$work/good" >"$work/batch"
 good=$(wc -l <"$work/batch")
-bad=$(wc -l <"$work/bad")
+bad=$VFP_BAD_LINES
 
 if ((good > 0)); then
 	if ! bpftool batch file "$work/batch" >"$work/out" 2>&1; then

@@ -49,12 +49,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 bad=0
-if [ "$file" = - ]; then
-	vfp_validate_lines 0 >"$work/checked" 2>"$work/bad" || bad=1
-else
-	vfp_validate_lines 0 <"$file" >"$work/checked" 2>"$work/bad" || bad=1
-fi
-[ -s "$work/bad" ] && sed "s|^|${0##*/}: |" "$work/bad" >&2
+vfp_validate_file "$file" 0 "$work/checked" || bad=1
 awk '{ print $2 }' "$work/checked" >"$work/list"
 count=$(wc -l <"$work/list")
 

@@ -67,6 +67,20 @@ vfp_validate_lines() { # BLOCKABLE
 
 # Validate one address; sets VFP_CANON, VFP_PREFIXLEN and VFP_KEY (the hex key
 # for blocked_ips when /32, else the LPM key), or VFP_ERROR and returns 1.
+vfp_validate_file() { # FILE|- BLOCKABLE GOOD_OUT: good lines to GOOD_OUT, bad ones reported (VFP_BAD_LINES counts them); 1 if any was bad
+	local file=$1 blockable=$2 good=$3 bad rc=0
+	bad=$(mktemp)
+	if [ "$file" = - ]; then
+		vfp_validate_lines "$blockable" >"$good" 2>"$bad" || rc=1
+	else
+		vfp_validate_lines "$blockable" <"$file" >"$good" 2>"$bad" || rc=1
+	fi
+	if [ -s "$bad" ]; then sed "s|^|${0##*/}: |" "$bad" >&2; fi
+	VFP_BAD_LINES=$(wc -l <"$bad")
+	rm -f "$bad"
+	return "$rc"
+}
+
 vfp_validate_one() { # TEXT BLOCKABLE
 	local out
 	if [[ $1 == *[[:space:]#]* || -z $1 ]]; then

@@ -10,16 +10,10 @@ import { join } from 'node:path';
 import { Broker, ConsumerProcess, brokerMissing } from '../helpers/broker.js';
 import { describeWith, kernelMissing } from '../helpers/env.js';
 import { Lab, ROOT } from '../helpers/lab.js';
+import type { ListedEntry as Listed } from '../../lib/blocklist.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Listed {
-  ip: string;
-  source: string;
-  reason: string | null;
-  added: string;
-  expires: string | null;
-}
 
 async function waitFor<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

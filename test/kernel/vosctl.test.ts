@@ -8,16 +8,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
+import type { ListedEntry as Listed } from '../../lib/blocklist.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Listed {
-  ip: string;
-  source: string;
-  reason: string | null;
-  added: string;
-  expires: string | null;
-}
 
 describeKernel('vosctl', () => {
   let lab: Lab;
