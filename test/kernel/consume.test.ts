@@ -5,7 +5,9 @@
  */
 import { afterEach, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { Broker, ConsumerProcess, brokerMissing } from '../helpers/broker.js';
 import { describeWith, kernelMissing } from '../helpers/env.js';
@@ -286,6 +288,64 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     expect(strip(await a.list())).toEqual(strip(await b.list()));
     await a.consumer!.stop();
     await b.consumer!.stop();
+  });
+
+  it('when the map is full, dead-letters what did not fit with that reason and logs the fill level', async () => {
+    lab = new Lab();
+    broker = new Broker(lab);
+    const n = new Node(lab, 'full');
+    const r = await execa(join(ROOT, 'scripts/load.sh'), ['--no-attach', '--block-capacity', '8'], { env: n.env(), reject: false });
+    expect(r.exitCode).toBe(0);
+    const q = broker.name('full');
+    const c = await n.consume(['--queue', q]);
+    const ips = Array.from({ length: 12 }, (_, i) => `198.51.100.${i + 1}`);
+    await broker.publish(q, ips);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    const inMap = await n.ips();
+    expect(inMap).toHaveLength(8);
+    const dead = await broker.drain(`${q}.dead`);
+    expect(dead).toHaveLength(4);
+    for (const m of dead) {
+      expect(String(m.properties.headers?.['x-vos-reason'])).toMatch(/^map full: blocked_ips holds 8 of 8; not blocked: 198\.51\.100\.\d+$/);
+      expect(inMap).not.toContain(m.content.toString());
+    }
+    const err = await c.waitForLog((l) => l.level === 'error');
+    expect(err).toMatchObject({ message: 'blocklist map full: messages dead-lettered', map: 'blocked_ips', entries: 8, capacity: 8, fill: 1 });
+    await c.stop();
+  });
+
+  it('connects over amqps with a CA file and a password file (TLS in front of the broker)', async () => {
+    const n = await fresh();
+    const q = broker.name('tls');
+    const dir = join(lab.tmp, 'tls');
+    mkdirSync(dir);
+    const ssl = (args: string[]) => execa('openssl', args, { cwd: dir });
+    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=vfp test CA']);
+    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    await ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext']);
+    // A TLS terminator on loopback that hands each connection to the broker's plain port.
+    const server = createTlsServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (tls) => {
+      const plain = connect(5672, '127.0.0.1');
+      tls.pipe(plain).pipe(tls);
+      tls.on('error', () => plain.destroy());
+      plain.on('error', () => tls.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    lab.defer('tls terminator', () => new Promise((r) => server.close(r)));
+    const port = (server.address() as { port: number }).port;
+    writeFileSync(join(dir, 'password'), 'guest\n', { mode: 0o600 });
+    const c = new ConsumerProcess(lab, { ...n.env(), VOS_AMQP_URL: `amqps://guest@127.0.0.1:${port}/`, VOS_AMQP_CA_FILE: join(dir, 'ca.pem'), VOS_AMQP_PASSWORD_FILE: join(dir, 'password') }, ['--queue', q]);
+    await c.start();
+    expect(c.logs.find((l) => l.message === 'consuming')).toMatchObject({ url: `amqps://guest:***@127.0.0.1:${port}/` });
+    await broker.publish(q, ['198.51.100.77']);
+    await waitFor('the block over TLS', () => n.ips(), (ips) => ips.includes('198.51.100.77'));
+    await c.stop();
+    // Without the CA the broker's certificate is not trusted: no connection, a log line per attempt.
+    const untrusted = new ConsumerProcess(lab, { ...n.env(), VOS_AMQP_URL: `amqps://guest:guest@127.0.0.1:${port}/` }, ['--queue', q]);
+    await expect(untrusted.start(3000)).rejects.toThrow(/timed out/);
+    expect(untrusted.logs.some((l) => l.message === 'broker unreachable; reconnecting' && /certificate/i.test(String(l.error)))).toBe(true);
+    await untrusted.stop();
   });
 
   it('refuses bad options with exit 2 and a named error', async () => {
