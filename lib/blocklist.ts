@@ -24,6 +24,7 @@ import {
   encodeSourceName,
   keyToText,
   records,
+  writeBlockKey,
 } from './maps/layout.js';
 import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
 import type { Entry } from './state.js';
@@ -39,13 +40,24 @@ export interface ApplyResult {
   added: number;
   extended: number;
   unchanged: number;
-  /** The entry each request ended as, in request order. */
+  /** The entry each request ended as, in request order (for up to 10,000 requests; empty beyond). */
   entries: Entry[];
 }
 
+/** Address and prefix length of a canonical target text (already validated: digits, dots, one slash). */
 function targetOf(ip: string): { addr: number; prefixlen: number } {
-  const [a, len] = ip.split('/');
-  return { addr: a!.split('.').reduce((n, o) => n * 256 + Number(o), 0) >>> 0, prefixlen: len === undefined ? 32 : Number(len) };
+  let addr = 0;
+  let octet = 0;
+  let i = 0;
+  for (; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      addr = addr * 256 + octet;
+      octet = 0;
+    } else if (c === 47) break;
+    else octet = octet * 10 + c - 48;
+  }
+  return { addr: (addr * 256 + octet) >>> 0, prefixlen: i < ip.length ? Number(ip.slice(i + 1)) : 32 };
 }
 
 /** Source name <-> id, kept in the pinned source_names map (shared with the scripts). */
@@ -109,11 +121,12 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
     if (!group.length) continue;
     const rec = keySize + BLOCK_VALUE;
     const buf = Buffer.alloc(group.length * rec);
-    group.forEach((e, i) => {
+    for (let i = 0; i < group.length; i++) {
+      const e = group[i]!;
       const t = targetOf(e.ip);
-      blockKey(t.addr, t.prefixlen).copy(buf, i * rec);
+      writeBlockKey(buf, i * rec, t.addr, t.prefixlen);
       encodeBlockValue({ expiresNs: wallToBoot(e.expires, now), addedUnix: e.added, sourceId: ids.get(e.source) ?? 0 }, buf, i * rec + keySize);
-    });
+    }
     try {
       await ctx.maps.update(ctx.pin(map), buf, group.length);
     } catch (err) {
@@ -129,15 +142,21 @@ export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[]): 
   return ctx.store.withLock(async () => {
     const now = readClocks();
     const state = ctx.store.refresh();
-    const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
     const merged = new Map<string, { entry: Entry; change: Change }>();
     for (const r of reqs) {
-      const intent: BlockIntent = { ip: r.target.text, source: r.source, reason: r.reason, ttlS: r.ttlS };
-      const m = mergeBlock(merged.get(intent.ip)?.entry ?? state.get(intent.ip), intent, now.wallS);
-      const prev = merged.get(intent.ip);
-      merged.set(intent.ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
+      const ip = r.target.text;
+      const prev = merged.get(ip);
+      const m = mergeBlock(prev?.entry ?? state.get(ip), { ip, source: r.source, reason: r.reason, ttlS: r.ttlS } satisfies BlockIntent, now.wallS);
+      merged.set(ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
     }
-    const entries = [...merged.values()].map((m) => m.entry);
+    const entries: Entry[] = [];
+    const changed: Entry[] = [];
+    const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
+    for (const m of merged.values()) {
+      entries.push(m.entry);
+      if (m.change !== 'unchanged') changed.push(m.entry);
+      result[m.change]++;
+    }
     try {
       await writeEntries(ctx, entries, now);
     } catch (err) {
@@ -149,12 +168,9 @@ export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[]): 
       }
       throw err;
     }
-    ctx.store.commit(
-      [...merged.values()].filter((m) => m.change !== 'unchanged').map((m) => m.entry),
-      [],
-    );
-    for (const m of merged.values()) result[m.change]++;
-    result.entries = reqs.map((r) => merged.get(r.target.text)!.entry);
+    ctx.store.commit(changed, []);
+    // Per-request entries only when a caller may print them: a bulk load has no use for a million.
+    if (reqs.length <= 10_000) result.entries = reqs.map((r) => merged.get(r.target.text)!.entry);
     return result;
   });
 }

@@ -63,6 +63,16 @@ export function blockKey(addr: number, prefixlen: number): Buffer {
   return prefixlen === 32 ? exactKey(addr) : lpmKey(addr, prefixlen);
 }
 
+/** blockKey written in place (bulk writes build one buffer, not a buffer per key). */
+export function writeBlockKey(into: Buffer, at: number, addr: number, prefixlen: number): void {
+  if (prefixlen === 32) {
+    into.writeUInt32BE(addr >>> 0, at);
+    return;
+  }
+  into.writeUInt32LE(prefixlen, at);
+  into.writeUInt32BE(addr >>> 0, at + 4);
+}
+
 export function blockMapOf(prefixlen: number): string {
   return prefixlen === 32 ? MAP.blockedIps : MAP.blockedPrefixes;
 }
