@@ -248,6 +248,26 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await n.consumer!.stop();
   });
 
+  it('on SIGTERM mid-burst finishes and acks the batch in flight, exits 0, and leaves the rest queued', async () => {
+    const n = await fresh();
+    const q = broker.name('term');
+    const c = await n.consume(['--queue', q, '--batch-size', '50', '--prefetch', '200']);
+    const ips = Array.from({ length: 20_000 }, (_, i) => `198.20.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+    await broker.publish(q, ips);
+    await c.waitForLog((l) => l.message === 'blocked', 30_000);
+    expect(await c.stop()).toBe(0);
+    const applied = (await n.ips()).length;
+    const depth = await broker.depth(q);
+    // Every message is either applied and acked, or still in the queue: none both, none lost.
+    expect(depth.unacked).toBe(0);
+    expect(applied).toBeGreaterThan(0);
+    expect(depth.ready + applied).toBe(ips.length);
+    expect(c.logs.find((l) => l.message === 'consumer stopped')).toMatchObject({ messages: applied });
+    await n.consume(['--queue', q]);
+    await waitFor('the rest', async () => (await n.ips()).length, (k) => k === ips.length, 60_000);
+    await n.consumer!.stop();
+  });
+
   it('pauses without acking while the program and maps are gone, and resumes when they are back', async () => {
     const n = await fresh();
     const q = broker.name('gone');
