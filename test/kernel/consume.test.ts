@@ -240,13 +240,15 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     const before = (await n.ips()).length;
     expect(before).toBeGreaterThan(0);
     expect(before).toBeLessThan(ips.length);
-    await n.consume(['--queue', q]);
-    await waitFor('the whole burst', async () => (await n.ips()).length, (k) => k === ips.length, 60_000);
+    const again = await n.consume(['--queue', q]);
+    await waitFor('the whole burst', async () => (await n.ips()).length, (k) => k === ips.length, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nconsumer: ${JSON.stringify(again.logs.filter((l) => l.message !== 'blocked').slice(-10))}`);
+    });
     expect(await n.ips()).toEqual([...ips].sort());
     // Redelivery also brought the persisted state in line with the map.
     expect(JSON.parse((await n.vosctl('status', '--json')).out)).toMatchObject({ state_matches_maps: true });
     await n.consumer!.stop();
-  });
+  }, 150_000);
 
   it('on SIGTERM mid-burst finishes and acks the batch in flight, exits 0, and leaves the rest queued', async () => {
     const n = await fresh();
