@@ -179,36 +179,53 @@ static __always_inline __u64 bytes_equal(__u64 x, __u8 b)
 	return (y - 0x0101010101010101ULL) & ~y & 0x8080808080808080ULL;
 }
 
+/*
+ * 8 bytes at any offset. Told "aligned", clang emits one 64-bit load instead of
+ * eight byte loads and shifts (22 instructions); the load itself may be
+ * misaligned, which the verifier accepts and the JIT performs on architectures
+ * with efficient unaligned access (x86-64, arm64: the machines this runs on).
+ */
 static __always_inline __u64 load8(struct sip_scratch *s, __u32 pos)
 {
-	return *(__u64 *)&s->buf[pos & SIP_SCRATCH_MASK];
+	return *(__u64 *)__builtin_assume_aligned(&s->buf[pos & SIP_SCRATCH_MASK], 8);
 }
 
 /*
- * Offset of the first LF (or, with stop_at_space, SP/CR/LF) at or after start, or -1.
- * A global function: the verifier checks its 512-word loop once, not per caller.
+ * Offset of the first LF (or, with stop_at_space, SP/CR/LF) at or after start,
+ * or -1. Inlined into one global function per delimiter set, so the word loop
+ * carries no run-time choice: about a dozen instructions per 8 bytes.
  */
-__noinline int find_delim(struct sip_scratch *s, __u32 start, __u32 len, int stop_at_space)
+static __always_inline int scan_for(struct sip_scratch *s, __u32 start, __u32 len, const int stop_at_space)
 {
-	if (!s)
-		return -1;
-	for (__u32 k = 0; k < SIP_SCRATCH_WORDS; k++) {
-		__u32 w = start + k * 8;
+	__u64 w = start, end = len;
+
+	for (__u32 k = 0; k < SIP_SCRATCH_WORDS; k++, w += 8) {
 		__u64 x, m;
 
-		if (w >= len)
+		if (w >= end)
 			return -1;
 		x = load8(s, w);
 		m = bytes_equal(x, '\n');
 		if (stop_at_space)
 			m |= bytes_equal(x, ' ') | bytes_equal(x, '\r');
 		if (m) {
-			__u32 p = w + first_flagged_byte(m);
+			__u64 p = w + first_flagged_byte(m);
 
-			return p < len ? (int)p : -1;
+			return p < end ? (int)p : -1;
 		}
 	}
 	return -1;
+}
+
+/* Global functions: the verifier checks each 512-word loop once, not per caller. */
+__noinline int find_lf(struct sip_scratch *s, __u32 start, __u32 len)
+{
+	return s ? scan_for(s, start, len, 0) : -1;
+}
+
+__noinline int find_uri_end(struct sip_scratch *s, __u32 start, __u32 len)
+{
+	return s ? scan_for(s, start, len, 1) : -1;
 }
 
 #define HDR_VIA    (1u << 0)
@@ -286,7 +303,7 @@ static long scan_header_line(__u32 index, void *ctx)
 		return 1;
 	}
 	st->seen |= header_kind(s, pos, st->len);
-	lf = find_delim(s, pos, st->len, 0);
+	lf = find_lf(s, pos, st->len);
 	if (lf < 0)
 		return 1;
 	st->pos = lf + 1;
@@ -323,7 +340,7 @@ static __always_inline int register_is_malformed(struct xdp_md *ctx, __u32 paylo
 	if ((x & LOW_BYTES(4)) != C8('s', 'i', 'p', ':', 0, 0, 0, 0) &&
 	    (x & LOW_BYTES(5)) != C8('s', 'i', 'p', 's', ':', 0, 0, 0))
 		return 1;
-	sp = find_delim(s, 9, len, 1);
+	sp = find_uri_end(s, 9, len);
 	if (sp < 0 || (__u32)sp + 10 > len)
 		return 1;
 	if (load8(s, sp) != C8(' ', 'S', 'I', 'P', '/', '2', '.', '0') ||
