@@ -213,6 +213,7 @@ export class Consumer {
       if (!live || batch.some((p) => p.gen !== live.gen)) return; // channel gone: redelivered later
       try {
         planned = await this.enforce(batch.map((p) => p.msg));
+        if (attempt > 0) this.log.info('resumed', { action: 'resume', queue: this.o.queue, attempts: attempt + 1, paused_ms: Math.round(performance.now() - started) });
         break;
       } catch (err) {
         if (!(err instanceof EnvError || err instanceof RuntimeError)) throw err;

@@ -284,11 +284,34 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     expect(await broker.depth(q)).toEqual({ ready: 0, unacked: 3 });
     await n.load();
     await waitFor('the paused batch applied', () => n.ips(), (ips) => ips.join() === '198.51.100.51,198.51.100.52', 20_000);
+    expect(await c.waitForLog((l) => l.message === 'resumed', 5000, from)).toMatchObject({ action: 'resume', queue: q });
     await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
     // Pausing is not a hot loop: a handful of retries with backoff, not hundreds.
     const retries = c.logs.filter((l) => l.message === 'paused: not ready to enforce').length;
     expect(retries).toBeLessThan(30);
     await c.stop();
+  });
+
+  it('binds to an exchange with a routing key, and uses an existing queue with its own arguments as it is', async () => {
+    const n = await fresh();
+    const q = broker.name('bound');
+    const ex = broker.name('direct');
+    // The operator declared the queue first, with arguments of their own (a length cap, a TTL).
+    const ch = await broker.channel();
+    await ch.assertQueue(q, { durable: true, arguments: { 'x-max-length': 50_000, 'x-message-ttl': 3_600_000 } });
+    const c = await n.consume(['--queue', q, '--exchange', ex, '--routing-key', 'sip.block']);
+    expect(c.logs.map((l) => l.message)).not.toContain(`declared queue ${q}`);
+    expect(c.logs.map((l) => l.message)).toContain(`declared direct exchange ${ex}`);
+    await broker.publish('', ['198.51.100.60'], { exchange: ex, routingKey: 'sip.block' });
+    await broker.publish('', ['198.51.100.61'], { exchange: ex, routingKey: 'other.key' }); // not bound: goes nowhere
+    await waitFor('the bound message', () => n.ips(), (ips) => ips.includes('198.51.100.60'));
+    await sleep(300);
+    expect(await n.ips()).toEqual(['198.51.100.60']);
+    // A second consumer with the same options declares nothing and fails on nothing.
+    await c.stop();
+    const again = await n.consume(['--queue', q, '--exchange', ex, '--routing-key', 'sip.block']);
+    expect(again.logs.filter((l) => String(l.message).startsWith('declared'))).toEqual([]);
+    await again.stop();
   });
 
   it('fanout: two nodes with their own pin folders end with identical maps', async () => {
