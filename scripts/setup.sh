@@ -26,6 +26,8 @@ packages=(
 	rabbitmq-server amqp-tools
 	kamailio kamailio-rabbitmq-modules sip-tester sipvicious
 	openssh-server openssh-client
+	# used by tests and contrib: TLS certificates, the feed fetcher, pgrep/ss/nsenter, systemd-analyze
+	openssl curl procps util-linux systemd
 )
 
 if ((apt)); then
