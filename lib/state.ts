@@ -3,7 +3,7 @@
  *
  * Layout in the state folder:
  *   blocklist.jsonl  snapshot, one entry per line, replaced by temp file + fsync + rename
- *   journal.jsonl    changes since the snapshot, appended with one write + fsync per change set
+ *   journal.jsonl    changes since the snapshot (put, puts for a bulk of alike entries, del), fsynced per change set
  *   lock/            held by a writer (mkdir is atomic); holds the writer's pid
  *
  * Appending keeps a single `vosctl block` and every consume batch cheap even
@@ -25,7 +25,14 @@ export interface Entry {
   expires: number;
 }
 
-type Op = { op: 'put'; e: Entry } | { op: 'del'; ip: string };
+/**
+ * Journal lines. "puts" carries many addresses that share source, reason and
+ * times (a bulk load): one short string per address instead of a whole entry.
+ */
+type Op =
+  | { op: 'put'; e: Entry }
+  | { op: 'puts'; s: string; r: string | null; a: number; x: number; ips: string[] }
+  | { op: 'del'; ip: string };
 
 const SNAPSHOT = 'blocklist.jsonl';
 const JOURNAL = 'journal.jsonl';
@@ -46,6 +53,30 @@ function decodeEntry(a: unknown): Entry | null {
   if (!Array.isArray(a) || typeof a[0] !== 'string' || typeof a[1] !== 'string') return null;
   return { ip: a[0], source: a[1], reason: typeof a[2] === 'string' ? a[2] : null, added: Number(a[3]) || 0, expires: Number(a[4]) || 0 };
 }
+
+const PUTS_PER_LINE = 10_000;
+
+/** Journal lines for puts: runs of entries alike but for the address become "puts" lines. */
+function* journalPuts(puts: readonly Entry[]): Generator<string> {
+  for (let i = 0; i < puts.length; ) {
+    const e = puts[i]!;
+    let j = i + 1;
+    while (j < puts.length && j - i < PUTS_PER_LINE) {
+      const f = puts[j]!;
+      if (f.source !== e.source || f.reason !== e.reason || f.added !== e.added || f.expires !== e.expires) break;
+      j++;
+    }
+    if (j - i === 1) yield `{"op":"put","e":${encodeEntry(e)}}`;
+    else {
+      const ips = puts.slice(i, j).map((x) => (PLAIN.test(x.ip) ? `"${x.ip}"` : JSON.stringify(x.ip)));
+      yield `{"op":"puts","s":${JSON.stringify(e.source)},"r":${JSON.stringify(e.reason)},"a":${e.added},"x":${e.expires},"ips":[${ips.join(',')}]}`;
+    }
+    i = j;
+  }
+}
+
+/** Makes each lock attempt's temporary folder unique within this process too. */
+let lockAttempts = 0;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -81,29 +112,48 @@ export class StateStore {
   async withLock<T>(fn: () => Promise<T> | T): Promise<T> {
     this.ensureDir();
     const lock = this.path(LOCK);
+    // The lock appears with its holder's pid already inside (a directory renamed into
+    // place), so a writer killed at any moment leaves a lock that names a dead pid.
+    const mine = this.path(`${LOCK}.${process.pid}.${++lockAttempts}.tmp`);
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       try {
-        mkdirSync(lock);
-        writeFileSync(join(lock, 'pid'), String(process.pid));
+        mkdirSync(mine, { recursive: true });
+        writeFileSync(join(mine, 'pid'), String(process.pid));
+        renameSync(mine, lock);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new EnvError(`cannot lock ${this.dir}: ${(err as Error).message}`);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+          rmSync(mine, { recursive: true, force: true });
+          throw new EnvError(`cannot lock ${this.dir}: ${(err as Error).message}`);
+        }
         let holder = 0;
         try {
           holder = Number(readFileSync(join(lock, 'pid'), 'latin1'));
         } catch {
-          /* being created or removed right now */
+          /* removed right now, or left without a pid by an older version */
         }
-        if (holder && !pidAlive(holder)) rmSync(lock, { recursive: true, force: true });
-        else if (Date.now() > deadline) throw new RuntimeError(`the state folder ${this.dir} is locked by pid ${holder || 'unknown'} for over ${LOCK_WAIT_MS / 1000}s`);
-        else await new Promise((r) => setTimeout(r, 20));
+        const stale = holder ? !pidAlive(holder) : this.ageMs(lock) > 2_000;
+        if (stale) rmSync(lock, { recursive: true, force: true });
+        else if (Date.now() > deadline) {
+          rmSync(mine, { recursive: true, force: true });
+          throw new RuntimeError(`the state folder ${this.dir} is locked by pid ${holder || 'unknown'} for over ${LOCK_WAIT_MS / 1000}s`);
+        } else await new Promise((r) => setTimeout(r, 20));
       }
     }
     try {
       return await fn();
     } finally {
       rmSync(lock, { recursive: true, force: true });
+    }
+  }
+
+  private ageMs(path: string): number {
+    try {
+      return Date.now() - statSync(path).mtimeMs;
+    } catch {
+      return 0;
     }
   }
 
@@ -171,7 +221,10 @@ export class StateStore {
           } catch {
             continue;
           }
-          if (op.op === 'put') {
+          if (op.op === 'puts' && Array.isArray(op.ips)) {
+            this.journalLines += op.ips.length - 1; // counted as records, like a put per address
+            for (const ip of op.ips) if (typeof ip === 'string') this.entries.set(ip, { ip, source: String(op.s), reason: typeof op.r === 'string' ? op.r : null, added: Number(op.a) || 0, expires: Number(op.x) || 0 });
+          } else if (op.op === 'put') {
             const e = decodeEntry(op.e);
             if (e) this.entries.set(e.ip, e);
           } else if (op.op === 'del') this.entries.delete(op.ip);
@@ -187,11 +240,35 @@ export class StateStore {
     return this.refresh();
   }
 
-  /** Record puts and deletes durably. Call inside withLock. */
-  commit(puts: readonly Entry[], dels: readonly string[]): void {
+  /**
+   * The journal text of a change set, in chunks of lines. Apart from commit so a
+   * caller can build it while the kernel is busy with the map write.
+   */
+  journalChunks(puts: readonly Entry[], dels: readonly string[]): string[] {
+    const chunks: string[] = [];
+    let chunk: string[] = [];
+    const flush = (): void => {
+      if (chunk.length) chunks.push(chunk.join('\n') + '\n');
+      chunk = [];
+    };
+    for (const line of journalPuts(puts)) {
+      chunk.push(line);
+      if (chunk.length === 1_000) flush();
+    }
+    for (const ip of dels) {
+      chunk.push(JSON.stringify({ op: 'del', ip }));
+      if (chunk.length === 10_000) flush();
+    }
+    flush();
+    return chunks;
+  }
+
+  /** Record puts and deletes durably (chunks: their journalChunks, if already built). Call inside withLock. */
+  commit(puts: readonly Entry[], dels: readonly string[], chunks?: readonly string[]): void {
     if (!puts.length && !dels.length) return;
     this.ensureDir();
     this.refresh();
+    const text = chunks ?? this.journalChunks(puts, dels);
     const fd = openSync(this.path(JOURNAL), 'a', 0o640);
     let ours = false;
     let written = 0;
@@ -200,21 +277,7 @@ export class StateStore {
       const st = fstatSync(fd);
       ours = st.size === this.journalOffset && (st.ino === this.journalIno || (this.journalIno === -1 && this.journalOffset === 0));
       if (ours) this.journalIno = st.ino;
-      // In chunks: a million-entry load never holds its whole journal text at once.
-      let chunk: string[] = [];
-      const flush = (): void => {
-        if (chunk.length) written += writeSync(fd, chunk.join('\n') + '\n');
-        chunk = [];
-      };
-      for (const e of puts) {
-        chunk.push(`{"op":"put","e":${encodeEntry(e)}}`);
-        if (chunk.length === 10_000) flush();
-      }
-      for (const ip of dels) {
-        chunk.push(JSON.stringify({ op: 'del', ip }));
-        if (chunk.length === 10_000) flush();
-      }
-      flush();
+      for (const c of text) written += writeSync(fd, c);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StateStore, type Entry } from '../../lib/state.js';
@@ -16,6 +16,23 @@ describe('StateStore', () => {
     await a.withLock(() => a.commit([], ['1.1.1.1']));
     const b = new StateStore(dir);
     expect([...b.load().values()]).toEqual([e('2.2.2.2', 5)]);
+  });
+
+  it('journals a bulk of alike entries compactly and reads back every one, exactly', async () => {
+    const a = new StateStore(fresh());
+    const bulk = Array.from({ length: 25_000 }, (_, i) => e(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 1_900_000_000));
+    const odd = { ip: '9.9.9.9', source: 'manual', reason: 'by "hand"', added: 1_800_000_001, expires: 0 };
+    await a.withLock(() => a.commit([...bulk.slice(0, 12_000), odd, ...bulk.slice(12_000)], []));
+    const journal = readFileSync(join(dir, 'journal.jsonl'), 'utf8').trim().split('\n');
+    // 12,000 alike: a full line of 10,000 and one of 2,000; the odd one alone; 13,000 alike: 10,000 + 3,000
+    expect(journal.map((l) => (JSON.parse(l) as { op: string; ips?: string[] }).ips?.length ?? (JSON.parse(l) as { op: string }).op)).toEqual([10_000, 2_000, 'put', 10_000, 3_000]);
+    const b = new StateStore(dir);
+    const loaded = b.load();
+    expect(loaded.size).toBe(25_001);
+    expect(loaded.get('9.9.9.9')).toEqual(odd);
+    expect(loaded.get('10.0.48.255')).toEqual(e('10.0.48.255', 1_900_000_000));
+    // and the writer's own view, kept without re-reading, agrees
+    expect(new Map(a.load())).toEqual(new Map(loaded));
   });
 
   it('sees what another writer appended (refresh reads only the new tail)', async () => {
@@ -56,6 +73,31 @@ describe('StateStore', () => {
     await a.withLock(() => a.commit([e('4.4.4.4')], []));
     appendFileSync(join(dir, 'journal.jsonl'), '{"op":"put","e":["5.5.5.5","feed"');
     expect([...new StateStore(dir).load().keys()]).toEqual(['4.4.4.4']);
+  });
+
+  it('takes over a lock left without a pid (a writer killed between creating and naming it)', async () => {
+    const a = new StateStore(fresh());
+    const { mkdirSync, utimesSync } = await import('node:fs');
+    mkdirSync(join(dir, 'lock'));
+    const old = new Date(Date.now() - 10_000);
+    utimesSync(join(dir, 'lock'), old, old);
+    await a.withLock(() => a.commit([e('8.8.8.8')], []));
+    expect(new StateStore(dir).load().size).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual(['journal.jsonl']);
+  });
+
+  it('serializes writers in one process, leaving no temporary folders', async () => {
+    const a = new StateStore(fresh());
+    const b = new StateStore(dir);
+    const order: string[] = [];
+    const slow = (who: string) => async () => {
+      order.push(`${who} in`);
+      await new Promise((r) => setTimeout(r, 30));
+      order.push(`${who} out`);
+    };
+    await Promise.all([a.withLock(slow('a')), b.withLock(slow('b'))]);
+    expect(order).toEqual(['a in', 'a out', 'b in', 'b out']);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('takes over a lock left by a dead process', async () => {
