@@ -50,10 +50,16 @@ interface Pending {
   gen: number;
 }
 
+/** Wait ms, or less if the signal aborts; leaves no listener behind (a consumer may retry for days). */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 export class Consumer {
@@ -100,24 +106,25 @@ export class Consumer {
     }
     let attempt = 0;
     const url = redactUrl(this.o.url);
+    const stopped = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     while (!this.stopping.signal.aborted) {
       let lost: Error | undefined;
+      let conn: ChannelModel | undefined;
       try {
-        const conn = await connectBroker(this.o.url, this.o.caFile);
-        const closed = new Promise<Error | undefined>((resolve) => conn.once('close', (err?: Error) => resolve(err ?? new Error('connection closed'))));
+        conn = await connectBroker(this.o.url, this.o.caFile);
+        const closed = new Promise<Error | undefined>((resolve) => conn!.once('close', (err?: Error) => resolve(err ?? new Error('connection closed'))));
         conn.on('error', (err: Error) => this.log.warn('broker connection error', { action: 'consume', url, error: err.message }));
         const { created } = await declareTopology(conn, this.o);
         for (const what of created) this.log.info(`declared ${what}`, { action: 'declare', queue: this.o.queue });
         const ch = await conn.createConfirmChannel();
         ch.on('error', (err: Error) => this.log.warn('channel error', { action: 'consume', queue: this.o.queue, error: err.message }));
-        ch.on('close', () => void conn.close().catch(() => undefined));
+        ch.on('close', () => void conn!.close().catch(() => undefined));
         await ch.prefetch(this.o.prefetch);
         const live: Live = { conn, ch, gen: ++this.gen };
         this.live = live;
         live.consumerTag = (await ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false })).consumerTag;
         attempt = 0;
         this.log.info('consuming', { action: 'consume', queue: this.o.queue, dead_letter: this.o.deadLetter, url, prefetch: this.o.prefetch, ...(this.o.exchange || this.o.fanout ? { exchange: this.o.exchange ?? this.o.fanout } : {}) });
-        const stopped = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
         lost = await Promise.race([closed, stopped]);
         if (!lost) {
           await this.shutdown(live);
@@ -125,6 +132,8 @@ export class Consumer {
         }
       } catch (err) {
         lost = err as Error;
+        // A connection that failed half-way (declaring, opening the channel) is closed, not leaked.
+        await conn?.close().catch(() => undefined);
       }
       this.live = undefined;
       // What was delivered on the lost channel can no longer be acked; the broker redelivers it.
