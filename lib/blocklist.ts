@@ -111,7 +111,7 @@ export class PartialWrite extends Error {
 }
 
 /** Write entries into the maps, prefixes first (they are few). */
-async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks): Promise<void> {
+async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks, whileWriting?: () => void): Promise<void> {
   const ids = await sourceIds(ctx, new Set(entries.map((e) => e.source)));
   const exact: Entry[] = [];
   const prefixes: Entry[] = [];
@@ -128,7 +128,11 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
       encodeBlockValue({ expiresNs: wallToBoot(e.expires, now), addedUnix: e.added, sourceId: ids.get(e.source) ?? 0 }, buf, i * rec + keySize);
     }
     try {
-      await ctx.maps.update(ctx.pin(map), buf, group.length);
+      const pending = ctx.maps.update(ctx.pin(map), buf, group.length);
+      // The kernel takes the batch on another core: do the caller's own work meanwhile.
+      whileWriting?.();
+      whileWriting = undefined;
+      await pending;
     } catch (err) {
       if (err instanceof MapFullError) throw new PartialWrite(err, written.concat(group.slice(0, err.applied)));
       throw err;
@@ -137,28 +141,41 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
   }
 }
 
-/** Block targets: map first, then state. A full map keeps (and records) what fit, then throws. */
-export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[]): Promise<ApplyResult> {
+/**
+ * Block targets: map first, then state. A full map keeps (and records) what fit, then throws.
+ * `distinct`: the caller guarantees one request per target (a parsed list file), so
+ * the per-target merge map a million-line load would pay for is skipped.
+ */
+export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[], opts: { distinct?: boolean } = {}): Promise<ApplyResult> {
   return ctx.store.withLock(async () => {
     const now = readClocks();
     const state = ctx.store.refresh();
-    const merged = new Map<string, { entry: Entry; change: Change }>();
-    for (const r of reqs) {
-      const ip = r.target.text;
-      const prev = merged.get(ip);
-      const m = mergeBlock(prev?.entry ?? state.get(ip), { ip, source: r.source, reason: r.reason, ttlS: r.ttlS } satisfies BlockIntent, now.wallS);
-      merged.set(ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
-    }
     const entries: Entry[] = [];
     const changed: Entry[] = [];
     const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
+    const merged = new Map<string, { entry: Entry; change: Change }>();
+    const intent = (r: BlockRequest): BlockIntent => ({ ip: r.target.text, source: r.source, reason: r.reason, ttlS: r.ttlS });
+    for (const r of reqs) {
+      const ip = r.target.text;
+      if (opts.distinct) {
+        const m = mergeBlock(state.get(ip), intent(r), now.wallS);
+        entries.push(m.entry);
+        if (m.change !== 'unchanged') changed.push(m.entry);
+        result[m.change]++;
+        continue;
+      }
+      const prev = merged.get(ip);
+      const m = mergeBlock(prev?.entry ?? state.get(ip), intent(r), now.wallS);
+      merged.set(ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
+    }
     for (const m of merged.values()) {
       entries.push(m.entry);
       if (m.change !== 'unchanged') changed.push(m.entry);
       result[m.change]++;
     }
+    let journal: string[] | undefined;
     try {
-      await writeEntries(ctx, entries, now);
+      await writeEntries(ctx, entries, now, () => (journal = ctx.store.journalChunks(changed, [])));
     } catch (err) {
       // Keep what fit: those entries are enforced, so the state must know them.
       if (err instanceof PartialWrite) {
@@ -168,9 +185,9 @@ export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[]): 
       }
       throw err;
     }
-    ctx.store.commit(changed, []);
+    ctx.store.commit(changed, [], journal);
     // Per-request entries only when a caller may print them: a bulk load has no use for a million.
-    if (reqs.length <= 10_000) result.entries = reqs.map((r) => merged.get(r.target.text)!.entry);
+    if (reqs.length <= 10_000) result.entries = opts.distinct ? entries : reqs.map((r) => merged.get(r.target.text)!.entry);
     return result;
   });
 }
@@ -201,8 +218,8 @@ export async function applyUnblocks(ctx: Context, targets: readonly Target[]): P
 }
 
 /** Make `source`'s set exactly `reqs`: add and extend first, then remove what the list no longer has. */
-export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[]): Promise<ApplyResult & { removed: number }> {
-  const result = await applyBlocks(ctx, reqs);
+export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[], opts: { distinct?: boolean } = {}): Promise<ApplyResult & { removed: number }> {
+  const result = await applyBlocks(ctx, reqs, opts);
   const removed = await ctx.store.withLock(async () => {
     const keep = new Set(reqs.map((r) => r.target.text));
     const state = ctx.store.refresh();

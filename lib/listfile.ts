@@ -16,7 +16,7 @@ export interface ParsedList {
 export function parseList(text: string, policy: BlockPolicy): ParsedList {
   const targets: Target[] = [];
   const errors: LineError[] = [];
-  const seen = new Set<string>();
+  const seen = new Set<number>(); // address * 33 + prefix length: numbers hash faster than strings
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const hash = lines[i]!.indexOf('#');
@@ -24,8 +24,8 @@ export function parseList(text: string, policy: BlockPolicy): ParsedList {
     if (!body) continue;
     const r = checkBlockTarget(body, policy);
     if (!r.ok) errors.push({ line: i + 1, text: body, reason: r.reason });
-    else if (!seen.has(r.target.text)) {
-      seen.add(r.target.text);
+    else if (!seen.has(r.target.addr * 33 + r.target.prefixlen)) {
+      seen.add(r.target.addr * 33 + r.target.prefixlen);
       targets.push(r.target);
     }
   }

@@ -44,7 +44,8 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
     for (const e of errors) process.stderr.write(`vosctl: ${a.file}: line ${e.line}: ${e.reason}\n`);
     const reqs = targets.map((target) => ({ target, ttlS, source: a.source, reason: a.reason ?? null }));
     const started = Date.now();
-    const res = a.replace ? await replaceSource(ctx, a.source, reqs) : { ...(await applyBlocks(ctx, reqs)), removed: 0 };
+    // parseList collapses duplicates: every request is a distinct target.
+    const res = a.replace ? await replaceSource(ctx, a.source, reqs, { distinct: true }) : { ...(await applyBlocks(ctx, reqs, { distinct: true })), removed: 0 };
     ctx.log.info('loaded list', {
       action: a.replace ? 'replace' : 'load',
       file: a.file,
