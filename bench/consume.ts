@@ -10,7 +10,6 @@
  * Run as root: npm run bench:consume   (MESSAGES=100000 RATE=1000 SECONDS=10 to vary)
  */
 import { connect, type ConfirmChannel } from 'amqplib';
-import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blockKey, BLOCK_VALUE, EXACT_KEY } from '../lib/maps/layout.js';

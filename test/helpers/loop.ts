@@ -30,7 +30,6 @@ export class LoopLab {
   consumer!: ConsumerProcess;
   /** Kamailio's log lines, stamped when they arrived here. */
   readonly kamailio: TraceLine[] = [];
-  private kamailioProc?: ResultPromise;
 
   env(): Record<string, string> {
     return { VOS_PIN_DIR: this.lab.pinDir, VOS_STATE_DIR: this.stateDir, VOS_LOG_FORMAT: 'json' };
@@ -78,7 +77,6 @@ export class LoopLab {
     ];
     await execa('mkdir', ['-p', runDir]);
     const proc = execa('kamailio', args, { reject: false, buffer: false, stdout: 'ignore' });
-    this.kamailioProc = proc;
     // Kamailio forks its workers: end the main process by its id, then any worker it left, by id.
     this.lab.defer(`kamailio (${proc.pid})`, async () => {
       const workers = (await execa('pgrep', ['-P', String(proc.pid)], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);

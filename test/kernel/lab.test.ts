@@ -3,7 +3,7 @@
  * at a UDP socket in the root namespace, with vos-fastpath attached in native
  * XDP mode on the host end.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
