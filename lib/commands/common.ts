@@ -16,6 +16,12 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
+/** A --source value: a name the source_names map can hold. Loads the layout only when called. */
+export async function checkSourceOption(name: string): Promise<void> {
+  const { SOURCE_NAME } = await import('../maps/layout.js');
+  if (!SOURCE_NAME.test(name)) throw new UsageError(`bad --source '${name}': 1-31 of A-Z a-z 0-9 . _ -`);
+}
+
 /** After the good inputs were applied: fail with every refusal, named. */
 export function failIfRefused(refused: readonly string[], total: number): void {
   if (refused.length) throw new BadInputError(`refused ${refused.length} of ${total}:\n  ${refused.join('\n  ')}`);

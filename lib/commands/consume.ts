@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
-import { ttlSeconds } from './common.js';
+import { UsageError } from '../errors.js';
+import { DEFAULT_MAX_BODY } from '../messages.js';
+import { checkSourceOption, ttlSeconds } from './common.js';
 
 interface ConsumeArgs {
   queue?: string;
@@ -20,14 +22,14 @@ interface ConsumeArgs {
   gcInterval: number;
 }
 
-function checkConsumeArgs(a: ConsumeArgs, Bad: new (m: string) => Error): void {
-  if (!a.queue && !a.fanout) throw new Bad('give --queue NAME, or --fanout EXCHANGE for a per-node queue');
-  if (a.fanout && a.exchange) throw new Bad('--fanout and --exchange exclude each other');
-  if (a.routingKey !== undefined && !a.exchange) throw new Bad('--routing-key needs --exchange');
+function checkConsumeArgs(a: ConsumeArgs): void {
+  if (!a.queue && !a.fanout) throw new UsageError('give --queue NAME, or --fanout EXCHANGE for a per-node queue');
+  if (a.fanout && a.exchange) throw new UsageError('--fanout and --exchange exclude each other');
+  if (a.routingKey !== undefined && !a.exchange) throw new UsageError('--routing-key needs --exchange');
   const positive = { prefetch: a.prefetch, 'batch-size': a.batchSize, 'max-body': a.maxBody };
-  for (const [k, v] of Object.entries(positive)) if (!Number.isInteger(v) || v < 1) throw new Bad(`bad --${k} '${String(v)}': a positive integer`);
+  for (const [k, v] of Object.entries(positive)) if (!Number.isInteger(v) || v < 1) throw new UsageError(`bad --${k} '${String(v)}': a positive integer`);
   const nonNegative = { 'batch-wait': a.batchWait, 'gc-interval': a.gcInterval };
-  for (const [k, v] of Object.entries(nonNegative)) if (!Number.isFinite(v) || v < 0) throw new Bad(`bad --${k} '${String(v)}': a number >= 0`);
+  for (const [k, v] of Object.entries(nonNegative)) if (!Number.isFinite(v) || v < 0) throw new UsageError(`bad --${k} '${String(v)}': a number >= 0`);
 }
 
 export const consume: CommandModule<object, ConsumeArgs> = {
@@ -48,20 +50,18 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       .option('batch-wait', { type: 'number', default: 2, describe: 'ms a batch waits for more after its first message' })
       .option('ttl', { type: 'string', default: '1h', describe: 'expiry for messages that carry none (0 = never)' })
       .option('source', { type: 'string', default: 'amqp', describe: 'source name for messages that carry none' })
-      .option('max-body', { type: 'number', default: 65536, describe: 'bytes; a larger message is dead-lettered' })
+      .option('max-body', { type: 'number', default: DEFAULT_MAX_BODY, describe: 'bytes; a larger message is dead-lettered' })
       .option('gc-interval', { type: 'number', default: 60, describe: 'seconds between expiry sweeps (0 = none)' }) as never,
   handler: async (argv) => {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
     const { readFileSync } = await import('node:fs');
     const { Context } = await import('../context.js');
-    const { UsageError } = await import('../errors.js');
-    const { SOURCE_NAME } = await import('../maps/layout.js');
     const { checkUrl, fanoutQueueName, redactUrl, withPassword } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
-    checkConsumeArgs(a, UsageError);
+    checkConsumeArgs(a);
+    await checkSourceOption(a.source);
     const ctx = Context.fromArgs(a);
-    if (!SOURCE_NAME.test(a.source)) throw new UsageError(`bad --source '${a.source}': 1-31 of A-Z a-z 0-9 . _ -`);
     const s = ctx.settings;
     checkUrl(s.amqpUrl);
     if (a.url && redactUrl(a.url) !== a.url) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });

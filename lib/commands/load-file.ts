@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
-import { ttlSeconds } from './common.js';
+import { checkSourceOption, ttlSeconds } from './common.js';
 
 interface LoadFileArgs {
   file: string;
@@ -30,8 +30,7 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
     const { parseList } = await import('../listfile.js');
     const { applyBlocks, replaceSource } = await import('../blocklist.js');
     const { BadInputError, UsageError } = await import('../errors.js');
-    const { SOURCE_NAME } = await import('../maps/layout.js');
-    if (!SOURCE_NAME.test(a.source)) throw new UsageError(`bad --source '${a.source}': 1-31 of A-Z a-z 0-9 . _ -`);
+    await checkSourceOption(a.source);
     if (a.replace && a.source === 'manual') throw new UsageError('--replace needs --source NAME: it replaces that source\'s entries only');
     let text: string;
     try {
