@@ -10,14 +10,7 @@
 #include <linux/ip.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
-#include "vfp_maps.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VFP_DEFAULT_BLOCK_CAPACITY);
-	__type(key, __u32);
-	__type(value, struct vfp_block);
-} blocked_ips SEC(".maps");
+#include "vfp_blocked_ips.bpf.h"
 
 SEC("xdp")
 int lookup_floor(struct xdp_md *ctx)

@@ -21,6 +21,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "vfp_maps.h"
+#include "vfp_blocked_ips.bpf.h"
 
 /* Large enough for any unfragmented SIP datagram on a 1500 or 4k MTU. */
 #define SIP_SCRATCH_LEN   4096
@@ -34,13 +35,6 @@
 
 /* Capacities below are defaults only: scripts/load.sh creates the pinned maps
  * with the operator's capacity and hands them to the loader, which reuses them. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VFP_DEFAULT_BLOCK_CAPACITY);
-	__type(key, __u32);
-	__type(value, struct vfp_block);
-} blocked_ips SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, VFP_DEFAULT_PREFIX_CAPACITY);
