@@ -16,7 +16,7 @@ import { LoopLab } from '../test/helpers/loop.js';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const RATE = Number(process.env.RATE ?? 300);
-const BLOCKED_EXACT = 2;
+const BLOCKED_EXACT = 'blocked_exact';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const esc = (ip: string) => ip.replace(/\./g, '\\.');
 

@@ -8,6 +8,8 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readCounters } from '../../lib/maps/bpftool.js';
+import type { StatName } from '../../lib/maps/layout.js';
 import { Broker, ConsumerProcess } from './broker.js';
 import { Lab, ROOT, type Veth } from './lab.js';
 
@@ -130,17 +132,9 @@ export class LoopLab {
     }
   }
 
-  /** One counter summed over CPUs (a bpftool lookup: a few ms). */
-  async counter(index: number): Promise<number> {
-    const r = await execa('bpftool', ['-j', 'map', 'lookup', 'pinned', join(this.lab.pinDir, 'stats'), 'key', String(index), '0', '0', '0']);
-    const parsed = JSON.parse(r.stdout) as { values?: Array<{ value: string[] }>; formatted?: { values: Array<{ value: { packets: number } }> } };
-    let n = 0;
-    for (const cpu of parsed.values ?? []) {
-      let v = 0;
-      for (let i = 7; i >= 0; i--) v = v * 256 + parseInt(cpu.value[i]!, 16);
-      n += v;
-    }
-    return n;
+  /** One counter summed over CPUs (one bpftool call: a few ms). */
+  async counter(name: StatName): Promise<number> {
+    return (await readCounters(join(this.lab.pinDir, 'stats')))[name].packets;
   }
 
   /** A sipp process inside a namespace, owned by the lab. */

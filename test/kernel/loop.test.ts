@@ -11,8 +11,8 @@ import { describeWith, kernelMissing, sipPeersMissing } from '../helpers/env.js'
 import { LoopLab, registerScenario } from '../helpers/loop.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const BLOCKED_EXACT = 2;
-const OPTIONS_DROPPED = 4;
+const BLOCKED_EXACT = 'blocked_exact';
+const OPTIONS_DROPPED = 'options_dropped';
 
 describeWith('the real loop: Kamailio -> RabbitMQ -> vosctl consume -> XDP', kernelMissing() ?? brokerMissing() ?? sipPeersMissing(), () => {
   let loop: LoopLab;
