@@ -38,7 +38,7 @@ if [ ${#hosts[@]} -eq 0 ] && [ -n "${VOS_CLUSTER_HOSTS:-}" ]; then
 	read -ra hosts <<<"${VOS_CLUSTER_HOSTS//,/ }"
 fi
 [ ${#hosts[@]} -gt 0 ] || vfp_die 2 "no hosts: name them or set VOS_CLUSTER_HOSTS"
-if ! [[ $source =~ ^[A-Za-z0-9._-]{1,31}$ ]] || [ "$source" = manual ]; then
+if ! vfp_valid_source_name "$source" || [ "$source" = manual ]; then
 	vfp_die 2 "bad --source '$source': a feed name of 1-31 of A-Z a-z 0-9 . _ - (not manual)"
 fi
 for h in "${hosts[@]}"; do

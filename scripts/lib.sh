@@ -149,9 +149,11 @@ vfp_full_error() { # PATH: the error an operator sees when a map is full
 
 # source_names holds one name per id (32 bytes, NUL padded). Prints the id of
 # NAME, registering it in the first free feed slot when it is new.
+vfp_valid_source_name() { [[ $1 =~ ^[A-Za-z0-9._-]{1,31}$ ]]; } # the names source_names can hold
+
 vfp_source_id() { # NAME
-	local name=$1 re='^[A-Za-z0-9._-]{1,31}$' names id hex
-	[[ $name =~ $re ]] || vfp_die 2 "bad source name '$name': 1-31 of A-Z a-z 0-9 . _ -"
+	local name=$1 names id hex
+	vfp_valid_source_name "$name" || vfp_die 2 "bad source name '$name': 1-31 of A-Z a-z 0-9 . _ -"
 	case $name in
 	unknown) echo 0; return ;;
 	manual) echo 1; return ;;

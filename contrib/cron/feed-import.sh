@@ -5,6 +5,8 @@
 # an outage at the feed must not unblock everything it listed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/lib.sh
+. "$here/../../scripts/lib.sh"
 vosctl=${VOSCTL:-$here/../../bin/vosctl}
 
 usage() { echo "usage: ${0##*/} <url|file> <source> [--ttl 1d] [--min-entries N]" >&2; exit 2; }
@@ -24,7 +26,7 @@ while (($#)); do
 	*) usage ;;
 	esac
 done
-[[ $source =~ ^[A-Za-z0-9._-]{1,31}$ ]] || { echo "${0##*/}: bad source name '$source'" >&2; exit 2; }
+vfp_valid_source_name "$source" || { echo "${0##*/}: bad source name '$source'" >&2; exit 2; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
