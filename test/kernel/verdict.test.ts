@@ -25,6 +25,7 @@ function withHeaders(replace: (h: string[]) => string[]): string {
   return sipRequest({ headers: replace([...DEFAULT_HEADERS]) });
 }
 const without = (prefix: string) => withHeaders((h) => h.filter((x) => !x.startsWith(prefix)));
+const manyHeaders = (n: number) => Array.from({ length: n }, (_, i) => `X-H${i}: ${i}`);
 
 function delta(before: Counters, after: Counters): Record<string, number> {
   const out: Record<string, number> = {};
@@ -86,6 +87,14 @@ describeKernel('XDP verdicts (bpftool prog run)', () => {
     ['REGISTER whose To is only in the body is dropped', () => udpFrame(sipRequest({ headers: DEFAULT_HEADERS.filter((h) => !h.startsWith('To')), body: 'To: <sip:x@y>\r\n' }), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['REGISTER without an end of headers (CRLFCRLF) is dropped', () => udpFrame(sipRequest({ end: '' }), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['a header name that only starts like To (Timestamp) does not count as To', () => udpFrame(withHeaders((h) => h.map((x) => (x.startsWith('To:') ? 'Timestamp: 54' : x))), { src: CLEAN }), XDP_DROP, 'malformed_register'],
+    ['a header name followed by anything but blanks before the colon (Via !:) does not count', () => udpFrame(withHeaders((h) => h.map((x) => x.replace(/^Via:/, 'Via !:'))), { src: CLEAN }), XDP_DROP, 'malformed_register'],
+    ['a header name followed by 8 blanks before the colon does not count', () => udpFrame(withHeaders((h) => h.map((x) => x.replace(/^CSeq:/, 'CSeq        :'))), { src: CLEAN }), XDP_DROP, 'malformed_register'],
+    ['a header name followed by 7 blanks before the colon counts', () => udpFrame(withHeaders((h) => h.map((x) => x.replace(/^CSeq:/, 'CSeq \t \t \t :'))), { src: CLEAN }), XDP_PASS, 'passed'],
+    ['Call-ID with a CR where its dash should be does not count', () => udpFrame(withHeaders((h) => h.map((x) => x.replace(/^Call-ID:/, 'Call\rID:'))), { src: CLEAN }), XDP_DROP, 'malformed_register'],
+    ['valid REGISTER with 128 header lines passes', () => udpFrame(withHeaders((h) => [...h.slice(0, -1), ...manyHeaders(128 - h.length), h.at(-1)!]), { src: CLEAN }), XDP_PASS, 'passed'],
+    ['REGISTER with 128 header lines is still judged: CSeq missing is dropped', () => udpFrame(withHeaders((h) => [...h.filter((x) => !x.startsWith('CSeq')), ...manyHeaders(128 - h.length + 1)]), { src: CLEAN }), XDP_DROP, 'malformed_register'],
+    ['valid 3,000-byte REGISTER passes', () => udpFrame(registerOfSize(3000), { src: CLEAN }), XDP_PASS, 'passed'],
+    ['3,000-byte REGISTER whose CSeq comes last and is misspelt is dropped', () => udpFrame(withHeaders((h) => [...h.filter((x) => !x.startsWith('CSeq')), `X-Pad: ${'a'.repeat(2700)}`, 'CSeg: 1 REGISTER']), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['REGISTER to a non-SIP port is not judged', () => udpFrame(without('Via'), { src: CLEAN, dport: 5070 }), XDP_PASS, 'passed'],
     ['INVITE with a long Request-URI passes', () => udpFrame(sipRequest({ method: 'INVITE', uri: `sip:${'9'.repeat(1200)}@example.com` }), { src: CLEAN }), XDP_PASS, 'passed'],
     ['SIP response passes', () => udpFrame('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n', { src: CLEAN }), XDP_PASS, 'passed'],
