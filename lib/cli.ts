@@ -3,6 +3,7 @@
  * exit status. Command modules live in lib/commands/, one per command.
  */
 import yargs, { type Argv } from 'yargs';
+import { closeAll } from './closers.js';
 import { commands } from './commands/index.js';
 import { UsageError, VosError } from './errors.js';
 
@@ -48,5 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`vosctl: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
+  } finally {
+    await closeAll();
   }
 }

@@ -3,9 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { BlockPolicy, Cidr } from './address.js';
+import { closeAtEnd } from './closers.js';
 import { createLogger, type Logger } from './log.js';
 import { LPM_KEY, MARK_VALUE, MAP, records } from './maps/layout.js';
-import { spawnedMaps, type MapAccess } from './maps/maptool.js';
+import { MapServer } from './maps/maptool.js';
 import { parseConfigFile, resolveSettings, type FileConfig, type Flags, type Settings } from './settings.js';
 import { StateStore } from './state.js';
 
@@ -26,8 +27,8 @@ export interface GlobalArgs {
 export class Context {
   private logger?: Logger;
   private stateStore?: StateStore;
-  /** How maps are read and written: a process per call unless a long-lived command swaps in a MapServer. */
-  maps: MapAccess = spawnedMaps;
+  /** How maps are read and written: one `vfp-maptool serve` for the whole command, ended by main() (closers.ts). */
+  maps = new MapServer();
   /** Source name -> id, valid while source_names is the map with this id; set by long-lived commands. */
   sourceIdCache?: { mapId: number; ids: Map<string, number> };
 
@@ -38,7 +39,9 @@ export class Context {
     let fileConfig: FileConfig = {};
     if (file) fileConfig = parseConfigFile(readFileSync(file, 'utf8'), file);
     const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile };
-    return new Context(resolveSettings(flags, env, fileConfig));
+    const ctx = new Context(resolveSettings(flags, env, fileConfig));
+    closeAtEnd(() => ctx.maps.close());
+    return ctx;
   }
 
   get log(): Logger {

@@ -19,7 +19,6 @@ import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
-import { MapServer } from '../maps/maptool.js';
 import { connectBroker, declareTopology, redactUrl, type Topology } from './broker.js';
 import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 
@@ -72,7 +71,6 @@ export class Consumer {
   private gcDue = false;
   private readonly stopping = new AbortController();
   private idleWaiters: Array<() => void> = [];
-  private readonly maps = new MapServer();
   /** Totals, for the log line at exit. */
   readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
 
@@ -80,7 +78,6 @@ export class Consumer {
     private readonly ctx: Context,
     private readonly o: ConsumeOptions,
   ) {
-    ctx.maps = this.maps;
     ctx.sourceIdCache = { mapId: -1, ids: new Map() };
   }
 
@@ -158,7 +155,7 @@ export class Consumer {
 
   private async close(): Promise<void> {
     clearInterval(this.gcTimer);
-    await this.maps.close();
+    await this.ctx.maps.close();
     this.log.info('consumer stopped', { action: 'consume', queue: this.o.queue, ...this.totals });
   }
 

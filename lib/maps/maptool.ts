@@ -1,8 +1,7 @@
 /**
- * Bulk map access through build/vfp-maptool (libbpf), with argument arrays.
- * Two ways to reach it, one interface: a process per call (commands that run
- * once), or one long-lived `vfp-maptool serve` (consume, where a process per
- * batch would cost more than the batch).
+ * Bulk map access through build/vfp-maptool (libbpf): one `vfp-maptool serve`
+ * process per command, started on first use, so a `vosctl block` (allowlist,
+ * source names, then the write) and every consume batch cost no process each.
  */
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
@@ -39,45 +38,6 @@ function parseDeleted(text: string): { deleted: number; absent: number } {
   const m = /deleted (\d+) absent (\d+)/.exec(text);
   return { deleted: Number(m?.[1] ?? 0), absent: Number(m?.[2] ?? 0) };
 }
-
-/** A process per call. */
-export const spawnedMaps: MapAccess = {
-  async info(pin) {
-    requireTool();
-    const r = await execa(MAPTOOL, ['info', pin], { reject: false });
-    if (r.exitCode === 3) throw noMap(pin, r.stderr.trim());
-    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool info ${pin} failed: ${r.stderr.trim()}`);
-    return JSON.parse(r.stdout) as MapInfo;
-  },
-  async update(pin, records, count) {
-    if (!count) return 0;
-    requireTool();
-    const r = await execa(MAPTOOL, ['update', pin], { input: records, reject: false });
-    const applied = Number(/applied (\d+)/.exec(r.stdout)?.[1] ?? 0);
-    if (r.exitCode === 4) {
-      const info = await spawnedMaps.info(pin);
-      throw new MapFullError(info.name, info.max_entries, applied, count);
-    }
-    if (r.exitCode === 3) throw noMap(pin);
-    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool update ${pin} failed after ${applied} of ${count}: ${r.stderr.trim()}`);
-    return applied;
-  },
-  async delete(pin, keys) {
-    if (!keys.length) return { deleted: 0, absent: 0 };
-    requireTool();
-    const r = await execa(MAPTOOL, ['delete', pin], { input: keys, reject: false });
-    if (r.exitCode === 3) throw noMap(pin, r.stderr.trim());
-    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool delete ${pin} failed: ${r.stderr.trim()}`);
-    return parseDeleted(r.stdout);
-  },
-  async dump(pin) {
-    requireTool();
-    const r = await execa(MAPTOOL, ['dump', pin], { encoding: 'buffer', reject: false });
-    if (r.exitCode === 3) throw noMap(pin);
-    if (r.exitCode !== 0) throw new RuntimeError(`vfp-maptool dump ${pin} failed: ${Buffer.from(r.stderr).toString().trim()}`);
-    return Buffer.from(r.stdout);
-  },
-};
 
 /**
  * One `vfp-maptool serve` process, requests in order. It opens the pin for
