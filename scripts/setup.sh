@@ -77,11 +77,11 @@ fi
 
 make -s -C xdp >&2
 stamp=dist/.built
-if [ ! -f "$stamp" ] || [ ! -f dist/vosctl.mjs ] || [ -n "$(find lib tsconfig.json package.json -newer "$stamp" -print -quit)" ]; then
+if [ ! -f "$stamp" ] || [ ! -f dist/vosctl.cjs ] || [ -n "$(find lib tsconfig.json package.json scripts/bundle.sh -newer "$stamp" -print -quit)" ]; then
 	say "compiling TypeScript"
 	npx tsc -p tsconfig.json
 	# One file for bin/vosctl: finding and loading each module file separately
 	# cost about 120 of the 320 ms of a `vosctl block` (bench/load-file.ts).
-	npm run -s bundle
+	bash scripts/bundle.sh
 	touch "$stamp"
 fi

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { UsageError } from '../errors.js';
@@ -55,7 +56,6 @@ export const consume: CommandModule<object, ConsumeArgs> = {
   handler: async (argv) => {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
-    const { readFileSync } = await import('node:fs');
     const { Context } = await import('../context.js');
     const { checkUrl, fanoutQueueName, redactUrl, withPassword } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');

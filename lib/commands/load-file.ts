@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { checkSourceOption, ttlSeconds } from './common.js';
@@ -25,7 +26,6 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
     // yargs hands a lone "-" positional over as an empty string.
     if (a.file === '') a.file = '-';
     const ttlS = ttlSeconds(a.ttl);
-    const { readFileSync } = await import('node:fs');
     const { Context } = await import('../context.js');
     const { parseList } = await import('../listfile.js');
     const { applyBlocks, replaceSource } = await import('../blocklist.js');

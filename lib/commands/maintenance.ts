@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { printJson } from './common.js';
@@ -49,7 +50,6 @@ export const status: CommandModule<object, StatusArgs> = {
   builder: (y) => y.option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
     const a = argv as Args<StatusArgs>;
-    const { existsSync } = await import('node:fs');
     const { Context } = await import('../context.js');
     const { divergence, fillLevel } = await import('../blocklist.js');
     const { attachments, pinnedProgId } = await import('../maps/bpftool.js');

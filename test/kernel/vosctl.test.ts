@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
@@ -243,6 +243,21 @@ describeKernel('vosctl', () => {
     } finally {
       await small.cleanup();
     }
+  });
+
+  it('runs from a code cache per command; a damaged cache is ignored and written anew', async () => {
+    const cacheDir = join(ROOT, 'dist/.v8cache');
+    const statsCache = () => (existsSync(cacheDir) ? readdirSync(cacheDir).filter((f) => f.startsWith('stats-') && f.endsWith('.bin')) : []);
+    const first = await vosctl('stats', '--json');
+    expect(first.code).toBe(0);
+    const [file] = statsCache();
+    expect(file).toBeDefined();
+    writeFileSync(join(cacheDir, file!), 'not a V8 code cache');
+    const again = await vosctl('stats', '--json');
+    expect(again.code).toBe(0);
+    expect(Object.keys(JSON.parse(again.out) as object)).toEqual(Object.keys(JSON.parse(first.out) as object));
+    expect(statsCache()).toEqual([file]);
+    expect(readFileSync(join(cacheDir, file!)).length).toBeGreaterThan(1000);
   });
 
   it('without maps, commands say what to do and exit 3', async () => {

@@ -1,0 +1,41 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { execa } from 'execa';
+import { cacheKey, cacheName } from '../../lib/boot.js';
+
+/** Widths by the shim and by string-width, in plain Node (the shim's require() of an ES module is Node's, not Jest's). */
+async function widths(texts: string[]): Promise<{ shim: number[]; real: number[] }> {
+  const script = `
+    const shim = require('./lib/shims/string-width.cjs');
+    import('string-width').then(({ default: real }) => {
+      const texts = JSON.parse(require('node:fs').readFileSync(0, 'utf8'));
+      console.log(JSON.stringify({ shim: texts.map((t) => shim(t)), real: texts.map((t) => real(t)) }));
+    });`;
+  const r = await execa(process.execPath, ['-e', script], { input: JSON.stringify(texts), cwd: new URL('../..', import.meta.url).pathname });
+  return JSON.parse(r.stdout) as { shim: number[]; real: number[] };
+}
+
+describe('code cache naming', () => {
+  it.each([
+    [['block', '203.0.113.1'], 'block'],
+    [['--pin-dir', '/sys/fs/bpf/x', 'load-file', 'ips.txt'], 'load-file'],
+    [['--help'], 'none'],
+    [[], 'none'],
+  ])('%j uses the cache named %s', (argv, name) => expect(cacheName(argv)).toBe(name));
+
+  it('a rebuilt bundle or another V8 never reuses a cache, and the key is a plain file name', () => {
+    const base = cacheKey(1284048, 1795519780303.5, '11.3.244.8-node.38', 'x64');
+    expect(base).toMatch(/^[\w.-]+$/);
+    expect(new Set([base, cacheKey(1284049, 1795519780303.5, '11.3.244.8-node.38', 'x64'), cacheKey(1284048, 1795519790000, '11.3.244.8-node.38', 'x64'), cacheKey(1284048, 1795519780303.5, '12.4.254.21-node.33', 'x64')]).size).toBe(4);
+  });
+});
+
+describe('string-width shim (bundle only)', () => {
+  it('agrees with string-width on any text: ASCII, controls, CJK, emoji, ANSI colours', async () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: fc.constantFrom('a', ' ', '\t', '\u001b[31m', '日', '👍', '\u0301', '~') }));
+    const texts = ['', 'vosctl block <targets..>', ...fc.sample(text, 3000)];
+    const { shim, real } = await widths(texts);
+    expect(shim).toEqual(real);
+    expect(real.length).toBe(texts.length);
+  });
+});
