@@ -21,6 +21,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() { echo "usage: ${0##*/} <file|-> [--source NAME] [--ttl 30m] [--] [[user@]host ...]   (hosts also from VOS_CLUSTER_HOSTS)" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
+case $1 in -h | --help) usage ;; esac
 file=$1
 shift
 source=feed ttl=""

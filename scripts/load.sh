@@ -24,6 +24,8 @@ shift
 # and for preparing a host before the attach.
 if [ "$iface" = --no-attach ]; then
 	iface=""
+elif [[ $iface == -* ]]; then
+	usage # --help, or an option where the interface belongs
 elif ! [[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]]; then
 	vfp_die 2 "bad interface name '$iface'"
 fi

@@ -11,6 +11,7 @@ usage() { echo "usage: ${0##*/} <iface> [--pin-dir DIR] [--purge]" >&2; exit 2; 
 vfp_take_pin_dir "$@"
 set -- "${VFP_ARGS[@]}"
 [ $# -ge 1 ] || usage
+[[ $1 != -* ]] || usage # --help, or an option where the interface belongs
 iface=$1
 shift
 purge=0

@@ -70,6 +70,16 @@ describeKernel('scripts', () => {
     }
   });
 
+  it('every operator script answers --help with its usage line and exit 2, and does nothing else', async () => {
+    const scripts = ['block_ip.sh', 'unblock_ip.sh', 'allow_ip.sh', 'disallow_ip.sh', 'options_allow_ip.sh', 'options_disallow_ip.sh', 'block_ips_from_file.sh', 'load.sh', 'unload.sh', 'stats.sh', 'cluster_sync_blocklist.sh'];
+    const before = await keys(lab, 'allow_ips');
+    for (const s of scripts) {
+      const r = await lab.script(s, ['--help']);
+      expect([s, r.exitCode, r.stderr.split('\n')[0]]).toEqual([s, 2, expect.stringMatching(new RegExp(`^usage: ${s} `))]);
+    }
+    expect(await keys(lab, 'allow_ips')).toEqual(before);
+  });
+
   it('a missing pin folder is an environment error that says what to do', async () => {
     const r = await execa('bash', ['scripts/block_ip.sh', '203.0.113.1', '--pin-dir', '/sys/fs/bpf/vfp_no_such_dir'], { reject: false });
     expect(r.exitCode).toBe(3);
