@@ -93,6 +93,12 @@ export class StateStore {
   private journalIno = -1;
   private snapshotIno = -1;
   private journalLines = 0;
+  /**
+   * Our own committed change sets, on disk but not yet in `entries`: folded in
+   * at the next refresh. A one-shot bulk load exits first, and skips the
+   * million Map updates (~0.4 s).
+   */
+  private unfolded: Array<{ puts: readonly Entry[]; dels: readonly string[] }> = [];
 
   constructor(readonly dir: string) {}
 
@@ -194,6 +200,7 @@ export class StateStore {
     const snapIno = this.ino(SNAPSHOT);
     const jIno = this.ino(JOURNAL);
     if (snapIno !== this.snapshotIno || jIno !== this.journalIno) {
+      this.unfolded = []; // the files hold them: read below
       this.entries = new Map();
       this.journalOffset = 0;
       this.journalLines = 0;
@@ -207,6 +214,7 @@ export class StateStore {
         }
       }
     }
+    this.fold();
     if (jIno >= 0) {
       const buf = this.readFrom(JOURNAL, this.journalOffset);
       if (buf.length) {
@@ -233,6 +241,15 @@ export class StateStore {
       }
     }
     return this.entries;
+  }
+
+  /** Fold our own unfolded commits into `entries`, in commit order, before anything later is read. */
+  private fold(): void {
+    for (const { puts, dels } of this.unfolded) {
+      for (const e of puts) this.entries.set(e.ip, e);
+      for (const ip of dels) this.entries.delete(ip);
+    }
+    this.unfolded = [];
   }
 
   /** The current entries (a live view: do not mutate). */
@@ -283,13 +300,13 @@ export class StateStore {
       closeSync(fd);
     }
     if (ours) {
-      for (const e of puts) this.entries.set(e.ip, e);
-      for (const ip of dels) this.entries.delete(ip);
+      this.unfolded.push({ puts, dels });
       this.journalOffset += written;
       this.journalLines += puts.length + dels.length;
-    }
-    this.refresh();
-    if (this.journalLines > Math.max(10_000, this.entries.size)) this.compact();
+    } else this.refresh(); // someone else appended too: read it all back in order
+    // Entries after folding, at most (a put may replace an entry): enough to decide compaction.
+    const size = this.entries.size + this.unfolded.reduce((n, c) => n + c.puts.length, 0);
+    if (this.journalLines > Math.max(10_000, size)) this.compact();
   }
 
   /** Fold the journal into a new snapshot: temp file, fsync, rename, then drop the journal. Call inside withLock. */

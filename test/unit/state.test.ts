@@ -43,6 +43,21 @@ describe('StateStore', () => {
     expect([...b.load().keys()]).toEqual(['3.3.3.3']);
   });
 
+  it("a writer's own commits and other writers' later ones are read back in the order they were made", async () => {
+    const a = new StateStore(fresh());
+    const b = new StateStore(dir);
+    await a.withLock(() => a.commit([e('5.5.5.5', 1), e('6.6.6.6'), e('8.8.8.8')], []));
+    await b.withLock(() => b.commit([e('5.5.5.5', 2)], ['6.6.6.6']));
+    await a.withLock(() => a.commit([], ['8.8.8.8']));
+    await a.withLock(() => a.commit([e('7.7.7.7')], []));
+    await a.withLock(() => a.commit([e('8.8.8.8', 3)], []));
+    const truth = new Map(new StateStore(dir).load());
+    expect([...truth.keys()].sort()).toEqual(['5.5.5.5', '7.7.7.7', '8.8.8.8']);
+    expect(truth.get('5.5.5.5')?.expires).toBe(2);
+    expect(new Map(a.load())).toEqual(truth);
+    expect(new Map(b.load())).toEqual(truth);
+  });
+
   it('a reader that had read the old journal sees the truth after another writer compacts', async () => {
     const dir = fresh();
     const a = new StateStore(dir);
