@@ -3,7 +3,7 @@
  * writer goes through here, so the map and the state change together: the
  * map first (enforcement), then the state (durably), under the state lock.
  */
-import type { Target } from './address.js';
+import { formatTarget, TargetSet, type Target } from './address.js';
 import { bootToWall, readClocks, wallToBoot, type Clocks } from './clock.js';
 import type { Context } from './context.js';
 import { MapFullError, UsageError } from './errors.js';
@@ -18,11 +18,13 @@ import {
   SOURCE_NAME,
   SOURCE_NAME_LEN,
   blockKey,
+  blockValueSourceId,
   decodeBlockValue,
   decodeSourceName,
   encodeBlockValue,
   encodeSourceName,
   keyToText,
+  readBlockKey,
   records,
   writeBlockKey,
 } from './maps/layout.js';
@@ -192,24 +194,45 @@ export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[], o
   });
 }
 
-async function deleteTargets(ctx: Context, ips: readonly string[]): Promise<{ deleted: number; absent: number }> {
-  const exact: Buffer[] = [];
-  const prefixes: Buffer[] = [];
+/** Targets by the map they live in, with their keys. */
+function byMap(ips: readonly string[]): Array<{ pin: string; ips: string[]; keys: Buffer[] }> {
+  const exact = { pin: MAP.blockedIps, ips: [] as string[], keys: [] as Buffer[] };
+  const prefixes = { pin: MAP.blockedPrefixes, ips: [] as string[], keys: [] as Buffer[] };
   for (const ip of ips) {
     const t = targetOf(ip);
-    (t.prefixlen === 32 ? exact : prefixes).push(blockKey(t.addr, t.prefixlen));
+    const group = t.prefixlen === 32 ? exact : prefixes;
+    group.ips.push(ip);
+    group.keys.push(blockKey(t.addr, t.prefixlen));
   }
-  const a = await ctx.maps.delete(ctx.pin(MAP.blockedIps), Buffer.concat(exact));
-  const b = await ctx.maps.delete(ctx.pin(MAP.blockedPrefixes), Buffer.concat(prefixes));
-  return { deleted: a.deleted + b.deleted, absent: a.absent + b.absent };
+  return [exact, prefixes];
+}
+
+async function deleteTargets(ctx: Context, ips: readonly string[]): Promise<{ deleted: number; absent: number }> {
+  const out = { deleted: 0, absent: 0 };
+  for (const g of byMap(ips)) {
+    const r = await ctx.maps.delete(ctx.pin(g.pin), Buffer.concat(g.keys));
+    out.deleted += r.deleted;
+    out.absent += r.absent;
+  }
+  return out;
+}
+
+/** Which of these targets the maps hold: one lookup request per map, not a dump of a million entries. */
+async function inMaps(ctx: Context, ips: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const g of byMap(ips)) {
+    if (!g.keys.length) continue;
+    (await ctx.maps.lookup(ctx.pin(g.pin), Buffer.concat(g.keys))).forEach((hit, i) => hit && found.add(g.ips[i]!));
+  }
+  return found;
 }
 
 /** Unblock targets (idempotent). Returns those that were blocked (in map or state) and those that were not. */
 export async function applyUnblocks(ctx: Context, targets: readonly Target[]): Promise<{ removed: string[]; absent: string[] }> {
   return ctx.store.withLock(async () => {
     const state = ctx.store.refresh();
-    const live = await mapEntries(ctx);
     const ips = [...new Set(targets.map((t) => t.text))];
+    const live = await inMaps(ctx, ips);
     await deleteTargets(ctx, ips);
     const removed = ips.filter((ip) => state.has(ip) || live.has(ip));
     ctx.store.commit([], ips.filter((ip) => state.has(ip)));
@@ -221,15 +244,36 @@ export async function applyUnblocks(ctx: Context, targets: readonly Target[]): P
 export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[], opts: { distinct?: boolean } = {}): Promise<ApplyResult & { removed: number }> {
   const result = await applyBlocks(ctx, reqs, opts);
   const removed = await ctx.store.withLock(async () => {
-    const keep = new Set(reqs.map((r) => r.target.text));
+    const keep = new TargetSet();
+    for (const r of reqs) keep.add(r.target);
     const state = ctx.store.refresh();
-    const inMap = await mapEntries(ctx);
-    const gone = new Set([...planReplace(state.values(), source, keep), ...planReplace(inMap.values(), source, keep)]);
+    const gone = new Set([...planReplace(state.values(), source, { has: (ip) => keep.has(targetOf(ip)) }), ...(await mapTargetsNotKept(ctx, source, keep))]);
     await deleteTargets(ctx, [...gone]);
     ctx.store.commit([], [...gone].filter((ip) => state.has(ip)));
     return gone.size;
   });
   return { ...result, removed };
+}
+
+/**
+ * The map side of planReplace: `source`'s targets in the maps that `keep`
+ * lacks. Records stay numbers until one is picked, so a million-entry map
+ * costs no million strings and objects.
+ */
+async function mapTargetsNotKept(ctx: Context, source: string, keep: TargetSet): Promise<string[]> {
+  const id = (await sourceRegistry(ctx)).get(source);
+  const out: string[] = [];
+  if (id === undefined) return out;
+  for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+    const buf = await ctx.maps.dump(ctx.pin(map));
+    const rec = keySize + BLOCK_VALUE;
+    for (let at = 0; at + rec <= buf.length; at += rec) {
+      if (blockValueSourceId(buf, at + keySize) !== id) continue;
+      const t = readBlockKey(buf, at, keySize);
+      if (!keep.has(t)) out.push(formatTarget(t.addr, t.prefixlen));
+    }
+  }
+  return out;
 }
 
 /** Every entry in the two block maps, as state-like entries (source by name, wall-clock expiry). */

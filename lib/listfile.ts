@@ -1,5 +1,5 @@
 /** The list-file format shared with scripts/block_ips_from_file.sh. Pure. */
-import { checkBlockTarget, type BlockPolicy, type Target } from './address.js';
+import { checkBlockTarget, TargetSet, type BlockPolicy, type Target } from './address.js';
 
 export interface LineError {
   line: number;
@@ -16,9 +16,7 @@ export interface ParsedList {
 export function parseList(text: string, policy: BlockPolicy): ParsedList {
   const targets: Target[] = [];
   const errors: LineError[] = [];
-  // Numbers hash faster than strings, and int32s (the /32s, by far the most) faster than other numbers.
-  const seenAddrs = new Set<number>();
-  const seenPrefixes = new Set<number>(); // address * 33 + prefix length
+  const seen = new TargetSet();
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const hash = lines[i]!.indexOf('#');
@@ -26,13 +24,7 @@ export function parseList(text: string, policy: BlockPolicy): ParsedList {
     if (!body) continue;
     const r = checkBlockTarget(body, policy);
     if (!r.ok) errors.push({ line: i + 1, text: body, reason: r.reason });
-    else {
-      const t = r.target;
-      const seen = t.prefixlen === 32 ? seenAddrs : seenPrefixes;
-      const before = seen.size;
-      seen.add(t.prefixlen === 32 ? t.addr | 0 : t.addr * 33 + t.prefixlen);
-      if (seen.size > before) targets.push(t);
-    }
+    else if (seen.add(r.target)) targets.push(r.target);
   }
   return { targets, errors };
 }

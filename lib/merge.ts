@@ -31,7 +31,7 @@ export function mergeBlock(existing: Entry | undefined, b: BlockIntent, nowS: nu
 }
 
 /** What `--replace` removes: entries of that source that the new list no longer has. */
-export function planReplace(current: Iterable<{ ip: string; source: string }>, source: string, keep: ReadonlySet<string>): string[] {
+export function planReplace(current: Iterable<{ ip: string; source: string }>, source: string, keep: { has(ip: string): boolean }): string[] {
   const out: string[] = [];
   for (const e of current) if (e.source === source && !keep.has(e.ip)) out.push(e.ip);
   return out;

@@ -86,7 +86,17 @@ export function encodeBlockValue(v: BlockValue, into = Buffer.alloc(BLOCK_VALUE)
 }
 
 export function decodeBlockValue(b: Buffer, at = 0): BlockValue {
-  return { expiresNs: b.readBigUInt64LE(at), addedUnix: b.readUInt32LE(at + 8), sourceId: b.readUInt16LE(at + 12) };
+  return { expiresNs: b.readBigUInt64LE(at), addedUnix: b.readUInt32LE(at + 8), sourceId: blockValueSourceId(b, at) };
+}
+
+/** Only the source id of a block value: scanning a million for one source decodes nothing else. */
+export function blockValueSourceId(b: Buffer, at = 0): number {
+  return b.readUInt16LE(at + 12);
+}
+
+/** Address and prefix length of the key at `at` in a dump of blocked_ips (keySize EXACT_KEY) or blocked_prefixes. */
+export function readBlockKey(b: Buffer, at: number, keySize: number): { addr: number; prefixlen: number } {
+  return keySize === EXACT_KEY ? { addr: b.readUInt32BE(at), prefixlen: 32 } : { addr: b.readUInt32BE(at + 4), prefixlen: b.readUInt32LE(at) };
 }
 
 export function encodeMark(addedUnix: number): Buffer {
@@ -103,7 +113,8 @@ export function* records(buf: Buffer, keySize: number, valueSize: number): Gener
 
 /** Target text of a blocked_ips or blocked_prefixes key. */
 export function keyToText(key: Buffer): string {
-  return key.length === EXACT_KEY ? formatTarget(key.readUInt32BE(0), 32) : formatTarget(key.readUInt32BE(4), key.readUInt32LE(0));
+  const t = readBlockKey(key, 0, key.length);
+  return formatTarget(t.addr, t.prefixlen);
 }
 
 export function encodeSourceName(name: string): Buffer {

@@ -200,6 +200,14 @@ describeKernel('vosctl', () => {
     await vosctl('unblock', '203.0.113.70');
   });
 
+  it('unblock finds a block that only the maps hold (made by block_ip.sh) and names the targets that were not blocked', async () => {
+    await lab.mustScript('block_ip.sh', ['203.0.113.71']);
+    expect(await ips()).toContain('203.0.113.71');
+    const r = await vosctl('unblock', '203.0.113.71', '203.0.113.72', '198.51.100.64/26');
+    expect(r).toMatchObject({ code: 0, out: 'unblocked 203.0.113.71\n203.0.113.72 was not blocked\n198.51.100.64/26 was not blocked' });
+    expect(await ips()).not.toContain('203.0.113.71');
+  });
+
   it('stats --json has every counter', async () => {
     const c = JSON.parse((await vosctl('stats', '--json')).out);
     expect(Object.keys(c)).toEqual(['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'not_ipv4', 'shadow_would_drop']);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { checkBlockTarget, covers, formatAddr, parseTarget, type BlockPolicy } from '../../lib/address.js';
+import { checkBlockTarget, covers, formatAddr, formatTarget, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
 
 const policy: BlockPolicy = { minPrefix: 8, allow: [{ addr: 0xc0000200, prefixlen: 24 }], own: [0x0a000001] };
 const reason = (text: string) => {
@@ -99,6 +99,33 @@ describe('covers', () => {
       fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 32 }), (n, a, b) => {
         const net = (len: number) => (len === 0 ? 0 : (n & (0xffffffff << (32 - len))) >>> 0);
         return covers({ addr: net(a), prefixlen: a }, { addr: net(b), prefixlen: b }) === b >= a;
+      }),
+    );
+  });
+});
+
+describe('TargetSet', () => {
+  it('tells /32s and prefixes apart, and addresses above 128.0.0.0 from their int32 aliases', () => {
+    const s = new TargetSet();
+    expect(s.add({ addr: 0xc8010101, prefixlen: 32 })).toBe(true); // 200.1.1.1
+    expect(s.add({ addr: 0xc8010101, prefixlen: 32 })).toBe(false);
+    expect(s.has({ addr: 0xc8010100, prefixlen: 24 })).toBe(false);
+    expect(s.add({ addr: 0xc8010100, prefixlen: 24 })).toBe(true);
+    expect(s.has({ addr: 0xc8010100, prefixlen: 32 })).toBe(false);
+    expect(s.has({ addr: 0x48010101, prefixlen: 32 })).toBe(false); // 72.1.1.1: same low bits, other sign
+  });
+
+  it('agrees with a set of canonical texts on any sequence of targets', () => {
+    const target = fc.record({ addr: fc.integer({ min: 0, max: 0xffffffff }), prefixlen: fc.oneof(fc.constant(32), fc.integer({ min: 0, max: 32 })) });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), target), { maxLength: 200 }), (ops) => {
+        const ours = new TargetSet();
+        const texts = new Set<string>();
+        for (const [add, t] of ops) {
+          const text = formatTarget(t.addr, t.prefixlen);
+          if (add) expect(ours.add(t)).toBe(!texts.has(text) && !!texts.add(text));
+          else expect(ours.has(t)).toBe(texts.has(text));
+        }
       }),
     );
   });
