@@ -10,7 +10,7 @@
  * with a million entries; the journal is folded into the snapshot once it
  * grows. A torn last journal line (a crash mid-write) is ignored on read.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, type Stats, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvError, RuntimeError } from './errors.js';
 
@@ -75,6 +75,50 @@ function* journalPuts(puts: readonly Entry[]): Generator<string> {
   }
 }
 
+/**
+ * Apply one journal line to `into` (only the addresses in `only`, if given).
+ * Returns how many records the line holds (a "puts" counts one per address),
+ * or 0 for a line that is not JSON.
+ */
+function applyJournalLine(line: string, into: Map<string, Entry>, only?: ReadonlySet<string>): number {
+  let op: Op;
+  try {
+    op = JSON.parse(line) as Op;
+  } catch {
+    return 0;
+  }
+  if (op.op === 'puts' && Array.isArray(op.ips)) {
+    for (const ip of op.ips) {
+      if (typeof ip === 'string' && (!only || only.has(ip))) into.set(ip, { ip, source: String(op.s), reason: typeof op.r === 'string' ? op.r : null, added: Number(op.a) || 0, expires: Number(op.x) || 0 });
+    }
+    return op.ips.length;
+  }
+  if (op.op === 'put') {
+    const e = decodeEntry(op.e);
+    if (e && (!only || only.has(e.ip))) into.set(e.ip, e);
+  } else if (op.op === 'del' && (!only || only.has(op.ip))) into.delete(op.ip);
+  return 1;
+}
+
+/**
+ * The lines of a file's bytes that contain any of `needles`, in file order.
+ * Searched as bytes: decoding a 40 MB snapshot to find one line costs more
+ * than the search. A last line without its newline (torn) is left out.
+ */
+function linesContaining(bytes: Buffer, needles: Iterable<string>): string[] {
+  const starts = new Set<number>();
+  for (const needle of needles) {
+    const n = Buffer.from(needle);
+    for (let at = bytes.indexOf(n); at >= 0; at = bytes.indexOf(n, at + n.length)) starts.add(at === 0 ? 0 : bytes.lastIndexOf(10, at - 1) + 1);
+  }
+  const lines: string[] = [];
+  for (const start of [...starts].sort((a, b) => a - b)) {
+    const end = bytes.indexOf(10, start);
+    if (end >= 0) lines.push(bytes.toString('utf8', start, end));
+  }
+  return lines;
+}
+
 /** Makes each lock attempt's temporary folder unique within this process too. */
 let lockAttempts = 0;
 
@@ -93,6 +137,8 @@ export class StateStore {
   private journalIno = -1;
   private snapshotIno = -1;
   private journalLines = 0;
+  /** Whether `entries` is the full view (refresh has run); until then, small operations read only their own entries (lookup). */
+  private loaded = false;
   /**
    * Our own committed change sets, on disk but not yet in `entries`: folded in
    * at the next refresh. A one-shot bulk load exits first, and skips the
@@ -197,6 +243,7 @@ export class StateStore {
 
   /** Bring the in-memory view up to date with the files: only the new journal tail when nothing was compacted. */
   refresh(): Map<string, Entry> {
+    this.loaded = true;
     const snapIno = this.ino(SNAPSHOT);
     const jIno = this.ino(JOURNAL);
     if (snapIno !== this.snapshotIno || jIno !== this.journalIno) {
@@ -221,26 +268,32 @@ export class StateStore {
         const tail = buf.toString('utf8');
         const complete = tail.lastIndexOf('\n') + 1; // a torn last line waits (or is dropped at compaction)
         for (const line of tail.slice(0, complete).split('\n')) {
-          if (!line) continue;
-          this.journalLines++;
-          let op: Op;
-          try {
-            op = JSON.parse(line) as Op;
-          } catch {
-            continue;
-          }
-          if (op.op === 'puts' && Array.isArray(op.ips)) {
-            this.journalLines += op.ips.length - 1; // counted as records, like a put per address
-            for (const ip of op.ips) if (typeof ip === 'string') this.entries.set(ip, { ip, source: String(op.s), reason: typeof op.r === 'string' ? op.r : null, added: Number(op.a) || 0, expires: Number(op.x) || 0 });
-          } else if (op.op === 'put') {
-            const e = decodeEntry(op.e);
-            if (e) this.entries.set(e.ip, e);
-          } else if (op.op === 'del') this.entries.delete(op.ip);
+          if (line) this.journalLines += Math.max(1, applyJournalLine(line, this.entries));
         }
         this.journalOffset += Buffer.byteLength(tail.slice(0, complete));
       }
     }
     return this.entries;
+  }
+
+  /**
+   * The entries of just these targets. Once the full view is loaded (a
+   * long-lived consumer, a bulk operation) it is that view, kept current;
+   * before, the files are searched for the targets' texts and only the lines
+   * that name them are parsed, so a `vosctl block` on a host holding a
+   * million-entry feed reads text instead of building a million entries.
+   */
+  lookup(ips: readonly string[]): ReadonlyMap<string, Entry> {
+    if (this.loaded) return this.refresh();
+    const only = new Set(ips);
+    const found = new Map<string, Entry>();
+    const quoted = [...only].map((ip) => JSON.stringify(ip));
+    for (const line of linesContaining(this.readFrom(SNAPSHOT, 0), quoted.map((q) => `[${q},`))) {
+      const e = decodeEntry(JSON.parse(line));
+      if (e && only.has(e.ip)) found.set(e.ip, e);
+    }
+    for (const line of linesContaining(this.readFrom(JOURNAL, 0), quoted)) applyJournalLine(line, found, only);
+    return found;
   }
 
   /** Fold our own unfolded commits into `entries`, in commit order, before anything later is read. */
@@ -284,22 +337,18 @@ export class StateStore {
   commit(puts: readonly Entry[], dels: readonly string[], chunks?: readonly string[]): void {
     if (!puts.length && !dels.length) return;
     this.ensureDir();
-    this.refresh();
     const text = chunks ?? this.journalChunks(puts, dels);
-    const fd = openSync(this.path(JOURNAL), 'a', 0o640);
-    let ours = false;
-    let written = 0;
-    try {
-      // Nobody appended since our refresh (we hold the lock): our own lines need no re-reading.
-      const st = fstatSync(fd);
-      ours = st.size === this.journalOffset && (st.ino === this.journalIno || (this.journalIno === -1 && this.journalOffset === 0));
-      if (ours) this.journalIno = st.ino;
-      for (const c of text) written += writeSync(fd, c);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    if (!this.loaded) {
+      this.append(text);
+      // No view to count entries in: fold once the journal outgrows the snapshot (in bytes).
+      if (this.size(JOURNAL) > Math.max(1 << 20, this.size(SNAPSHOT))) this.compact();
+      return;
     }
+    this.refresh();
+    // Nobody appended since our refresh (we hold the lock): our own lines need no re-reading.
+    const { ours, written, ino } = this.append(text, (st) => st.size === this.journalOffset && (st.ino === this.journalIno || (this.journalIno === -1 && this.journalOffset === 0)));
     if (ours) {
+      this.journalIno = ino;
       this.unfolded.push({ puts, dels });
       this.journalOffset += written;
       this.journalLines += puts.length + dels.length;
@@ -307,6 +356,29 @@ export class StateStore {
     // Entries after folding, at most (a put may replace an entry): enough to decide compaction.
     const size = this.entries.size + this.unfolded.reduce((n, c) => n + c.puts.length, 0);
     if (this.journalLines > Math.max(10_000, size)) this.compact();
+  }
+
+  /** Append lines to the journal, durably; `ours` is what isOurs said of the file just before. */
+  private append(text: readonly string[], isOurs: (st: Stats) => boolean = () => false): { ours: boolean; written: number; ino: number } {
+    const fd = openSync(this.path(JOURNAL), 'a', 0o640);
+    let written = 0;
+    try {
+      const st = fstatSync(fd);
+      const ours = isOurs(st);
+      for (const c of text) written += writeSync(fd, c);
+      fsyncSync(fd);
+      return { ours, written, ino: st.ino };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private size(name: string): number {
+    try {
+      return statSync(this.path(name)).size;
+    } catch {
+      return 0;
+    }
   }
 
   /** Fold the journal into a new snapshot: temp file, fsync, rename, then drop the journal. Call inside withLock. */

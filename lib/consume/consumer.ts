@@ -94,6 +94,8 @@ export class Consumer {
 
   /** Consume until stop(); reconnects forever. */
   async run(): Promise<void> {
+    // The whole state, once: every batch after that reads only what was appended.
+    this.ctx.store.load();
     if (this.o.gcIntervalS > 0) {
       this.gcTimer = setInterval(() => {
         this.gcDue = true;

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +82,61 @@ describe('StateStore', () => {
     expect(readdirSync(dir).filter((f) => f !== 'journal.jsonl')).toEqual(['blocklist.jsonl']);
     expect(existsSync(join(dir, 'journal.jsonl')) ? statSync(join(dir, 'journal.jsonl')).size : 0).toBe(0);
     expect(new StateStore(dir).load().size).toBe(50);
+  });
+
+  it('lookup finds just the asked entries, from snapshot and journal in order, as a full load would', async () => {
+    const w = new StateStore(fresh());
+    await w.withLock(() => w.commit([e('1.2.3.4', 1), e('1.2.3.40'), { ...e('9.9.9.9'), reason: 'like "1.2.3.5"' }], []));
+    await w.withLock(() => w.compact());
+    await w.withLock(() => w.commit(Array.from({ length: 300 }, (_, i) => e(`10.1.${i >> 8}.${i & 255}`, 7)), []));
+    await w.withLock(() => w.commit([e('1.2.3.4', 2)], ['1.2.3.40']));
+    await w.withLock(() => w.commit([], ['10.1.0.5']));
+    appendFileSync(join(dir, 'journal.jsonl'), '{"op":"del","ip":"1.2.3.4"'); // torn: never happened
+    const asked = ['1.2.3.4', '1.2.3.40', '1.2.3.5', '10.1.0.5', '10.1.0.6', '198.51.100.0/24'];
+    const found = new StateStore(dir).lookup(asked);
+    expect([...found.keys()].sort()).toEqual(['1.2.3.4', '10.1.0.6']);
+    expect(found.get('1.2.3.4')?.expires).toBe(2);
+    const full = new StateStore(dir).load();
+    expect(new Map([...found])).toEqual(new Map(asked.filter((ip) => full.has(ip)).map((ip) => [ip, full.get(ip)!])));
+  });
+
+  it('agrees with a full load for any history of commits and compactions', async () => {
+    const ips = ['203.0.113.1', '203.0.113.10', '203.0.113.100', '198.51.100.0/24', '198.51.100.7'];
+    const step = fc.record({ puts: fc.subarray(ips), dels: fc.subarray(ips), expires: fc.nat(9), compact: fc.boolean(), loaded: fc.boolean() });
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 8 }), fc.subarray(ips), async (steps, asked) => {
+        const d = mkdtempSync(join(tmpdir(), 'vfp-state-'));
+        try {
+          for (const st of steps) {
+            const w = new StateStore(d);
+            if (st.loaded) w.load();
+            await w.withLock(() => {
+              w.commit(st.puts.map((ip) => e(ip, st.expires)), st.dels);
+              if (st.compact) w.compact();
+            });
+          }
+          const full = new StateStore(d).load();
+          const expected = new Map(asked.filter((ip) => full.has(ip)).map((ip) => [ip, full.get(ip)!]));
+          expect(new Map(new StateStore(d).lookup(asked))).toEqual(expected);
+        } finally {
+          rmSync(d, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a writer that never loaded the view appends and folds the journal once it outgrows the snapshot', async () => {
+    const w = new StateStore(fresh());
+    await w.withLock(() => w.commit(Array.from({ length: 20_000 }, (_, i) => e(`10.2.${i >> 8}.${i & 255}`)), []));
+    expect(existsSync(join(dir, 'blocklist.jsonl'))).toBe(false); // one "puts" line per 10,000: still under 1 MiB
+    for (let i = 0; i < 40; i++) {
+      const one = new StateStore(dir);
+      await one.withLock(() => one.commit(Array.from({ length: 1_000 }, (_, j) => ({ ...e(`10.3.${(i * 1000 + j) >> 8}.${(i * 1000 + j) & 255}`), reason: `r${j}` })), []));
+    }
+    expect(existsSync(join(dir, 'blocklist.jsonl'))).toBe(true);
+    expect(statSync(join(dir, 'journal.jsonl')).size).toBeLessThan(statSync(join(dir, 'blocklist.jsonl')).size);
+    expect(new StateStore(dir).load().size).toBe(60_000);
   });
 
   it('ignores a torn last journal line (a crash mid-write)', async () => {
