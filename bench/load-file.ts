@@ -73,6 +73,10 @@ async function bulk(n: number): Promise<void> {
       const status = JSON.parse((await execa(VOSCTL, ['status', '--json'], { env })).stdout) as { maps: Array<{ name: string; entries: number }> };
       const listed = status.maps.find((m) => m.name === 'blocked_ips')!.entries;
       console.log(`  vosctl load-file --replace, 10 % churn  ${(replaceMs / 1000).toFixed(2)} s   (${listed.toLocaleString('en')} entries after, expected ${n.toLocaleString('en')})`);
+      // A block by hand on a host that holds this feed: the state is large now.
+      const oneBlock: number[] = [];
+      for (let i = 0; i < ROUNDS; i++) oneBlock.push(await timed(() => must(VOSCTL, ['block', addr(2 * n + i)], env)));
+      console.log(`  one vosctl block beside these ${n.toLocaleString('en')} entries  ${median(oneBlock).toFixed(0)} ms   (median of ${ROUNDS})`);
     }
   } finally {
     await execa('ipset', ['destroy', set], { reject: false });
