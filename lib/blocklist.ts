@@ -46,12 +46,6 @@ export interface ApplyResult {
   entries: Entry[];
 }
 
-/**
- * Up to this many targets, an operation reads only their own state entries
- * (StateStore.lookup) unless the full view is loaded anyway.
- */
-const FEW_TARGETS = 16;
-
 /** Address and prefix length of a canonical target text (already validated: digits, dots, one slash). */
 function targetOf(ip: string): { addr: number; prefixlen: number } {
   let addr = 0;
@@ -157,7 +151,7 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
 export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[], opts: { distinct?: boolean } = {}): Promise<ApplyResult> {
   return ctx.store.withLock(async () => {
     const now = readClocks();
-    const state = reqs.length <= FEW_TARGETS ? ctx.store.lookup(reqs.map((r) => r.target.text)) : ctx.store.refresh();
+    const state = ctx.store.lookup(reqs.map((r) => r.target.text));
     const entries: Entry[] = [];
     const changed: Entry[] = [];
     const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
@@ -237,7 +231,7 @@ async function inMaps(ctx: Context, ips: readonly string[]): Promise<Set<string>
 export async function applyUnblocks(ctx: Context, targets: readonly Target[]): Promise<{ removed: string[]; absent: string[] }> {
   return ctx.store.withLock(async () => {
     const ips = [...new Set(targets.map((t) => t.text))];
-    const state = ips.length <= FEW_TARGETS ? ctx.store.lookup(ips) : ctx.store.refresh();
+    const state = ctx.store.lookup(ips);
     const live = await inMaps(ctx, ips);
     await deleteTargets(ctx, ips);
     const removed = ips.filter((ip) => state.has(ip) || live.has(ip));

@@ -55,6 +55,8 @@ function decodeEntry(a: unknown): Entry | null {
 }
 
 const PUTS_PER_LINE = 10_000;
+/** Up to this many targets, lookup searches the files for them; beyond, one full load costs less. */
+const LOOKUP_SEARCH_MAX = 16;
 
 /** Journal lines for puts: runs of entries alike but for the address become "puts" lines. */
 function* journalPuts(puts: readonly Entry[]): Generator<string> {
@@ -277,14 +279,15 @@ export class StateStore {
   }
 
   /**
-   * The entries of just these targets. Once the full view is loaded (a
-   * long-lived consumer, a bulk operation) it is that view, kept current;
-   * before, the files are searched for the targets' texts and only the lines
-   * that name them are parsed, so a `vosctl block` on a host holding a
-   * million-entry feed reads text instead of building a million entries.
+   * The entries of (at least) these targets. Once the full view is loaded (a
+   * long-lived consumer, a bulk operation), or for many targets, it is the
+   * full view, kept current; for a few targets before that, the files are
+   * searched for the targets' texts and only the lines that name them are
+   * parsed, so a `vosctl block` on a host holding a million-entry feed reads
+   * text instead of building a million entries.
    */
   lookup(ips: readonly string[]): ReadonlyMap<string, Entry> {
-    if (this.loaded) return this.refresh();
+    if (this.loaded || ips.length > LOOKUP_SEARCH_MAX) return this.refresh();
     const only = new Set(ips);
     const found = new Map<string, Entry>();
     const quoted = [...only].map((ip) => JSON.stringify(ip));

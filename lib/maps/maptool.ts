@@ -17,26 +17,12 @@ export interface MapInfo {
   name: string;
 }
 
-export interface MapAccess {
-  info(pin: string): Promise<MapInfo>;
-  /** Write key||value records; throws MapFullError (with what fit) when the map runs out of room. */
-  update(pin: string, records: Buffer, count: number): Promise<number>;
-  /** Delete keys; absent keys are counted, not errors. */
-  delete(pin: string, keys: Buffer): Promise<{ deleted: number; absent: number }>;
-  dump(pin: string): Promise<Buffer>;
-}
-
 function requireTool(): void {
   if (!existsSync(MAPTOOL)) throw new EnvError(`${MAPTOOL} is missing; run scripts/setup.sh (or make -C xdp)`);
 }
 
 function noMap(pin: string, why = ''): EnvError {
   return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir`);
-}
-
-function parseDeleted(text: string): { deleted: number; absent: number } {
-  const m = /deleted (\d+) absent (\d+)/.exec(text);
-  return { deleted: Number(m?.[1] ?? 0), absent: Number(m?.[2] ?? 0) };
 }
 
 /**
@@ -46,7 +32,7 @@ function parseDeleted(text: string): { deleted: number; absent: number } {
  */
 const SERVE_OPTIONS = { encoding: 'buffer', reject: false, stdin: 'pipe', stdout: 'pipe', buffer: false } as const;
 
-export class MapServer implements MapAccess {
+export class MapServer {
   private child?: ResultPromise<typeof SERVE_OPTIONS>;
   private buffered: Buffer = Buffer.alloc(0);
   private waiting?: () => void;
@@ -107,6 +93,7 @@ export class MapServer implements MapAccess {
     return JSON.parse(this.check(pin, (await this.request('info', pin)).line)) as MapInfo;
   }
 
+  /** Write key||value records; throws MapFullError (with what fit) when the map runs out of room. */
   async update(pin: string, records: Buffer, count: number): Promise<number> {
     if (!count) return 0;
     const { line } = await this.request('update', pin, records);
@@ -118,9 +105,11 @@ export class MapServer implements MapAccess {
     return Number(/applied (\d+)/.exec(this.check(pin, line))?.[1] ?? 0);
   }
 
+  /** Delete keys; absent keys are counted, not errors. */
   async delete(pin: string, keys: Buffer): Promise<{ deleted: number; absent: number }> {
     if (!keys.length) return { deleted: 0, absent: 0 };
-    return parseDeleted(this.check(pin, (await this.request('delete', pin, keys)).line));
+    const m = /deleted (\d+) absent (\d+)/.exec(this.check(pin, (await this.request('delete', pin, keys)).line));
+    return { deleted: Number(m?.[1] ?? 0), absent: Number(m?.[2] ?? 0) };
   }
 
   async dump(pin: string): Promise<Buffer> {
