@@ -44,6 +44,19 @@ export class Context {
     return ctx;
   }
 
+  /**
+   * The same settings, logger and state store, with a map server of its own:
+   * the metrics read maps without queueing behind (or ahead of) the
+   * consumer's writes. Its server ends with the command.
+   */
+  withOwnMaps(): Context {
+    const other = new Context(this.settings);
+    other.logger = this.log;
+    other.stateStore = this.store;
+    closeAtEnd(() => other.maps.close());
+    return other;
+  }
+
   get log(): Logger {
     this.logger ??= createLogger(this.settings.logLevel, this.settings.logFormat);
     return this.logger;

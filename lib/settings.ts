@@ -11,6 +11,8 @@ export interface Settings {
   amqpCaFile: string | undefined;
   /** A file holding the broker password, so it is on no command line. */
   amqpPasswordFile: string | undefined;
+  /** HOST:PORT of the Prometheus /metrics endpoint (vosctl exporter, consume --metrics-listen). */
+  metricsListen: string;
 }
 
 export type FileConfig = Partial<Record<keyof Settings, unknown>>;
@@ -25,6 +27,7 @@ const ENV: Record<keyof Settings, string> = {
   amqpUrl: 'VOS_AMQP_URL',
   amqpCaFile: 'VOS_AMQP_CA_FILE',
   amqpPasswordFile: 'VOS_AMQP_PASSWORD_FILE',
+  metricsListen: 'VOS_METRICS_LISTEN',
 };
 
 export const DEFAULTS: Settings = {
@@ -36,6 +39,7 @@ export const DEFAULTS: Settings = {
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
   amqpCaFile: undefined,
   amqpPasswordFile: undefined,
+  metricsListen: '127.0.0.1:9864',
 };
 
 export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: FileConfig): Settings {
@@ -57,6 +61,7 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
     amqpUrl: String(pick('amqpUrl')),
     amqpCaFile: ca === undefined ? undefined : String(ca),
     amqpPasswordFile: pw === undefined ? undefined : String(pw),
+    metricsListen: String(pick('metricsListen')),
   };
 }
 

@@ -7,6 +7,8 @@
  *   vfp-maptool update <pin>   stdin: key||value records; one BPF_MAP_UPDATE_BATCH per 64k
  *   vfp-maptool delete <pin>   stdin: keys; absent keys are counted, not errors
  *   vfp-maptool dump   <pin>   stdout: key||value records
+ *   vfp-maptool count  <pin>   the number of entries (a dump whose records stay here:
+ *                              batch lookups, 64k entries per syscall, for the exporter)
  *   vfp-maptool serve          the same four as requests on stdin, for a long-lived
  *                              caller (vosctl consume) that cannot pay a process per batch
  *
@@ -155,10 +157,15 @@ struct sink {
 	char *buf;
 	size_t len, cap;
 	int stream; /* 1: write straight to stdout */
+	int count_only; /* 1: only add up the bytes (count: nothing crosses the pipe) */
 };
 
 static int sink_put(struct sink *s, const void *data, size_t len)
 {
+	if (s->count_only) {
+		s->len += len;
+		return 0;
+	}
 	if (s->stream)
 		return write_full(data, len);
 	if (s->len + len > s->cap) {
@@ -256,6 +263,16 @@ static int run_once(const char *cmd, int fd, const struct bpf_map_info *info)
 		putchar('\n');
 		return DONE;
 	}
+	if (!strcmp(cmd, "count")) {
+		struct sink out = { .count_only = 1 };
+
+		ret = dump_map(fd, info, &out);
+		if (ret)
+			fprintf(stderr, "vfp-maptool: %s\n", why);
+		else
+			printf("%zu\n", out.len / (ks + vs));
+		return ret;
+	}
 	if (!strcmp(cmd, "dump")) {
 		struct sink out = { .stream = 1 };
 
@@ -347,6 +364,12 @@ static int serve(void)
 				write_full(out.buf, out.len);
 			}
 			free(out.buf);
+		} else if (!strcmp(op, "count")) {
+			struct sink out = { .count_only = 1 };
+
+			ret = dump_map(fd, &info, &out);
+			if (!ret)
+				printf("ok count %zu\n", out.len / rec);
 		} else if (!strcmp(op, "update") && nbytes % rec == 0) {
 			char *keys = malloc(ks * CHUNK), *vals = malloc(info.value_size * CHUNK);
 
@@ -401,7 +424,7 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "serve"))
 		return serve();
 	if (argc != 3) {
-		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump <pinned map> | vfp-maptool serve\n");
+		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump|count <pinned map> | vfp-maptool serve\n");
 		return 2;
 	}
 	if (open_map(argv[2], &fd, &info)) {
@@ -411,6 +434,6 @@ int main(int argc, char **argv)
 	int ret = run_once(argv[1], fd, &info);
 
 	if (ret == 2)
-		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump <pinned map> | vfp-maptool serve\n");
+		fprintf(stderr, "usage: vfp-maptool info|update|delete|dump|count <pinned map> | vfp-maptool serve\n");
 	return ret;
 }

@@ -4,8 +4,10 @@ import type { Args } from './common.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_MAX_BODY } from '../messages.js';
 import { checkSourceOption, ttlSeconds } from './common.js';
+import { checkMetricsArgs, metricsOptions, type MetricsArgs } from './exporter.js';
 
-interface ConsumeArgs {
+interface ConsumeArgs extends MetricsArgs {
+  metricsListen?: string;
   queue?: string;
   fanout?: string;
   exchange?: string;
@@ -52,7 +54,9 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       .option('ttl', { type: 'string', default: '1h', describe: 'expiry for messages that carry none (0 = never)' })
       .option('source', { type: 'string', default: 'amqp', describe: 'source name for messages that carry none' })
       .option('max-body', { type: 'number', default: DEFAULT_MAX_BODY, describe: 'bytes; a larger message is dead-lettered' })
-      .option('gc-interval', { type: 'number', default: 60, describe: 'seconds between expiry sweeps (0 = none)' }) as never,
+      .option('gc-interval', { type: 'number', default: 60, describe: 'seconds between expiry sweeps (0 = none)' })
+      .option('metrics-listen', { type: 'string', describe: 'also serve Prometheus /metrics on HOST:PORT (bare flag: VOS_METRICS_LISTEN or 127.0.0.1:9864)' })
+      .options(metricsOptions) as never,
   handler: async (argv) => {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
@@ -60,6 +64,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const { checkUrl, fanoutQueueName, redactUrl, withPassword } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
     checkConsumeArgs(a);
+    await checkMetricsArgs(a);
     await checkSourceOption(a.source);
     const ctx = Context.fromArgs(a);
     const s = ctx.settings;
@@ -74,6 +79,13 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       }
     }
     const queue = a.queue ?? fanoutQueueName(a.fanout!);
+    let metrics: { endpoint: import('../metrics/index.js').MetricsEndpoint; observer: import('../metrics/consume.js').ConsumeMetrics } | undefined;
+    if (a.metricsListen !== undefined) {
+      const { startMetrics } = await import('../metrics/index.js');
+      const { ConsumeMetrics } = await import('../metrics/consume.js');
+      const endpoint = await startMetrics(ctx, { listen: a.metricsListen || s.metricsListen, ifaces: a.iface ?? [], driftIntervalS: a.driftInterval });
+      metrics = { endpoint, observer: new ConsumeMetrics(endpoint.registry, queue) };
+    }
     const consumer = new Consumer(ctx, {
       url: withPassword(s.amqpUrl, password),
       caFile: s.amqpCaFile,
@@ -91,10 +103,15 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       ttlS,
       source: a.source,
       maxBytes: a.maxBody,
+      observer: metrics?.observer,
     });
     // on, not once: execa's exit hook re-raises a signal that no other listener holds.
     process.on('SIGTERM', () => consumer.stop('SIGTERM'));
     process.on('SIGINT', () => consumer.stop('SIGINT'));
-    await consumer.run();
+    try {
+      await consumer.run();
+    } finally {
+      await metrics?.endpoint.close();
+    }
   },
 };

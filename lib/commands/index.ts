@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { attach, detach } from './attach.js';
 import { block } from './block.js';
 import { consume } from './consume.js';
+import { exporter } from './exporter.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
@@ -23,6 +24,7 @@ export const commands: CommandModule<object, never>[] = [
   optionsAllow,
   optionsDisallow,
   stats,
+  exporter,
   status,
   gc,
   reconcileCmd,

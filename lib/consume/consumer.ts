@@ -19,6 +19,7 @@ import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
+import { noObserver, queueReadyProbe, type ConsumeObserver } from '../metrics/consume.js';
 import { connectBroker, declareTopology, redactUrl, type Topology } from './broker.js';
 import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 
@@ -32,6 +33,8 @@ export interface ConsumeOptions extends Topology, Defaults {
   gcIntervalS: number;
   retryBaseMs: number;
   retryCapMs: number;
+  /** Metrics (vosctl consume --metrics-listen); none by default. */
+  observer?: ConsumeObserver;
 }
 
 /** The maps or the program are not there: wait for them, do not ack. */
@@ -47,6 +50,8 @@ interface Live {
 interface Pending {
   msg: ConsumeMessage;
   gen: number;
+  /** performance.now() at delivery. */
+  at: number;
 }
 
 /** Wait ms, or less if the signal aborts; leaves no listener behind (a consumer may retry for days). */
@@ -73,12 +78,14 @@ export class Consumer {
   private idleWaiters: Array<() => void> = [];
   /** Totals, for the log line at exit. */
   readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
+  private readonly obs: ConsumeObserver;
 
   constructor(
     private readonly ctx: Context,
     private readonly o: ConsumeOptions,
   ) {
     ctx.sourceIdCache = { mapId: -1, ids: new Map() };
+    this.obs = o.observer ?? noObserver;
   }
 
   private get log() {
@@ -123,6 +130,7 @@ export class Consumer {
         this.live = live;
         live.consumerTag = (await ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false })).consumerTag;
         attempt = 0;
+        this.obs.onConnection(true, queueReadyProbe(conn, this.o.queue));
         this.log.info('consuming', { action: 'consume', queue: this.o.queue, dead_letter: this.o.deadLetter, url, prefetch: this.o.prefetch, ...(this.o.exchange || this.o.fanout ? { exchange: this.o.exchange ?? this.o.fanout } : {}) });
         lost = await Promise.race([closed, stopped]);
         if (!lost) {
@@ -135,6 +143,7 @@ export class Consumer {
         await conn?.close().catch(() => undefined);
       }
       this.live = undefined;
+      this.obs.onConnection(false);
       // What was delivered on the lost channel can no longer be acked; the broker redelivers it.
       this.pending = [];
       if (this.stopping.signal.aborted) break;
@@ -171,7 +180,8 @@ export class Consumer {
       void live.conn.close().catch(() => undefined);
       return;
     }
-    this.pending.push({ msg, gen: live.gen });
+    this.pending.push({ msg, gen: live.gen, at: performance.now() });
+    this.obs.onDelivered();
     if (this.pending.length >= this.o.batchSize) void this.drain();
     else this.timer ??= setTimeout(() => {
       this.timer = undefined;
@@ -221,6 +231,8 @@ export class Consumer {
       if (!live || batch.some((p) => p.gen !== live.gen)) return; // channel gone: redelivered later
       try {
         planned = await this.enforce(batch.map((p) => p.msg));
+        const enforcedAt = performance.now();
+        batch.forEach((p, i) => planned![i]!.commands.length && this.obs.onApplied((enforcedAt - p.at) / 1000));
         if (attempt > 0) this.log.info('resumed', { action: 'resume', queue: this.o.queue, attempts: attempt + 1, paused_ms: Math.round(performance.now() - started) });
         break;
       } catch (err) {
@@ -317,6 +329,7 @@ export class Consumer {
         });
       }
       this.totals.applied += p.commands.length;
+      this.obs.onMessages(p.deadReason === undefined ? 'applied' : 'dead_lettered', 1);
       if (p.deadReason === undefined) return;
       this.totals.deadLettered++;
       this.log.warn('dead-lettered', { action: 'dead-letter', queue: this.o.queue, dead_letter: this.o.deadLetter, msg_id: msgId, reason: p.deadReason });

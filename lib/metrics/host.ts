@@ -1,0 +1,167 @@
+/**
+ * What every host exports: the XDP counters, map fill levels, the program's
+ * attachments (read at each scrape), and enforcement drift with the live
+ * entries per source (read every drift interval, in the background).
+ *
+ * Nothing here takes the state lock or writes a map. The maps are read with
+ * batch lookups, which the XDP program never waits on (its lookups are RCU).
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { readClocks } from '../clock.js';
+import type { Context } from '../context.js';
+import { compareEnforced, DRIFT_KINDS, type BlockDump } from '../drift.js';
+import { attachments, pinnedProgId, readCounters } from '../maps/bpftool.js';
+import { BLOCK_VALUE, EXACT_KEY, FIXED_SOURCES, LPM_KEY, MAP, SOURCE_NAME_LEN, decodeSourceName, records } from '../maps/layout.js';
+import { intendedEntries } from './intended.js';
+
+export const PREFIX = 'vos_fastpath_';
+
+/** Maps whose fill level is exported: the hash and LPM maps that grow. */
+const FILLED_MAPS = [MAP.blockedIps, MAP.blockedPrefixes, MAP.allowIps, MAP.optionsAllow] as const;
+
+export interface HostMetricsOptions {
+  /** Interfaces that should run the program: each gets a program_attached series, 0 when it does not. */
+  ifaces: readonly string[];
+  /** Seconds between drift checks; 0 = none. */
+  driftIntervalS: number;
+}
+
+export class HostMetrics {
+  private readonly packets: Counter<'reason'>;
+  private readonly bytes: Counter<'reason'>;
+  private readonly entries: Gauge<'map'>;
+  private readonly capacity: Gauge<'map'>;
+  private readonly attached: Gauge<'iface'>;
+  private readonly bySource: Gauge<'source'>;
+  private readonly drift: Gauge<'kind'>;
+  private readonly driftSeconds: Gauge;
+  private readonly driftTime: Gauge;
+  private timer?: NodeJS.Timeout;
+  private checking?: Promise<void>;
+
+  /** `ctx`: its own map server (Context.withOwnMaps), the state it compares with. */
+  constructor(
+    private readonly ctx: Context,
+    registry: Registry,
+    private readonly o: HostMetricsOptions,
+  ) {
+    const registers = [registry];
+    this.packets = new Counter({ name: `${PREFIX}packets_total`, help: 'Packets the XDP program judged, by reason (as vosctl stats), summed over CPUs.', labelNames: ['reason'], registers });
+    this.bytes = new Counter({ name: `${PREFIX}bytes_total`, help: 'Bytes of the packets the XDP program judged, by reason, summed over CPUs.', labelNames: ['reason'], registers });
+    this.entries = new Gauge({ name: `${PREFIX}map_entries`, help: 'Entries in a pinned map (live and expired alike, as the kernel holds them).', labelNames: ['map'], registers });
+    this.capacity = new Gauge({ name: `${PREFIX}map_capacity`, help: 'Most entries a pinned map can hold (max_entries).', labelNames: ['map'], registers });
+    this.attached = new Gauge({ name: `${PREFIX}program_attached`, help: '1 if the pinned vos-fastpath program runs on the interface, else 0.', labelNames: ['iface'], registers });
+    this.bySource = new Gauge({ name: `${PREFIX}blocklist_entries`, help: 'Live (unexpired) block entries in the maps per source, as of the last drift check.', labelNames: ['source'], registers });
+    this.drift = new Gauge({ name: `${PREFIX}enforcement_drift_entries`, help: 'Entries where the kernel maps and the intended state disagree, by kind (missing, expired_early, different, unintended), as of the last drift check.', labelNames: ['kind'], registers });
+    this.driftSeconds = new Gauge({ name: `${PREFIX}drift_check_duration_seconds`, help: 'How long the last drift check took (map dumps and comparison).', registers });
+    this.driftTime = new Gauge({ name: `${PREFIX}drift_check_timestamp_seconds`, help: 'Unix time the last drift check completed.', registers });
+  }
+
+  /** Start the periodic drift check (first one at once). */
+  start(): void {
+    if (this.o.driftIntervalS <= 0) return;
+    void this.checkDrift();
+    this.timer = setInterval(() => void this.checkDrift(), this.o.driftIntervalS * 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.checking;
+  }
+
+  /** Read the counters, fill levels and attachments; set the metrics. Called before each scrape. */
+  async collect(): Promise<void> {
+    const [counters, fills, attachedTo] = await Promise.all([
+      this.part('counters', () => readCounters(this.ctx.pin(MAP.stats))),
+      this.part('maps', () => this.fillLevels()),
+      this.part('program', () => this.attachedIfaces()),
+    ]);
+    this.packets.reset();
+    this.bytes.reset();
+    for (const [reason, v] of Object.entries(counters ?? {})) {
+      this.packets.inc({ reason }, v.packets);
+      this.bytes.inc({ reason }, v.bytes);
+    }
+    this.entries.reset();
+    this.capacity.reset();
+    for (const f of fills ?? []) {
+      this.entries.set({ map: f.map }, f.entries);
+      this.capacity.set({ map: f.map }, f.capacity);
+    }
+    this.attached.reset();
+    for (const iface of this.o.ifaces) this.attached.set({ iface }, 0);
+    for (const iface of attachedTo ?? []) this.attached.set({ iface }, 1);
+  }
+
+  /** One part of a scrape: a failure (maps not pinned yet, bpftool missing) leaves its series out, not the scrape. */
+  private async part<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.ctx.log.warn('metrics: cannot read', { action: 'metrics', part: what, error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  private async fillLevels(): Promise<Array<{ map: string; entries: number; capacity: number }>> {
+    const out: Array<{ map: string; entries: number; capacity: number }> = [];
+    for (const map of FILLED_MAPS) {
+      const pin = this.ctx.pin(map);
+      const info = await this.ctx.maps.info(pin).catch(() => undefined);
+      if (!info) continue; // not pinned (older layout, not attached yet)
+      out.push({ map, entries: await this.ctx.maps.count(pin), capacity: info.max_entries });
+    }
+    const info = await this.ctx.maps.info(this.ctx.pin(MAP.sourceNames)).catch(() => undefined);
+    if (info) out.push({ map: MAP.sourceNames, entries: (await this.registeredSources()).size, capacity: info.max_entries });
+    return out;
+  }
+
+  private async attachedIfaces(): Promise<string[]> {
+    const id = await pinnedProgId(this.ctx.pin('prog'));
+    return id === null ? [] : (await attachments(id)).map((a) => a.iface);
+  }
+
+  /** id -> name of the sources registered in source_names (array slots holding a name). */
+  private async registeredSources(): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    for (const [key, value] of records(await this.ctx.maps.dump(this.ctx.pin(MAP.sourceNames)), 4, SOURCE_NAME_LEN)) {
+      const name = decodeSourceName(value);
+      if (name) out.set(key.readUInt32LE(0), name);
+    }
+    return out;
+  }
+
+  /** One drift check; a check still running is not started twice. */
+  checkDrift(): Promise<void> {
+    this.checking ??= this.runDriftCheck().finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private async runDriftCheck(): Promise<void> {
+    const started = performance.now();
+    try {
+      const names = new Map([...Object.entries(FIXED_SOURCES).map(([n, id]) => [id, n] as const), ...(await this.registeredSources())]);
+      const dumps: BlockDump[] = [];
+      for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+        dumps.push({ records: await this.ctx.maps.dump(this.ctx.pin(map)), keySize });
+      }
+      // Maps first, then the state: writers change the map first, so a block
+      // landing in between shows as `missing` for one check, never lingers.
+      const report = compareEnforced(intendedEntries(this.ctx), dumps, names, readClocks());
+      for (const kind of DRIFT_KINDS) this.drift.set({ kind }, report.drift[kind]);
+      this.bySource.reset();
+      for (const [source, n] of report.liveBySource) this.bySource.set({ source }, n);
+      const seconds = (performance.now() - started) / 1000;
+      this.driftSeconds.set(seconds);
+      this.driftTime.set(Date.now() / 1000);
+      const total = DRIFT_KINDS.reduce((n, k) => n + report.drift[k], 0);
+      if (total) this.ctx.log.warn('enforcement drift: maps and state disagree', { action: 'drift', ...report.drift, entries: dumps.reduce((n, d) => n + d.records.length / (d.keySize + BLOCK_VALUE), 0) });
+      else this.ctx.log.debug('drift check', { action: 'drift', seconds });
+    } catch (err) {
+      // No maps (not attached yet): no drift figures rather than made-up ones.
+      this.drift.reset();
+      this.ctx.log.warn('drift check failed', { action: 'drift', error: (err as Error).message });
+    }
+  }
+}
