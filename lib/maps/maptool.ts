@@ -34,7 +34,9 @@ const SERVE_OPTIONS = { encoding: 'buffer', reject: false, stdin: 'pipe', stdout
 
 export class MapServer {
   private child?: ResultPromise<typeof SERVE_OPTIONS>;
-  private buffered: Buffer = Buffer.alloc(0);
+  /** Output not taken yet, as it arrived: joined only when a take can be served (a 20 MB dump is 300 chunks). */
+  private chunks: Buffer[] = [];
+  private have = 0;
   private waiting?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -42,7 +44,8 @@ export class MapServer {
     requireTool();
     const child = execa(MAPTOOL, ['serve'], SERVE_OPTIONS);
     child.stdout.on('data', (d: Buffer) => {
-      this.buffered = this.buffered.length ? Buffer.concat([this.buffered, d]) : d;
+      this.chunks.push(d);
+      this.have += d.length;
       this.waiting?.();
     });
     void child.then(() => {
@@ -50,22 +53,31 @@ export class MapServer {
       this.waiting?.();
     });
     this.child = child;
-    this.buffered = Buffer.alloc(0);
+    this.chunks = [];
+    this.have = 0;
     return child;
   }
 
   private async take(n: number | 'line', alive: () => boolean): Promise<Buffer> {
     for (;;) {
-      const end = n === 'line' ? this.buffered.indexOf(10) : this.buffered.length >= n ? n : -1;
-      if (end >= 0) {
-        const out = this.buffered.subarray(0, end);
-        this.buffered = this.buffered.subarray(n === 'line' ? end + 1 : end);
+      const buffered = n === 'line' || this.have >= n ? this.joined() : undefined;
+      const end = !buffered ? -1 : n === 'line' ? buffered.indexOf(10) : n;
+      if (buffered && end >= 0) {
+        const out = buffered.subarray(0, end);
+        const rest = buffered.subarray(n === 'line' ? end + 1 : end);
+        this.chunks = rest.length ? [rest] : [];
+        this.have = rest.length;
         return out;
       }
       if (!alive()) throw new RuntimeError('vfp-maptool serve exited in the middle of a request');
       await new Promise<void>((r) => (this.waiting = r));
       this.waiting = undefined;
     }
+  }
+
+  private joined(): Buffer {
+    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.have)];
+    return this.chunks[0]!;
   }
 
   /** Send one request, get its answer line (and payload for dump). Requests never interleave. */
