@@ -1,0 +1,102 @@
+/** Pure parts of the metrics: the drift comparison, the listen address, its settings key. */
+import { describe, expect, it } from '@jest/globals';
+import { compareEnforced, type Intended } from '../../lib/drift.js';
+import { BLOCK_VALUE, EXACT_KEY, LPM_KEY, encodeBlockValue, writeBlockKey } from '../../lib/maps/layout.js';
+import { parseListen } from '../../lib/metrics/listen.js';
+import { resolveSettings, parseConfigFile } from '../../lib/settings.js';
+
+const now = { bootNs: 1_000_000n * 1_000_000_000n, wallS: 1_800_000_000 };
+const boot = (wallS: number) => (wallS === 0 ? 0n : now.bootNs + BigInt(wallS - now.wallS) * 1_000_000_000n);
+const names = new Map([[1, 'manual'], [16, 'feed']]);
+
+/** A dump of blocked_ips or blocked_prefixes holding these targets. */
+function dump(entries: Array<{ ip: string; sourceId: number; expires: number }>, prefixes = false) {
+  const keySize = prefixes ? LPM_KEY : EXACT_KEY;
+  const rec = keySize + BLOCK_VALUE;
+  const records = Buffer.alloc(entries.length * rec);
+  entries.forEach((e, i) => {
+    const [a, len = '32'] = e.ip.split('/');
+    const addr = a!.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+    writeBlockKey(records, i * rec, addr, Number(len));
+    encodeBlockValue({ expiresNs: boot(e.expires), addedUnix: 1, sourceId: e.sourceId }, records, i * rec + keySize);
+  });
+  return { records, keySize };
+}
+
+describe('compareEnforced', () => {
+  const later = now.wallS + 3600;
+  const intended = new Map<string, Intended>([
+    ['198.51.100.1', { source: 'manual', expires: 0 }], // agrees
+    ['198.51.100.2', { source: 'manual', expires: later }], // missing from the maps
+    ['198.51.100.3', { source: 'feed', expires: later }], // expired early in the map
+    ['198.51.100.4', { source: 'feed', expires: later }], // another source in the map
+    ['198.51.100.5', { source: 'feed', expires: later }], // expiry far apart
+    ['198.51.100.6', { source: 'feed', expires: now.wallS - 10 }], // expired in the state: not intended
+    ['203.0.113.0/24', { source: 'feed', expires: later }], // agrees (prefix)
+    ['192.0.2.0/24', { source: 'feed', expires: later }], // missing (prefix)
+  ]);
+  const maps = [
+    dump([
+      { ip: '198.51.100.1', sourceId: 1, expires: 0 },
+      { ip: '198.51.100.3', sourceId: 16, expires: now.wallS - 5 },
+      { ip: '198.51.100.4', sourceId: 1, expires: later },
+      { ip: '198.51.100.5', sourceId: 16, expires: later + 600 },
+      { ip: '198.51.100.6', sourceId: 16, expires: later }, // live in the map, expired in the state
+      { ip: '198.51.100.7', sourceId: 99, expires: 0 }, // the scripts blocked it behind the state's back
+      { ip: '198.51.100.8', sourceId: 16, expires: now.wallS - 100 }, // expired on both sides: nobody's concern
+    ]),
+    dump([{ ip: '203.0.113.0/24', sourceId: 16, expires: later + 1 }], true),
+  ];
+
+  it('counts each kind of disagreement once, and live entries per source', () => {
+    const r = compareEnforced(intended, maps, names, now);
+    expect(r.drift).toEqual({ missing: 2, expired_early: 1, different: 2, unintended: 2 });
+    expect(Object.fromEntries(r.liveBySource)).toEqual({ manual: 2, feed: 3, 'id:99': 1 });
+  });
+
+  it('agreeing sets (expiries within the 2 s rounding of two clocks) show no drift', () => {
+    const same = new Map<string, Intended>([['198.51.100.1', { source: 'feed', expires: later }], ['10.0.0.0/8', { source: 'manual', expires: 0 }]]);
+    const r = compareEnforced(same, [dump([{ ip: '198.51.100.1', sourceId: 16, expires: later + 2 }]), dump([{ ip: '10.0.0.0/8', sourceId: 1, expires: 0 }], true)], names, now);
+    expect(r.drift).toEqual({ missing: 0, expired_early: 0, different: 0, unintended: 0 });
+  });
+
+  it('no maps at all: every live intended entry is missing', () => {
+    expect(compareEnforced(intended, [], names, now).drift).toEqual({ missing: 7, expired_early: 0, different: 0, unintended: 0 });
+  });
+
+  it('a million entries agree (the index holds every address, collisions included)', () => {
+    const n = 1_000_000;
+    const rec = EXACT_KEY + BLOCK_VALUE;
+    const records = Buffer.alloc(n * rec);
+    const big = new Map<string, Intended>();
+    for (let i = 0; i < n; i++) {
+      const addr = 0x0b000001 + i * 7;
+      records.writeUInt32BE(addr >>> 0, i * rec);
+      records.writeUInt16LE(16, i * rec + EXACT_KEY + 12);
+      big.set(`${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`, { source: 'feed', expires: 0 });
+    }
+    big.delete('11.0.0.1');
+    big.set('11.0.0.2', { source: 'feed', expires: 0 });
+    expect(compareEnforced(big, [{ records, keySize: EXACT_KEY }], names, now).drift).toEqual({ missing: 1, expired_early: 0, different: 0, unintended: 1 });
+  });
+});
+
+describe('metrics listen address', () => {
+  it('takes HOST:PORT, IPv6 in brackets', () => {
+    expect(parseListen('127.0.0.1:9864')).toEqual({ host: '127.0.0.1', port: 9864 });
+    expect(parseListen('[::1]:9100')).toEqual({ host: '::1', port: 9100 });
+    expect(parseListen('localhost:80')).toEqual({ host: 'localhost', port: 80 });
+  });
+
+  it.each(['9864', ':9864', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '::1:9864', 'a b:1', '127.0.0.1:98x'])('refuses %p, naming it', (bad) => {
+    expect(() => parseListen(bad)).toThrow(`bad metrics listen address '${bad}'`);
+  });
+
+  it('comes from the flag, else VOS_METRICS_LISTEN, else the config key metricsListen, else 127.0.0.1:9864', () => {
+    const file = parseConfigFile('{"metricsListen":"10.0.0.1:9864"}', 'config.json');
+    expect(resolveSettings({}, {}, {}).metricsListen).toBe('127.0.0.1:9864');
+    expect(resolveSettings({}, {}, file).metricsListen).toBe('10.0.0.1:9864');
+    expect(resolveSettings({}, { VOS_METRICS_LISTEN: '127.0.0.1:9100' }, file).metricsListen).toBe('127.0.0.1:9100');
+    expect(resolveSettings({ metricsListen: '127.0.0.1:9200' }, { VOS_METRICS_LISTEN: '127.0.0.1:9100' }, file).metricsListen).toBe('127.0.0.1:9200');
+  });
+});
