@@ -57,6 +57,7 @@ try {
 
   const bpftoolDump = await timed(() => must('bpftool', ['-j', 'map', 'dump', 'pinned', pin]));
   const maptoolDump = await timed(() => must(join(ROOT, 'build/vfp-maptool'), ['dump', pin]));
+  const how = (await must(join(ROOT, 'build/vfp-maptool'), ['count', pin])).trim().split(' ')[1];
   const maptoolCount: number[] = [];
   const stats: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
@@ -98,7 +99,7 @@ try {
   console.log(`\nmetrics on a host with ${n} blocked addresses (map_entries reports ${entries?.toLocaleString('en')})`);
   console.log(`  bpftool -j map dump blocked_ips             ${(bpftoolDump / 1000).toFixed(2)} s   reference`);
   console.log(`  vfp-maptool dump blocked_ips (raw records)  ${(maptoolDump / 1000).toFixed(2)} s`);
-  console.log(`  vfp-maptool count blocked_ips               ${median(maptoolCount).toFixed(0)} ms   (median of ${ROUNDS}; what a scrape runs per map)`);
+  console.log(`  vfp-maptool count blocked_ips               ${median(maptoolCount).toFixed(0)} ms   (median of ${ROUNDS}, one process each; ${how === 'kernel' ? "the kernel's element count" : 'walked: no kernel count here'}; what a scrape asks per map)`);
   console.log(`  vosctl stats --json                         ${median(stats).toFixed(0)} ms   (median of ${ROUNDS})`);
   console.log(`  one scrape of /metrics                      ${median(scrapes).toFixed(0)} ms   (median of ${ROUNDS}, max ${Math.max(...scrapes).toFixed(0)} ms; goal < 1000 ms)`);
   console.log(`  vosctl status (full maps/state comparison)  ${(status / 1000).toFixed(2)} s   reference for the drift check`);

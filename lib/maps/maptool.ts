@@ -131,10 +131,11 @@ export class MapServer {
   }
 
   /**
-   * Number of entries: the map is walked with batch lookups (64k entries per
-   * syscall) inside vfp-maptool and only the count comes back, so counting a
-   * million-entry hash costs no 20 MB through the pipe. Lock-free for the XDP
-   * program: batch lookups take each bucket's lock only while copying it.
+   * Number of entries. A hash map's comes from the kernel's own element count
+   * (xdp/map_count.bpf.c, Linux >= 6.6), O(1) whatever its size; other maps
+   * (and hash maps on older kernels) are walked with batch lookups inside
+   * vfp-maptool, only the number crossing the pipe. Takes no lock the XDP
+   * program waits on.
    */
   async count(pin: string): Promise<number> {
     return Number(/^count (\d+)/.exec(this.check(pin, (await this.request('count', pin)).line))?.[1] ?? NaN);
