@@ -10,23 +10,12 @@ import { execa } from 'execa';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT } from '../test/helpers/lab.js';
+import { addr, median, timed } from './common.js';
 
 const SIZE = Number(process.env.SIZE ?? 1_000_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const VOSCTL = join(ROOT, 'bin/vosctl');
 const PORT = 20000 + (process.pid % 20000);
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const addr = (i: number) => {
-  const a = 11 * 2 ** 24 + 1 + i;
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-};
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 async function must(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
   const r = await execa(cmd, args, { env, reject: false, maxBuffer: 2 ** 30 });
