@@ -19,7 +19,7 @@ import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
-import { noObserver, queueReadyProbe, type ConsumeObserver } from '../metrics/consume.js';
+import { isDuplicate, noObserver, queueReadyProbe, type ConsumeObserver } from '../metrics/consume.js';
 import { connectBroker, declareTopology, redactUrl, type Topology } from './broker.js';
 import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 
@@ -79,6 +79,8 @@ export class Consumer {
   /** Totals, for the log line at exit. */
   readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
   private readonly obs: ConsumeObserver;
+  /** Messages of the batch in hand that only repeat blocks in force (for the metrics). */
+  private readonly duplicates = new WeakSet<PlannedMessage>();
 
   constructor(
     private readonly ctx: Context,
@@ -265,6 +267,10 @@ export class Consumer {
     if (!existsSync(this.ctx.pin('prog'))) throw new NotReady(`the XDP program is not loaded (no ${this.ctx.pin('prog')}); attach it again`);
     const policy = await this.ctx.policy();
     const planned = msgs.map((m) => planMessage(m.content, policy, this.o));
+    if (this.o.observer) {
+      const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
+      for (const p of planned) if (isDuplicate(p.commands, state, Math.floor(Date.now() / 1000))) this.duplicates.add(p);
+    }
     // A source name that cannot be registered (all ids in use, bad name) refuses its messages, not the batch.
     for (const source of new Set(planned.flatMap((p) => p.commands.filter((c) => c.action === 'block').map((c) => c.source)))) {
       try {
@@ -329,7 +335,7 @@ export class Consumer {
         });
       }
       this.totals.applied += p.commands.length;
-      this.obs.onMessages(p.deadReason === undefined ? 'applied' : 'dead_lettered', 1);
+      this.obs.onMessages(p.deadReason !== undefined ? 'dead_lettered' : this.duplicates.has(p) ? 'duplicate' : 'applied', 1);
       if (p.deadReason === undefined) return;
       this.totals.deadLettered++;
       this.log.warn('dead-lettered', { action: 'dead-letter', queue: this.o.queue, dead_letter: this.o.deadLetter, msg_id: msgId, reason: p.deadReason });

@@ -165,7 +165,7 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect((await query('vos_fastpath_map_entries{map="blocked_ips"}'))[0]!.value).toBe(3);
   });
 
-  it('consume --metrics-listen: message counters and the enforce histogram move as messages are applied and dead-lettered', async () => {
+  it('consume --metrics-listen: message counters and the enforce histogram move as messages are applied, repeated and dead-lettered', async () => {
     const broker = new Broker(lab);
     const queue = broker.name('metrics');
     const port = await freePort();
@@ -186,6 +186,11 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect(sample(after, 'vos_fastpath_messages_unacked')).toBe(0);
     expect(sample(after, `vos_fastpath_queue_messages_ready{queue="${queue}"}`)).toBe(0);
     expect(sample(after, 'vos_fastpath_last_apply_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
+    // The same block again changes nothing: a duplicate, still acked and timed.
+    await broker.publish(queue, ['{"ip":"198.51.100.31"}']);
+    const again = await waitFor('the duplicate', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="duplicate"}') === 1);
+    expect(sample(again, 'vos_fastpath_messages_total{outcome="applied"}')).toBe(3);
+    expect(sample(again, 'vos_fastpath_enforce_seconds_count')).toBe(4);
     // The host's metrics too: no second process needed on a consume host. (A fresh
     // scrape: the one above may have counted the map just before the batch landed.)
     expect(sample(await scrape(port), 'vos_fastpath_map_entries{map="blocked_ips"}')).toBe(6);

@@ -3,6 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { compareEnforced, type Intended } from '../../lib/drift.js';
 import { BLOCK_VALUE, EXACT_KEY, LPM_KEY, encodeBlockValue, writeBlockKey } from '../../lib/maps/layout.js';
 import { parseListen } from '../../lib/metrics/listen.js';
+import { isDuplicate } from '../../lib/metrics/consume.js';
 import { resolveSettings, parseConfigFile } from '../../lib/settings.js';
 
 const now = { bootNs: 1_000_000n * 1_000_000_000n, wallS: 1_800_000_000 };
@@ -98,5 +99,19 @@ describe('metrics listen address', () => {
     expect(resolveSettings({}, {}, file).metricsListen).toBe('10.0.0.1:9864');
     expect(resolveSettings({}, { VOS_METRICS_LISTEN: '127.0.0.1:9100' }, file).metricsListen).toBe('127.0.0.1:9100');
     expect(resolveSettings({ metricsListen: '127.0.0.1:9200' }, { VOS_METRICS_LISTEN: '127.0.0.1:9100' }, file).metricsListen).toBe('127.0.0.1:9200');
+  });
+});
+
+describe('isDuplicate (messages_total{outcome="duplicate"})', () => {
+  const nowS = 1_800_000_000;
+  const state = new Map([['198.51.100.1', { ip: '198.51.100.1', source: 'amqp', reason: null, added: nowS - 60, expires: nowS + 3600 }]]);
+  const block = (ip: string, ttlS: number) => ({ action: 'block' as const, target: { text: ip, addr: 0, prefixlen: 32 }, ttlS, source: 'amqp', reason: null });
+  it('a block that moves no expiry later is a duplicate; one that extends, adds or unblocks is not', () => {
+    expect(isDuplicate([block('198.51.100.1', 600)], state, nowS)).toBe(true);
+    expect(isDuplicate([block('198.51.100.1', 7200)], state, nowS)).toBe(false);
+    expect(isDuplicate([block('198.51.100.1', 0)], state, nowS)).toBe(false);
+    expect(isDuplicate([block('198.51.100.1', 600), block('198.51.100.2', 600)], state, nowS)).toBe(false);
+    expect(isDuplicate([{ ...block('198.51.100.1', 0), action: 'unblock' as const }], state, nowS)).toBe(false);
+    expect(isDuplicate([], state, nowS)).toBe(false);
   });
 });
