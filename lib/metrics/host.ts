@@ -38,6 +38,8 @@ export class HostMetrics {
   private readonly driftTime: Gauge;
   private timer?: NodeJS.Timeout;
   private checking?: Promise<void>;
+  /** Parts of the scrape failing now: logged when they start failing and when they recover, not at every scrape. */
+  private readonly failing = new Set<string>();
 
   /** `ctx`: its own map server (Context.withOwnMaps), the state it compares with. */
   constructor(
@@ -97,9 +99,12 @@ export class HostMetrics {
   /** One part of a scrape: a failure (maps not pinned yet, bpftool missing) leaves its series out, not the scrape. */
   private async part<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
     try {
-      return await fn();
+      const v = await fn();
+      if (this.failing.delete(what)) this.ctx.log.info('metrics: readable again', { action: 'metrics', part: what });
+      return v;
     } catch (err) {
-      this.ctx.log.warn('metrics: cannot read', { action: 'metrics', part: what, error: (err as Error).message });
+      if (!this.failing.has(what)) this.ctx.log.warn('metrics: cannot read; its series are left out until it can', { action: 'metrics', part: what, error: (err as Error).message });
+      this.failing.add(what);
       return undefined;
     }
   }

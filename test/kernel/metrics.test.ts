@@ -130,6 +130,13 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect(rules.stdout).toContain('SUCCESS: 6 rules found');
   });
 
+  it('a bad or busy listen address is refused, naming it', async () => {
+    const bad = await vosctl('exporter', '--listen', '9864');
+    expect({ code: bad.exitCode, err: bad.stderr }).toEqual({ code: 2, err: expect.stringContaining("bad metrics listen address '9864'") });
+    const busy = await vosctl('exporter', '--listen', `127.0.0.1:${exporterPort}`);
+    expect({ code: busy.exitCode, err: busy.stderr }).toEqual({ code: 3, err: expect.stringContaining(`cannot listen on 127.0.0.1:${exporterPort} for metrics: EADDRINUSE`) });
+  });
+
   it('Prometheus stores the drop counter vosctl stats shows, the map entries, the attachment', async () => {
     // Real packets from the blocked namespace address: dropped at the NIC.
     await sendUdpFrom(v.ns, v.hostIp, 5060, Array(25).fill('OPTIONS sip:x SIP/2.0\r\n\r\n'));
