@@ -205,4 +205,19 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect({ code: lint.exitCode, out: lint.stdout + lint.stderr }).toEqual({ code: 0, out: '' });
     expect(await consumer.stop()).toBe(0);
   }, 60_000);
+
+  it('consume --metrics-listen with the broker unreachable: broker_connected is 0 and no queue depth is made up', async () => {
+    const port = await freePort();
+    const nowhere = await freePort(); // nothing listens there
+    const child = lab.spawn(VOSCTL, ['consume', '--queue', `vfp_test_${lab.id}_nowhere`, '--metrics-listen', `127.0.0.1:${port}`, '--drift-interval', '0'], {
+      env: { ...env(), VOS_AMQP_URL: `amqp://guest:guest@127.0.0.1:${nowhere}` },
+      stdout: 'ignore',
+      stderr: 'ignore',
+    });
+    const text = await waitFor('the consumer metrics', () => scrape(port), (t) => t.includes('vos_fastpath_broker_connected'));
+    expect(sample(text, 'vos_fastpath_broker_connected')).toBe(0);
+    expect(text).not.toContain('vos_fastpath_queue_messages_ready{');
+    child.kill('SIGTERM');
+    expect((await child).exitCode).toBe(0);
+  });
 });
