@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { attach, detach } from './attach.js';
 import { block } from './block.js';
 import { consume } from './consume.js';
+import { doctor } from './doctor.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
@@ -26,4 +27,5 @@ export const commands: CommandModule<object, never>[] = [
   status,
   gc,
   reconcileCmd,
+  doctor,
 ] as unknown as CommandModule<object, never>[];
