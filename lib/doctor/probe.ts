@@ -56,7 +56,11 @@ export function checkStateDir(stateDir: string): Check {
     writeFileSync(probe, '');
     rmSync(probe);
   } catch (err) {
-    rmSync(probe, { force: true });
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // Not even searchable: nothing was written.
+    }
     return {
       name: 'state',
       status: 'fail',
