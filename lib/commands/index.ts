@@ -4,6 +4,7 @@ import { attach, detach } from './attach.js';
 import { block } from './block.js';
 import { consume } from './consume.js';
 import { doctor } from './doctor.js';
+import { installUnits } from './install-units.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
@@ -28,4 +29,5 @@ export const commands: CommandModule<object, never>[] = [
   gc,
   reconcileCmd,
   doctor,
+  installUnits,
 ] as unknown as CommandModule<object, never>[];
