@@ -58,7 +58,8 @@ if [ -z "$tarball" ]; then
 	tarball="$out/$(cd "$here/.." && npm pack --silent --ignore-scripts --pack-destination "$out" | tail -n 1)"
 fi
 [ -f "$tarball" ] || { say "no tarball '$tarball'"; exit 2; }
-args=(install -g --no-audit --no-fund)
+allow=vos-fastpath,better-sqlite3 # npm 11 asks which packages may run install scripts
+args=(install -g --no-audit --no-fund "--allow-scripts=$allow")
 [ -z "$prefix" ] || args+=(--prefix "$prefix")
 npm "${args[@]}" "$tarball" >&2
 if [ -n "$prefix" ]; then bin=$prefix/bin; else bin=$(npm prefix -g)/bin; fi
