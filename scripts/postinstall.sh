@@ -21,7 +21,7 @@ for tool in build/vfp-maptool build/vfp-xdp; do
 done
 [ "$rebuild" -eq 1 ] || exit 0
 echo "vos-fastpath: the prebuilt helpers do not run on $(uname -m); building them from xdp/" >&2
-if ! make -s -C xdp tools >&2; then
+if ! make -s -B -C xdp tools >&2; then
 	echo "vos-fastpath: building the helpers failed; they need gcc make libbpf-dev libxdp-dev (apt-get install gcc make libbpf-dev libxdp-dev), then: make -C $(pwd)/xdp tools" >&2
 	exit 1
 fi
