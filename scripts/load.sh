@@ -122,7 +122,7 @@ fi
 # leaves, so the blocklist never stops; the maps are the pinned ones.
 [ -x "$xdp_tool" ] || vfp_die 3 "no $xdp_tool; run 'make -C xdp' or scripts/setup.sh"
 set +e
-prog_id=$("$xdp_tool" attach "$iface" "$obj" "$dir" "$mode" "$priority")
+attached=$("$xdp_tool" attach "$iface" "$obj" "$dir" "$mode" "$priority")
 rc=$?
 set -e
 case $rc in
@@ -130,4 +130,10 @@ case $rc in
 2 | 3) exit "$rc" ;;
 *) vfp_die 1 "cannot attach to $iface in $mode mode" ;;
 esac
-echo "attached vos-fastpath to $iface ($mode mode, program $prog_id, priority $priority, maps in $dir, ports $ports, scope $scope, stealth $stealth, malformed $malformed, shadow $shadow)"
+read -r prog_id how <<<"$attached"
+if [ "$how" = dispatcher ]; then
+	how="through libxdp's dispatcher, priority $priority"
+else
+	how="alone: this kernel refuses the freplace programs libxdp's dispatcher needs, so no other XDP program can join it on $iface"
+fi
+echo "attached vos-fastpath to $iface ($mode mode, program $prog_id, $how; maps in $dir, ports $ports, scope $scope, stealth $stealth, malformed $malformed, shadow $shadow)"

@@ -9,7 +9,8 @@
  *       so a reload or upgrade keeps every entry), sets the run priority
  *       (lower runs first) and chain-call on XDP_PASS, attaches it, then
  *       detaches any older vos-fastpath program on that dispatcher and pins
- *       the new one as <pin-dir>/prog. Prints the new program's id.
+ *       the new one as <pin-dir>/prog. Prints the new program's id and
+ *       "dispatcher", or "alone" where the kernel runs no dispatcher.
  *   vfp-xdp detach <iface>
  *       Removes only the vos-fastpath programs from the interface's dispatcher
  *       (or a pre-dispatcher vos-fastpath attached with ip link). Prints how many.
@@ -230,7 +231,7 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 	struct xdp_program *prog, *p;
 	char *end, path[PATH_MAX], msg[256];
 	long prio = strtol(prio_s, &end, 10);
-	int ifindex, err, removed = 0, fd = -1, n_old = 0, replace_fd = -1;
+	int ifindex, err, removed = 0, fd = -1, n_old = 0, replace_fd = -1, alone;
 	__u32 id = 0, old_ids[64];
 
 	if (!strcmp(mode_s, "native"))
@@ -334,12 +335,9 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 	for (p = mp && !xdp_multiprog__is_legacy(mp) ? xdp_multiprog__next_prog(NULL, mp) : NULL; p; p = xdp_multiprog__next_prog(p, mp))
 		if (is_ours(p) && !was_there(old_ids, n_old, xdp_program__id(p)))
 			id = xdp_program__id(p);
-	if (mp) {
-		if (xdp_multiprog__is_legacy(mp))
-			fprintf(stderr, "vfp-xdp: this kernel refuses freplace programs (BPF_PROG_TYPE_EXT), which libxdp's dispatcher needs: "
-					"vos-fastpath runs alone on %s, and no other XDP program can join it there\n", iface);
+	alone = !mp || xdp_multiprog__is_legacy(mp);
+	if (mp)
 		xdp_multiprog__close(mp);
-	}
 	fd = id ? bpf_prog_get_fd_by_id(id) : -1;
 	err = detach_ours(ifindex, id, &removed);
 	if (err)
@@ -350,7 +348,7 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 		fprintf(stderr, "vfp-xdp: attached, but cannot pin the program at %s: %s\n", path, strerror(errno));
 		err = -1;
 	}
-	printf("%u\n", id);
+	printf("%u %s\n", id, alone ? "alone" : "dispatcher");
 	xdp_program__close(prog);
 	return err ? 1 : 0;
 }
