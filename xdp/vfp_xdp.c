@@ -110,12 +110,31 @@ static void print_prog(const struct xdp_program *p, int first)
 	printf("]}");
 }
 
+/* Interface names may hold any byte but '/', NUL and whitespace. */
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
 static void print_iface(const char *name, int ifindex, struct xdp_multiprog *mp, int first)
 {
 	struct xdp_program *main_prog = xdp_multiprog__main_prog(mp), *p;
 	int legacy = xdp_multiprog__is_legacy(mp), n = 0;
 
-	printf("%s{\"iface\":\"%s\",\"ifindex\":%d,\"mode\":\"%s\",\"libxdp\":%s,\"dispatcher_id\":%u,\"programs\":[", first ? "" : ",", name, ifindex,
+	printf("%s{\"iface\":", first ? "" : ",");
+	print_json_string(name);
+	printf(",\"ifindex\":%d,\"mode\":\"%s\",\"libxdp\":%s,\"dispatcher_id\":%u,\"programs\":[", ifindex,
 	       mode_name(xdp_multiprog__attach_mode(mp)), legacy ? "false" : "true", legacy || !main_prog ? 0 : xdp_program__id(main_prog));
 	if (legacy) {
 		if (main_prog)
@@ -187,6 +206,16 @@ static int detach_ours(int ifindex, __u32 keep, int *count)
 	}
 	xdp_multiprog__close(mp);
 	return err;
+}
+
+static int only_ours(const struct xdp_multiprog *mp)
+{
+	struct xdp_program *p;
+
+	for (p = xdp_multiprog__next_prog(NULL, mp); p; p = xdp_multiprog__next_prog(p, mp))
+		if (!is_ours(p))
+			return 0;
+	return 1;
 }
 
 static int was_there(const __u32 *ids, int n, __u32 id)
@@ -277,6 +306,15 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 				xdp_multiprog__close(mp);
 				return 1;
 			}
+		}
+	} else if (mp && xdp_multiprog__attach_mode(mp) != mode && only_ours(mp)) {
+		/* Moving vos-fastpath alone to the other mode: its dispatcher goes first (a moment unprotected). */
+		xdp_multiprog__close(mp);
+		mp = NULL;
+		err = detach_ours(ifindex, 0, &removed);
+		if (err) {
+			fprintf(stderr, "vfp-xdp: cannot remove vos-fastpath from %s to attach it in %s mode\n", iface, mode_s);
+			return 1;
 		}
 	} else if (mp && xdp_multiprog__attach_mode(mp) != mode) {
 		fprintf(stderr, "vfp-xdp: %s already has a dispatcher in %s mode; attach in that mode (--mode %s) or move the other programs\n",
