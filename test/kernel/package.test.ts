@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
@@ -123,5 +123,11 @@ describeKernel('the npm package, installed with npm install -g', () => {
     expect(statSync(join(root, 'etc/vos-fastpath/consume.env')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(root, 'usr/share/bash-completion/completions/vosctl'), 'utf8')).toContain('_vosctl_yargs_completions');
     expect(readFileSync(join(root, 'usr/share/zsh/vendor-completions/_vosctl'), 'utf8')).toContain('#compdef vosctl');
+    // systemd accepts them as installed (it checks that ExecStart's vosctl exists).
+    const unitDir = join(root, 'etc/systemd/system');
+    copyFileSync(join(unitDir, 'vos-fastpath-attach@.service'), join(unitDir, 'vos-fastpath-attach@eth0.service'));
+    const units = ['vos-fastpath-attach@eth0.service', 'vos-fastpath-consume.service', 'vos-fastpath-gc.service', 'vos-fastpath-gc.timer'].map((u) => join(unitDir, u));
+    const r = await execa('systemd-analyze', ['verify', '--man=no', ...units], { reject: false, env: { SYSTEMD_LOG_LEVEL: 'warning' } });
+    expect({ code: r.exitCode, out: `${r.stdout}${r.stderr}` }).toEqual({ code: 0, out: '' });
   });
 });
