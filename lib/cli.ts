@@ -24,6 +24,8 @@ export function buildCli(argv: string[]): Argv {
     .strict()
     .demandCommand(1, 'Name a command; vosctl --help lists them.')
     .recommendCommands()
+    // `vosctl completion` prints the bash script (zsh's when SHELL is zsh); install-units installs both.
+    .completion('completion', 'Print the shell completion script: vosctl completion >> ~/.bashrc (SHELL=/bin/zsh for zsh)')
     .help()
     .alias('h', 'help')
     .version(false)

@@ -10,3 +10,5 @@ function findRoot(from: string): string {
 export const ROOT = findRoot(import.meta.dirname);
 export const SCRIPTS = join(ROOT, 'scripts');
 export const MAPTOOL = process.env.VOS_MAPTOOL ?? join(ROOT, 'build/vfp-maptool');
+export const XDP_TOOL = process.env.VOS_XDP_TOOL ?? join(ROOT, 'build/vfp-xdp');
+export const XDP_OBJECT = process.env.VOS_XDP_OBJ ?? join(ROOT, 'build/vos_fastpath.bpf.o');

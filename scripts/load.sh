@@ -10,7 +10,7 @@ usage() {
 	cat >&2 <<USAGE
 usage: ${0##*/} <iface>|--no-attach [--mode native|skb] [--pin-dir DIR] [--ports 5060[,5061...]]
                 [--scope all|sip] [--block-capacity N] [--prefix-capacity N]
-                [--no-stealth] [--no-malformed] [--shadow] [--obj FILE]
+                [--no-stealth] [--no-malformed] [--shadow] [--priority N] [--obj FILE]
 USAGE
 	exit 2
 }
@@ -29,7 +29,7 @@ elif [[ $iface == -* ]]; then
 elif ! [[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]]; then
 	vfp_die 2 "bad interface name '$iface'"
 fi
-mode=native ports=5060 scope=all stealth=1 malformed=1 shadow=0
+mode=native ports=5060 scope=all stealth=1 malformed=1 shadow=0 priority=5
 block_cap=262144 prefix_cap=65536
 obj=${VOS_XDP_OBJ:-$here/../build/vos_fastpath.bpf.o}
 while (($#)); do
@@ -41,6 +41,7 @@ while (($#)); do
 	--block-capacity) block_cap=${2:-}; shift 2 || usage ;;
 	--prefix-capacity) prefix_cap=${2:-}; shift 2 || usage ;;
 	--obj) obj=${2:-}; shift 2 || usage ;;
+	--priority) priority=${2:-}; shift 2 || usage ;;
 	--no-stealth) stealth=0; shift ;;
 	--no-malformed) malformed=0; shift ;;
 	--shadow) shadow=1; shift ;;
@@ -48,11 +49,10 @@ while (($#)); do
 	esac
 done
 
-case $mode in
-native) xdp_mode=xdpdrv ;;
-skb) xdp_mode=xdpgeneric ;;
-*) vfp_die 2 "bad --mode '$mode': native or skb" ;;
-esac
+case $mode in native | skb) ;; *) vfp_die 2 "bad --mode '$mode': native or skb" ;; esac
+# libxdp's dispatcher runs programs by priority, lower first.
+if ! [[ $priority =~ ^[1-9][0-9]{0,2}$ ]]; then vfp_die 2 "bad --priority '$priority': 1 to 999, lower runs first"; fi
+xdp_tool=${VOS_XDP_TOOL:-$here/../build/vfp-xdp}
 case $scope in all | sip) ;; *) vfp_die 2 "bad --scope '$scope': all or sip" ;; esac
 for n in "$block_cap" "$prefix_cap"; do
 	if ! [[ $n =~ ^[1-9][0-9]{0,8}$ ]] || ((n > 67108864)); then vfp_die 2 "bad capacity '$n': 1 to 67108864"; fi
@@ -108,23 +108,32 @@ for ((i = 0; i < 16; i++)); do cfg+=" $(vfp_hex_u16_le "${port_list[i]:-0}")"; d
 # shellcheck disable=SC2086
 bpftool map update pinned "$dir/config" key hex 00 00 00 00 value hex $cfg
 
-# Load beside the running program, switch the interface over, then take the pin.
-# Interfaces still on the old program keep it until they are reloaded too.
-if [ -e "$dir/prog_next" ]; then rm -f "$dir/prog_next"; fi
-bpftool prog load "$obj" "$dir/prog_next" type xdp "${map_args[@]}" ||
-	vfp_die 1 "the kernel refused the XDP program (see the verifier log above)"
 if [ -z "$iface" ]; then
+	# Load and pin only, as a plain XDP program that bpftool prog run can drive.
+	if [ -e "$dir/prog_next" ]; then rm -f "$dir/prog_next"; fi
+	bpftool prog load "$obj" "$dir/prog_next" type xdp "${map_args[@]}" ||
+		vfp_die 1 "the kernel refused the XDP program (see the verifier log above)"
 	mv -f "$dir/prog_next" "$dir/prog"
 	echo "loaded vos-fastpath (not attached; maps in $dir)"
 	exit 0
 fi
-other=xdpgeneric
-[ "$xdp_mode" = xdpgeneric ] && other=xdpdrv
-ip link set dev "$iface" "$other" off 2>/dev/null || true
-if ! ip -force link set dev "$iface" "$xdp_mode" pinned "$dir/prog_next"; then
-	rm -f "$dir/prog_next"
-	vfp_die 1 "cannot attach to $iface in $mode mode (try --mode skb)"
+# Through libxdp's dispatcher (vfp-xdp): other XDP programs on the interface
+# keep running. The new program goes in beside the old one, then the old one
+# leaves, so the blocklist never stops; the maps are the pinned ones.
+[ -x "$xdp_tool" ] || vfp_die 3 "no $xdp_tool; run 'make -C xdp' or scripts/setup.sh"
+set +e
+attached=$("$xdp_tool" attach "$iface" "$obj" "$dir" "$mode" "$priority")
+rc=$?
+set -e
+case $rc in
+0) ;;
+2 | 3) exit "$rc" ;;
+*) vfp_die 1 "cannot attach to $iface in $mode mode" ;;
+esac
+read -r prog_id how <<<"$attached"
+if [ "$how" = dispatcher ]; then
+	how="through libxdp's dispatcher, priority $priority"
+else
+	how="alone: this kernel refuses the freplace programs libxdp's dispatcher needs, so no other XDP program can join it on $iface"
 fi
-mv -f "$dir/prog_next" "$dir/prog"
-prog_id=$(bpftool -j prog show pinned "$dir/prog" | jq -r .id)
-echo "attached vos-fastpath to $iface ($mode mode, program $prog_id, maps in $dir, ports $ports, scope $scope, stealth $stealth, malformed $malformed, shadow $shadow)"
+echo "attached vos-fastpath to $iface ($mode mode, program $prog_id, $how; maps in $dir, ports $ports, scope $scope, stealth $stealth, malformed $malformed, shadow $shadow)"

@@ -24,11 +24,12 @@ done
 [[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]] || vfp_die 2 "bad interface name '$iface'"
 dir=$(vfp_pin_dir)
 
+xdp_tool=${VOS_XDP_TOOL:-$here/../build/vfp-xdp}
+[ -x "$xdp_tool" ] || vfp_die 3 "no $xdp_tool; run 'make -C xdp' or scripts/setup.sh"
 if ip link show dev "$iface" >/dev/null 2>&1; then
-	# "xdp off" leaves a generic-mode program in place: clear each mode.
-	ip link set dev "$iface" xdpgeneric off
-	ip link set dev "$iface" xdpdrv off
-	echo "detached from $iface"
+	# Only vos-fastpath leaves the dispatcher; other programs on it stay attached.
+	n=$("$xdp_tool" detach "$iface") || vfp_die 1 "cannot detach from $iface"
+	if ((n > 0)); then echo "detached from $iface"; else echo "vos-fastpath was not attached to $iface"; fi
 else
 	echo "${0##*/}: no interface '$iface'; nothing to detach" >&2
 fi
@@ -40,7 +41,7 @@ if ((purge)); then
 elif [ -e "$dir/prog" ]; then
 	# The program pin goes once no interface runs it; the maps stay.
 	prog_id=$(bpftool -j prog show pinned "$dir/prog" | jq -r .id)
-	if ! ip -j link show | jq -e --argjson id "$prog_id" '[.[] | .xdp.prog.id?, (.xdp.attached[]?.prog.id)] | index($id)' >/dev/null; then
+	if ! "$xdp_tool" list | jq -e --argjson id "$prog_id" '[.[].programs[].id] | index($id)' >/dev/null; then
 		rm -f "$dir/prog"
 	fi
 	echo "kept the maps in $dir"

@@ -19,6 +19,7 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <xdp/xdp_helpers.h>
 
 #include "vfp_maps.h"
 #include "vfp_blocked_ips.bpf.h"
@@ -509,5 +510,16 @@ int vfp_xdp(struct xdp_md *ctx)
 		return count(VFP_STAT_REDIRECTED, bytes, bpf_redirect_map(&xsks_map, qid, XDP_PASS));
 	return count(VFP_STAT_PASSED, bytes, XDP_PASS);
 }
+
+/*
+ * libxdp's dispatcher: run early (lower runs first; xdp-filter uses 10, libxdp's
+ * default is 50) and hand what we pass to the next program. vfp-xdp attach
+ * --priority overrides the priority.
+ */
+#define VFP_RUN_PRIORITY 5
+struct {
+	__uint(priority, VFP_RUN_PRIORITY);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(vfp_xdp);
 
 char LICENSE[] SEC("license") = "GPL";

@@ -11,6 +11,7 @@ interface AttachArgs {
   stealth: boolean;
   malformed: boolean;
   shadow: boolean;
+  priority?: number;
 }
 
 export const attach: CommandModule<object, AttachArgs> = {
@@ -26,7 +27,8 @@ export const attach: CommandModule<object, AttachArgs> = {
       .option('prefix-capacity', { type: 'number', describe: 'CIDR entries (default 65536)' })
       .option('stealth', { type: 'boolean', default: true, describe: 'drop OPTIONS from sources not in the OPTIONS allow set (--no-stealth: off)' })
       .option('malformed', { type: 'boolean', default: true, describe: 'drop malformed REGISTER (--no-malformed: off)' })
-      .option('shadow', { type: 'boolean', default: false, describe: 'count would-drops, drop nothing' }) as never,
+      .option('shadow', { type: 'boolean', default: false, describe: 'count would-drops, drop nothing' })
+      .option('priority', { type: 'number', describe: "run priority in libxdp's dispatcher, 1-999, lower runs first (default 5: before xdp-filter's 10)" }) as never,
   handler: async (argv) => {
     const a = argv as Args<AttachArgs>;
     const { Context } = await import('../context.js');
@@ -41,6 +43,7 @@ export const attach: CommandModule<object, AttachArgs> = {
     if (!a.stealth) args.push('--no-stealth');
     if (!a.malformed) args.push('--no-malformed');
     if (a.shadow) args.push('--shadow');
+    if (a.priority !== undefined) args.push('--priority', String(a.priority));
     process.stdout.write(`${await runScript(ctx, 'load.sh', args)}\n`);
     const { restored, purged } = await restoreFromState(ctx);
     ctx.log.info('attached', { action: 'attach', iface: a.iface, mode: a.mode, restored, purged });

@@ -4,6 +4,8 @@ import { attach, detach } from './attach.js';
 import { block } from './block.js';
 import { consume } from './consume.js';
 import { exporter } from './exporter.js';
+import { doctor } from './doctor.js';
+import { installUnits } from './install-units.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
@@ -28,4 +30,6 @@ export const commands: CommandModule<object, never>[] = [
   status,
   gc,
   reconcileCmd,
+  doctor,
+  installUnits,
 ] as unknown as CommandModule<object, never>[];

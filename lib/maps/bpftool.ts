@@ -43,15 +43,13 @@ export interface Attachment {
   progId: number;
 }
 
-const MODES: Record<number, Attachment['mode']> = { 1: 'native', 2: 'skb', 3: 'offload' };
-
-/** Interfaces (in this network namespace) running the given program. */
+/**
+ * Interfaces (in this network namespace) running the given program, alone or
+ * in libxdp's dispatcher (where `ip link` shows only the dispatcher), as
+ * build/vfp-xdp list reports them.
+ */
 export async function attachments(progId: number): Promise<Attachment[]> {
-  const links = JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as Array<{ ifname: string; xdp?: { mode: number; prog?: { id: number }; attached?: Array<{ mode: number; prog: { id: number } }> } }>;
-  const out: Attachment[] = [];
-  for (const l of links) {
-    const progs = l.xdp?.attached ?? (l.xdp?.prog ? [{ mode: l.xdp.mode, prog: l.xdp.prog }] : []);
-    for (const p of progs) if (p.prog.id === progId) out.push({ iface: l.ifname, mode: MODES[p.mode] ?? 'native', progId });
-  }
-  return out;
+  const { XDP_TOOL } = await import('../paths.js');
+  const listed = JSON.parse((await execa(XDP_TOOL, ['list'])).stdout) as Array<{ iface: string; mode: Attachment['mode']; libxdp: boolean; programs: Array<{ id: number }> }>;
+  return listed.filter((l) => l.programs.some((p) => p.id === progId)).map((l) => ({ iface: l.iface, mode: l.mode, progId }));
 }

@@ -1,0 +1,177 @@
+/**
+ * vosctl doctor, the part that looks at the host: runs each probe and hands
+ * the facts to lib/doctor/judge.ts. Reads only; the one write is a temporary
+ * file in the state folder, removed at once.
+ */
+import { execa } from 'execa';
+import { accessSync, constants, existsSync, readFileSync, readlinkSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import type { Settings } from '../settings.js';
+import { MAPTOOL, XDP_OBJECT, XDP_TOOL } from '../paths.js';
+import { capabilities, judgeDispatcher, judgeDriver, judgeKernel, judgePrivileges, judgeXdp, type Check, type XdpIface } from './judge.js';
+
+/** statfs(2) f_type of a bpf filesystem (linux/magic.h BPF_FS_MAGIC). */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+export interface DoctorOptions {
+  iface?: string;
+  /** Check the broker: a URL was configured (flag, environment or config file). */
+  brokerConfigured: boolean;
+}
+
+async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
+  const r = await execa(cmd, args, { reject: false, timeout: 10_000 });
+  return { ok: r.exitCode === 0, out: `${r.stdout}\n${r.stderr}`.trim() };
+}
+
+function nearestExisting(path: string): string {
+  let p = path;
+  while (!existsSync(p) && p !== dirname(p)) p = dirname(p);
+  return p;
+}
+
+export function checkBpffs(pinDir: string): Check {
+  const at = nearestExisting(pinDir);
+  let type = 0;
+  try {
+    type = Number(statfsSync(at).type);
+  } catch (err) {
+    return { name: 'bpffs', status: 'fail', detail: `cannot stat ${at}: ${(err as Error).message}`, fix: 'mount -t bpf bpf /sys/fs/bpf' };
+  }
+  if (type === BPF_FS_MAGIC) return { name: 'bpffs', status: 'ok', detail: `bpffs mounted; pin folder ${pinDir}` };
+  return {
+    name: 'bpffs',
+    status: 'fail',
+    detail: `bpffs is not mounted: ${at} (for the pin folder ${pinDir}) is not on a bpf filesystem, so pinned maps would not survive the command`,
+    fix: 'mount -t bpf bpf /sys/fs/bpf (systemd mounts it at boot; elsewhere add "bpf /sys/fs/bpf bpf defaults 0 0" to /etc/fstab)',
+  };
+}
+
+export function checkStateDir(stateDir: string): Check {
+  const at = nearestExisting(stateDir);
+  const probe = join(at, `.vosctl-doctor-${process.pid}`);
+  try {
+    accessSync(at, constants.W_OK);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (err) {
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // Not even searchable: nothing was written.
+    }
+    return {
+      name: 'state',
+      status: 'fail',
+      detail: `state folder ${stateDir} is not writable (${at}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      fix: `make ${at} writable for the user running vosctl, or point --state-dir / VOS_STATE_DIR at a writable folder`,
+    };
+  }
+  return { name: 'state', status: 'ok', detail: at === stateDir ? `state folder ${stateDir} writable` : `state folder ${stateDir} will be created in ${at} (writable)` };
+}
+
+async function checkTools(): Promise<Check[]> {
+  const out: Check[] = [];
+  const bpftool = await run('bpftool', ['version']).catch(() => ({ ok: false, out: '' }));
+  const libbpf = /libbpf v?([\d.]+)/.exec(bpftool.out)?.[1];
+  out.push(
+    bpftool.ok
+      ? { name: 'bpftool', status: 'ok', detail: `${bpftool.out.split('\n')[0]}${libbpf ? `, libbpf ${libbpf}` : ''}` }
+      : { name: 'bpftool', status: 'fail', detail: 'bpftool not found', fix: 'apt-get install bpftool' },
+  );
+  const missing: string[] = [];
+  for (const [tool, pkg] of [['ip', 'iproute2'], ['jq', 'jq']] as const) {
+    if (!(await run('sh', ['-c', `command -v ${tool}`])).ok) missing.push(`${tool} (apt-get install ${pkg})`);
+  }
+  out.push(missing.length ? { name: 'tools', status: 'fail', detail: `missing ${missing.join(', ')}`, fix: 'install the Debian packages named' } : { name: 'tools', status: 'ok', detail: 'ip, jq' });
+  const absent = [XDP_OBJECT, XDP_TOOL, MAPTOOL].filter((f) => !existsSync(f));
+  out.push(
+    absent.length
+      ? { name: 'files', status: 'fail', detail: `missing ${absent.join(', ')}`, fix: 'reinstall the package, or build in the checkout with make -C xdp (scripts/install.sh)' }
+      : { name: 'files', status: 'ok', detail: `XDP object and helpers in ${dirname(XDP_TOOL)}` },
+  );
+  return out;
+}
+
+/** vfp-xdp probe: also proves libbpf and libxdp load (the helper links both). */
+async function probeDispatcher(root: boolean): Promise<{ checks: Check[]; supported: boolean }> {
+  if (!existsSync(XDP_TOOL)) return { checks: [], supported: false };
+  const r = await run(XDP_TOOL, ['probe']).catch((err: Error) => ({ ok: false, out: err.message }));
+  const lib = /error while loading shared libraries: (\S+?):/.exec(r.out)?.[1];
+  if (!r.ok) {
+    return {
+      checks: [{ name: 'libbpf', status: 'fail', detail: lib ? `${lib} is missing` : `${XDP_TOOL} does not run: ${r.out}`, fix: 'apt-get install libbpf1 libxdp1' }],
+      supported: false,
+    };
+  }
+  const checks: Check[] = [{ name: 'libbpf', status: 'ok', detail: 'libbpf and libxdp load' }];
+  const supported = /dispatcher yes/.test(r.out);
+  checks.push(root ? judgeDispatcher(supported) : { name: 'dispatcher', status: 'warn', detail: 'not checked: probing program types needs root' });
+  return { checks, supported };
+}
+
+function driverOf(iface: string, kind: string | undefined): string | null {
+  try {
+    return basename(readlinkSync(`/sys/class/net/${iface}/device/driver`));
+  } catch {
+    return kind ?? null; // virtual devices (veth, bond, tun) have no device link: their link kind names the driver
+  }
+}
+
+async function checkIface(iface: string, root: boolean, dispatcher: boolean): Promise<Check[]> {
+  const link = await run('ip', ['-j', '-d', 'link', 'show', 'dev', iface]);
+  if (!link.ok) return [{ name: 'interface', status: 'fail', detail: `no interface '${iface}'`, fix: 'name an interface of this host (ip link)' }];
+  const info = (JSON.parse(link.out.split('\n')[0]!) as Array<{ linkinfo?: { info_kind?: string } }>)[0];
+  const out = [judgeDriver(iface, driverOf(iface, info?.linkinfo?.info_kind))];
+  if (!root) {
+    out.push({ name: 'xdp', status: 'warn', detail: `${iface}: programs not listed: needs root` });
+    return out;
+  }
+  const r = await run(XDP_TOOL, ['list', iface]);
+  if (!r.ok) return [...out, { name: 'xdp', status: 'fail', detail: `cannot list the XDP programs on ${iface}: ${r.out}` }];
+  const current = (JSON.parse(r.out.split('\n')[0]!) as XdpIface[])[0];
+  out.push(judgeXdp(iface, current, dispatcher));
+  return out;
+}
+
+async function checkBroker(s: Settings): Promise<Check> {
+  const { connectBroker, redactUrl, withPassword } = await import('../consume/broker.js');
+  const shown = redactUrl(s.amqpUrl);
+  try {
+    const password = s.amqpPasswordFile ? readFileSync(s.amqpPasswordFile, 'utf8').trim() : undefined;
+    const conn = await connectBroker(withPassword(s.amqpUrl, password), s.amqpCaFile);
+    await conn.close();
+    return { name: 'broker', status: 'ok', detail: `${shown} accepts the configured credentials` };
+  } catch (err) {
+    const msg = (err as Error).message;
+    const refused = /ACCESS_REFUSED|403/.test(msg);
+    return {
+      name: 'broker',
+      status: 'fail',
+      detail: `${shown}: ${refused ? 'credentials refused' : msg}`,
+      fix: refused ? 'check the user and password (VOS_AMQP_URL, --password-file) and the user\'s vhost permissions (rabbitmqctl list_permissions)' : 'check the URL, that the broker runs and that this host reaches it (amqps needs --ca-file for a private CA)',
+    };
+  }
+}
+
+export async function doctor(s: Settings, o: DoctorOptions): Promise<Check[]> {
+  const uid = process.getuid?.() ?? -1;
+  const root = uid === 0;
+  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  const checks: Check[] = [judgePrivileges(uid, capabilities(capEff)), judgeKernel(release())];
+  checks.push(
+    existsSync('/sys/kernel/btf/vmlinux')
+      ? { name: 'btf', status: 'ok', detail: 'kernel BTF at /sys/kernel/btf/vmlinux' }
+      : { name: 'btf', status: 'warn', detail: 'no /sys/kernel/btf/vmlinux: libxdp\'s dispatcher cannot run, so vos-fastpath attaches alone', fix: 'a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian\'s is)' },
+  );
+  checks.push(checkBpffs(s.pinDir));
+  checks.push(...(await checkTools()));
+  const d = await probeDispatcher(root);
+  checks.push(...d.checks);
+  if (o.iface) checks.push(...(await checkIface(o.iface, root, d.supported)));
+  else checks.push({ name: 'interface', status: 'ok', detail: 'no interface named: vosctl doctor <iface> also checks its driver and the XDP programs on it' });
+  checks.push(checkStateDir(s.stateDir));
+  if (o.brokerConfigured) checks.push(await checkBroker(s));
+  return checks;
+}
