@@ -3,11 +3,13 @@ import type { CommandModule } from 'yargs';
 import { attach, detach } from './attach.js';
 import { block } from './block.js';
 import { consume } from './consume.js';
+import { crowdsec } from './crowdsec.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
 import { allow, disallow, optionsAllow, optionsDisallow } from './marks.js';
 import { stats } from './stats.js';
+import { stdin } from './stdin.js';
 import { unblock } from './unblock.js';
 
 export const commands: CommandModule<object, never>[] = [
@@ -17,6 +19,8 @@ export const commands: CommandModule<object, never>[] = [
   unblock,
   loadFile,
   consume,
+  crowdsec,
+  stdin,
   list,
   allow,
   disallow,
