@@ -16,21 +16,12 @@ import { join } from 'node:path';
 import { waitFor } from '../test/helpers/crowdsec.js';
 import { setupFail2ban } from '../test/helpers/fail2ban.js';
 import { Lab, ROOT } from '../test/helpers/lab.js';
+import { addr, timed } from './measure.js';
 
 const DECISIONS = Number(process.env.DECISIONS ?? 100_000);
 const BANS = Number(process.env.BANS ?? 20_000);
 const VOSCTL = join(ROOT, 'bin/vosctl');
 
-const addr = (i: number) => {
-  const a = 11 * 2 ** 24 + 1 + i;
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-};
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 async function must(args: string[], env: Record<string, string>, input?: string): Promise<string> {
   const r = await execa(VOSCTL, args, { env, input, reject: false });

@@ -11,22 +11,12 @@ import { execa } from 'execa';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT } from '../test/helpers/lab.js';
+import { addr, median, timed } from './measure.js';
 
 const SIZES = (process.env.SIZES ?? '100000,1000000').split(',').filter(Boolean).map(Number);
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const VOSCTL = join(ROOT, 'bin/vosctl');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const addr = (i: number) => {
-  const a = 11 * 2 ** 24 + 1 + i;
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-};
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 async function must(cmd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<void> {
   const r = await execa(cmd, args, { env, input, reject: false });
