@@ -247,7 +247,8 @@ export async function applyUnblocks(ctx: Context, targets: readonly Target[], op
     await deleteTargets(ctx, ips);
     const removed = ips.filter((ip) => state.has(ip) || live.has(ip));
     ctx.store.commit([], ips.filter((ip) => state.has(ip)));
-    return { removed, absent: ips.filter((ip) => !removed.includes(ip)), kept };
+    const gone = new Set(removed);
+    return { removed, absent: ips.filter((ip) => !gone.has(ip)), kept };
   });
 }
 
