@@ -6,9 +6,10 @@
  *     (one process per decision, timed on 20 and scaled);
  *   - 20,000 fail2ban bans restored by fail2ban-server 1.0 at start with
  *     action vos-fastpath.py into an empty blocklist, beside
- *     vos-fastpath.conf (one process per ban) restoring 200 and scaled.
+ *     vos-fastpath.conf (one process per ban) restoring 100 and scaled, and
+ *     fail2ban restoring them with a Python action that does nothing (its floor).
  *
- * Run as root: npm run bench:integrations   (DECISIONS=100000 BANS=20000 to vary)
+ * Run as root: npm run bench:integrations   (DECISIONS=100000 BANS=20000 PARTS=crowdsec,fail2ban to vary)
  */
 import { execa } from 'execa';
 import { writeFileSync } from 'node:fs';
@@ -61,14 +62,38 @@ async function crowdsec(): Promise<void> {
   }
 }
 
+/** fail2ban's own floor: a Python action that does nothing. */
+const NOOP_ACTION = `from fail2ban.server.actions import ActionBase
+
+
+class Noop(ActionBase):
+	def ban(self, aInfo):
+		pass
+
+	def unban(self, aInfo):
+		pass
+
+	def flush(self):
+		return True
+
+
+Action = Noop
+`;
+
 async function fail2banRestore(action: string, bans: number): Promise<{ banMs: number; restoreMs: number }> {
   const lab = new Lab();
   try {
     await lab.loadUnattached(['--block-capacity', String(2 ** Math.ceil(Math.log2(bans * 1.3 + 1024)))]);
     const env = { ...lab.env({ VOS_STATE_DIR: join(lab.tmp, 'state'), VOS_LOG_LEVEL: 'warn' }), PATH: process.env.PATH! };
     const jail = `bench${lab.id}`;
-    const f = setupFail2ban(lab, { jail, action: `${action}[vosctl="${VOSCTL}"]`, bantime: 86400, env });
-    const count = async () => (JSON.parse(await must(['list', '--json', '--source', `fail2ban-${jail}`], env)) as unknown[]).length;
+    const noop = action === 'noop.py';
+    const f = setupFail2ban(lab, { jail, action: noop ? action : `${action}[vosctl="${VOSCTL}"]`, bantime: 86400, env });
+    if (noop) writeFileSync(join(f.dir, 'action.d/noop.py'), NOOP_ACTION);
+    // Done when the blocklist holds every ban (fail2ban's own count for the no-op action).
+    const count = async () =>
+      noop
+        ? Number(/Currently banned:\s*(\d+)/.exec(await f.client('status', jail))![1])
+        : (JSON.parse(await must(['list', '--json', '--source', `fail2ban-${jail}`], env)) as unknown[]).length;
     const ips = Array.from({ length: bans }, (_, i) => addr(i));
     await f.start();
     const banMs = await timed(async () => {
@@ -77,7 +102,7 @@ async function fail2banRestore(action: string, bans: number): Promise<{ banMs: n
     });
     await f.stop();
     // As after a reboot: the blocklist is empty, fail2ban's database holds every ban.
-    await must(['load-file', '/dev/null', '--replace', '--source', `fail2ban-${jail}`], env);
+    if (!noop) await must(['load-file', '/dev/null', '--replace', '--source', `fail2ban-${jail}`], env);
     const restoreMs = await timed(async () => {
       await f.start();
       await waitFor(`${bans} restored bans`, async () => (await count()) === bans, 3_600_000);
@@ -91,13 +116,16 @@ async function fail2banRestore(action: string, bans: number): Promise<{ banMs: n
 
 async function fail2ban(): Promise<void> {
   const small = 100;
+  const floor = await fail2banRestore('noop.py', BANS);
   const conf = await fail2banRestore('vos-fastpath', small);
   const py = await fail2banRestore('vos-fastpath.py', BANS);
   const perBan = conf.restoreMs / small;
   console.log(`\nfail2ban 1.0: ${BANS.toLocaleString('en')} bans restored at start (into an empty blocklist)`);
   console.log(`  action vos-fastpath.conf, one process per ban   ${(perBan / 1000).toFixed(3)} s/ban (${small} restored in ${(conf.restoreMs / 1000).toFixed(1)} s)   ~${((perBan * BANS) / 60000).toFixed(0)} min for ${BANS.toLocaleString('en')}, scaled: reference`);
   console.log(`  action vos-fastpath.py, one vosctl stdin         ${(py.restoreMs / 1000).toFixed(2)} s   ${((perBan * BANS) / py.restoreMs).toFixed(0)}x faster; ${Math.round(BANS / (py.restoreMs / 1000)).toLocaleString('en')} bans/s (first bans via banip: ${(py.banMs / 1000).toFixed(1)} s)`);
+  console.log(`  fail2ban alone, a Python action doing nothing   ${(floor.restoreMs / 1000).toFixed(2)} s   floor: fail2ban's own restore (ours is ${(py.restoreMs / floor.restoreMs).toFixed(2)}x)`);
 }
 
-await crowdsec();
-await fail2ban();
+const PARTS = (process.env.PARTS ?? 'crowdsec,fail2ban').split(',');
+if (PARTS.includes('crowdsec')) await crowdsec();
+if (PARTS.includes('fail2ban')) await fail2ban();
