@@ -14,7 +14,7 @@
 import { execa } from 'execa';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitFor } from '../test/helpers/crowdsec.js';
+import { waitFor } from '../test/helpers/wait.js';
 import { setupFail2ban } from '../test/helpers/fail2ban.js';
 import { Lab, ROOT } from '../test/helpers/lab.js';
 import { addr, timed } from './measure.js';

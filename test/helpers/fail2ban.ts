@@ -7,7 +7,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitFor } from './crowdsec.js';
+import { waitFor } from './wait.js';
 import { ROOT, type Lab } from './lab.js';
 
 export interface Fail2ban {

@@ -8,7 +8,8 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeWith, kernelMissing } from '../helpers/env.js';
-import { startLapi, waitFor, type CrowdsecLapi } from '../helpers/crowdsec.js';
+import { startLapi, type CrowdsecLapi } from '../helpers/crowdsec.js';
+import { waitFor } from '../helpers/wait.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
 import type { ListedEntry } from '../../lib/blocklist.js';
 

@@ -9,7 +9,7 @@ import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describeWith, kernelMissing } from '../helpers/env.js';
-import { waitFor } from '../helpers/crowdsec.js';
+import { waitFor } from '../helpers/wait.js';
 import { kamailioLine, setupFail2ban } from '../helpers/fail2ban.js';
 import { Lab, ROOT } from '../helpers/lab.js';
 import type { ListedEntry } from '../../lib/blocklist.js';
