@@ -69,6 +69,7 @@ describe('planFeedRuns', () => {
     expect(runs.map((r) => (r.action === 'block' ? `block ${r.reqs.map((q) => q.target.text)}` : `unblock:${r.source} ${r.targets.map((t) => t.text)}`))).toEqual(['block 192.0.2.1,192.0.2.2', 'unblock:crowdsec 192.0.2.1', 'unblock:other 192.0.2.3']);
     expect(refused).toHaveLength(3);
     expect(refused.join('\n')).toMatch(/10\.0\.0\.300[\s\S]*loopback[\s\S]*bad name!/);
+    expect(planFeedRuns([c('block', '2001:db8::7')], policy).refused).toEqual(["'2001:db8::7' is IPv6, not enforced yet (IPv4 only until IPv6 support lands)"]);
   });
 
   it('message lines take their defaults where they carry none', () => {
