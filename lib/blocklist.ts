@@ -227,16 +227,28 @@ async function inMaps(ctx: Context, ips: readonly string[]): Promise<Set<string>
   return found;
 }
 
-/** Unblock targets (idempotent). Returns those that were blocked (in map or state) and those that were not. */
-export async function applyUnblocks(ctx: Context, targets: readonly Target[]): Promise<{ removed: string[]; absent: string[] }> {
+/**
+ * Unblock targets (idempotent). Returns those that were blocked (in map or state) and those that were not.
+ * `source`: lift only that source's entries (a feed withdrawing its decision must not lift an
+ * operator's block of the same address); others are returned in `kept`.
+ */
+export async function applyUnblocks(ctx: Context, targets: readonly Target[], opts: { source?: string } = {}): Promise<{ removed: string[]; absent: string[]; kept: string[] }> {
   return ctx.store.withLock(async () => {
-    const ips = [...new Set(targets.map((t) => t.text))];
-    const state = ctx.store.lookup(ips);
+    let ips = [...new Set(targets.map((t) => t.text))];
+    let state = ctx.store.lookup(ips);
+    const kept: string[] = [];
+    if (opts.source !== undefined) {
+      const own = (ip: string): boolean => state.get(ip)?.source === opts.source;
+      for (const ip of ips) if (state.has(ip) && !own(ip)) kept.push(ip);
+      ips = ips.filter((ip) => !state.has(ip) || own(ip));
+      state = new Map([...state].filter(([ip]) => own(ip)));
+    }
     const live = await inMaps(ctx, ips);
     await deleteTargets(ctx, ips);
     const removed = ips.filter((ip) => state.has(ip) || live.has(ip));
     ctx.store.commit([], ips.filter((ip) => state.has(ip)));
-    return { removed, absent: ips.filter((ip) => !removed.includes(ip)) };
+    const gone = new Set(removed);
+    return { removed, absent: ips.filter((ip) => !gone.has(ip)), kept };
   });
 }
 

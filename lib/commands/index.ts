@@ -6,11 +6,13 @@ import { consume } from './consume.js';
 import { exporter } from './exporter.js';
 import { doctor } from './doctor.js';
 import { installUnits } from './install-units.js';
+import { crowdsec } from './crowdsec.js';
 import { list } from './list.js';
 import { loadFile } from './load-file.js';
 import { gc, reconcileCmd, status } from './maintenance.js';
 import { allow, disallow, optionsAllow, optionsDisallow } from './marks.js';
 import { stats } from './stats.js';
+import { stdin } from './stdin.js';
 import { unblock } from './unblock.js';
 
 export const commands: CommandModule<object, never>[] = [
@@ -20,6 +22,8 @@ export const commands: CommandModule<object, never>[] = [
   unblock,
   loadFile,
   consume,
+  crowdsec,
+  stdin,
   list,
   allow,
   disallow,

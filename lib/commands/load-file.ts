@@ -9,6 +9,8 @@ interface LoadFileArgs {
   source: string;
   reason?: string;
   replace: boolean;
+  format: string;
+  skipSpecial?: boolean;
 }
 
 export const loadFile: CommandModule<object, LoadFileArgs> = {
@@ -20,14 +22,16 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       .option('ttl', { type: 'string', describe: 'expiry for every entry (default: never)' })
       .option('source', { type: 'string', default: 'manual', describe: 'feed name the entries belong to' })
       .option('reason', { type: 'string', describe: 'why, kept with each entry' })
-      .option('replace', { type: 'boolean', default: false, describe: "make the file the source's whole set: add new, then remove what is no longer listed" }) as never,
+      .option('replace', { type: 'boolean', default: false, describe: "make the file the source's whole set: add new, then remove what is no longer listed" })
+      .option('format', { type: 'string', choices: ['auto', 'plain', 'apiban', 'voipbl'], default: 'auto', describe: 'plain/voipbl: one address or CIDR per line; apiban: APIBAN JSON pages; auto: by content' })
+      .option('skip-special', { type: 'boolean', describe: 'skip and report special-purpose addresses (private, shared, documentation, ...) and IPv6 instead of failing (default: on for apiban and voipbl)' }) as never,
   handler: async (argv) => {
     const a = argv as Args<LoadFileArgs>;
     // yargs hands a lone "-" positional over as an empty string.
     if (a.file === '') a.file = '-';
     const ttlS = ttlSeconds(a.ttl);
     const { Context } = await import('../context.js');
-    const { parseList } = await import('../listfile.js');
+    const { parseApibanList, parseList } = await import('../listfile.js');
     const { applyBlocks, replaceSource } = await import('../blocklist.js');
     const { BadInputError, UsageError } = await import('../errors.js');
     await checkSourceOption(a.source);
@@ -39,8 +43,18 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       throw new UsageError(`cannot read '${a.file}': ${(err as Error).message}`);
     }
     const ctx = Context.fromArgs(a);
-    const { targets, errors } = parseList(text, await ctx.policy());
-    for (const e of errors) process.stderr.write(`vosctl: ${a.file}: line ${e.line}: ${e.reason}\n`);
+    const { detectFormat } = await import('../feeds.js');
+    const format = a.format === 'auto' ? detectFormat(text) : a.format;
+    const feed = a.skipSpecial ?? format !== 'plain';
+    const parsed = format === 'apiban' ? parseApibanList(text, await ctx.policy(), { feed }) : { ...parseList(text, await ctx.policy(), { feed }), pageErrors: 0 };
+    const { targets, errors, skipped } = parsed;
+    // A page that is not a page (cut short, rate limited) means the set is incomplete: replacing with it would unblock the rest.
+    if (a.replace && parsed.pageErrors) {
+      for (const e of errors) process.stderr.write(`vosctl: ${a.file}: ${e.where}: ${e.reason}\n`);
+      throw new BadInputError(`${a.file}: ${parsed.pageErrors} page(s) unreadable; nothing applied, source '${a.source}' left as it was`);
+    }
+    for (const e of errors) process.stderr.write(`vosctl: ${a.file}: ${e.where}: ${e.reason}\n`);
+    for (const e of skipped) process.stderr.write(`vosctl: ${a.file}: ${e.where}: skipped: ${e.reason}\n`);
     const reqs = targets.map((target) => ({ target, ttlS, source: a.source, reason: a.reason ?? null }));
     const started = Date.now();
     // parseList collapses duplicates: every request is a distinct target.
@@ -55,9 +69,11 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       unchanged: res.unchanged,
       removed: res.removed,
       bad_lines: errors.length,
+      skipped: skipped.length,
+      format,
       ms: Date.now() - started,
     });
-    process.stdout.write(`${a.file}: ${reqs.length} entries (${res.added} new, ${res.extended} extended, ${res.unchanged} unchanged), ${res.removed} removed, ${errors.length} bad lines\n`);
+    process.stdout.write(`${a.file}: ${reqs.length} entries (${res.added} new, ${res.extended} extended, ${res.unchanged} unchanged), ${res.removed} removed, ${skipped.length} skipped, ${errors.length} bad lines\n`);
     if (errors.length) throw new BadInputError(`${errors.length} bad line(s) in ${a.file} were skipped; every good line was loaded`);
   },
 };

@@ -26,13 +26,14 @@ describeKernel('contrib: feed import and systemd units', () => {
 
   it('feed-import.sh makes a feed file the whole set of its source, and an empty or missing feed changes nothing', async () => {
     const feed = join(lab.tmp, 'scanners.txt');
-    writeFileSync(feed, '# scanners\n198.51.100.1\n198.51.100.2\n');
+    // ordinary unicast: a feed import skips documentation ranges such as 198.51.100.0/24
+    writeFileSync(feed, '# scanners\n45.134.26.1\n45.134.26.2\n');
     const r1 = await importFeed(feed, 'scanners', '--ttl', '1d');
     expect(r1.exitCode).toBe(0);
-    expect(await feedEntries()).toEqual(['198.51.100.1', '198.51.100.2']);
-    writeFileSync(feed, '198.51.100.2\n198.51.100.3\n');
+    expect(await feedEntries()).toEqual(['45.134.26.1', '45.134.26.2']);
+    writeFileSync(feed, '45.134.26.2\n45.134.26.3\n');
     expect((await importFeed(feed, 'scanners')).exitCode).toBe(0);
-    expect(await feedEntries()).toEqual(['198.51.100.2', '198.51.100.3']);
+    expect(await feedEntries()).toEqual(['45.134.26.2', '45.134.26.3']);
 
     writeFileSync(feed, '# the feed answered with nothing\n');
     const empty = await importFeed(feed, 'scanners');
@@ -40,7 +41,7 @@ describeKernel('contrib: feed import and systemd units', () => {
     // a feed URL that cannot be fetched (nothing listens on loopback port 9)
     const down = await importFeed('http://127.0.0.1:9/feed.txt', 'scanners');
     expect(down).toMatchObject({ exitCode: 1, stderr: expect.stringContaining("could not fetch http://127.0.0.1:9/feed.txt; source 'scanners' left as it was") });
-    expect(await feedEntries()).toEqual(['198.51.100.2', '198.51.100.3']);
+    expect(await feedEntries()).toEqual(['45.134.26.2', '45.134.26.3']);
     expect(await importFeed(feed, 'bad name')).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad source name 'bad name'") });
   });
 

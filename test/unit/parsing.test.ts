@@ -31,13 +31,13 @@ describe('parseList', () => {
     const r = parseList('# feed\n203.0.113.1\n\n  203.0.113.2 # x\nbogus\n203.0.113.1\n127.0.0.1\r\n198.18.0.0/15\r\n', policy);
     expect(r.targets.map((t) => t.text)).toEqual(['203.0.113.1', '203.0.113.2', '198.18.0.0/15']);
     expect(r.errors).toEqual([
-      { line: 5, text: 'bogus', reason: "'bogus' is not an IPv4 address or CIDR (dotted quad)" },
-      { line: 7, text: '127.0.0.1', reason: "'127.0.0.1' is loopback" },
+      { line: 5, where: 'line 5', text: 'bogus', reason: "'bogus' is not an IPv4 address or CIDR (dotted quad)" },
+      { line: 7, where: 'line 7', text: '127.0.0.1', reason: "'127.0.0.1' is loopback" },
     ]);
   });
 
   it('handles an empty file', () => {
-    expect(parseList('', policy)).toEqual({ targets: [], errors: [] });
+    expect(parseList('', policy)).toEqual({ targets: [], errors: [], skipped: [] });
   });
 });
 

@@ -1,0 +1,128 @@
+/**
+ * CrowdSec end to end: Debian's crowdsec (a private local API) and
+ * crowdsec-custom-bouncer with the shipped YAML, feeding `vosctl crowdsec`;
+ * decisions made with cscli show up in the blocklist and drop real packets.
+ */
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { execa, type ResultPromise } from 'execa';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeWith, kernelMissing } from '../helpers/env.js';
+import { startLapi, type CrowdsecLapi } from '../helpers/crowdsec.js';
+import { waitFor } from '../helpers/wait.js';
+import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
+import type { ListedEntry } from '../../lib/blocklist.js';
+
+function crowdsecMissing(): string | null {
+  const k = kernelMissing();
+  if (k) return k;
+  for (const bin of ['/usr/bin/crowdsec', '/usr/bin/cscli', '/usr/bin/crowdsec-custom-bouncer']) {
+    if (!existsSync(bin)) return `${bin} is missing (scripts/setup.sh installs crowdsec and crowdsec-custom-bouncer)`;
+  }
+  return null;
+}
+
+describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () => {
+  let lab: Lab;
+  let v: Veth;
+  let lapi: CrowdsecLapi;
+  let stateDir: string;
+  let yaml: string;
+  let bouncer: ResultPromise | undefined;
+  const env = () => ({ VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json' });
+  const vosctl = (...args: string[]) => execa(join(ROOT, 'bin/vosctl'), args, { env: env(), reject: false });
+  const list = async () => JSON.parse((await vosctl('list', '--json')).stdout) as ListedEntry[];
+  const entry = async (ip: string) => (await list()).find((e) => e.ip === ip);
+
+  const startBouncer = () => {
+    bouncer = lab.spawn('crowdsec-custom-bouncer', ['-c', yaml], { env: env(), all: true });
+  };
+  const stopBouncer = async () => {
+    bouncer!.kill('SIGTERM');
+    await bouncer;
+  };
+
+  /** Does a datagram from the namespace reach the host socket? */
+  const reaches = async (): Promise<boolean> => {
+    const dgram = await import('node:dgram');
+    const sock = dgram.createSocket('udp4');
+    let got = 0;
+    sock.on('message', () => got++);
+    await new Promise<void>((r) => sock.bind(0, v.hostIp, r));
+    try {
+      await sendUdpFrom(v.ns, v.hostIp, sock.address().port, ['OPTIONS sip:a@b SIP/2.0\r\n\r\n']);
+      await new Promise((r) => setTimeout(r, 150));
+      return got > 0;
+    } finally {
+      sock.close();
+    }
+  };
+
+  beforeAll(async () => {
+    lab = new Lab();
+    stateDir = join(lab.tmp, 'state');
+    v = await lab.veth();
+    expect((await vosctl('attach', v.host, '--mode', 'native')).exitCode).toBe(0);
+    lab.defer(`xdp on ${v.host}`, () => lab.script('unload.sh', [v.host]));
+    lapi = await startLapi(lab);
+    const key = (await lapi.cscli('bouncers', 'add', `vfp-${lab.id}`, '-o', 'raw')).trim();
+    // The shipped YAML, pointed at this checkout, this LAPI and a 1 s poll.
+    yaml = join(lab.tmp, 'bouncer.yaml');
+    const shipped = readFileSync(join(ROOT, 'contrib/crowdsec/crowdsec-custom-bouncer.yaml'), 'utf8');
+    writeFileSync(
+      yaml,
+      shipped
+        .replace(/^bin_path:.*$/m, `bin_path: ${join(ROOT, 'contrib/crowdsec/vos-fastpath-bouncer')}`)
+        .replace(/^api_url:.*$/m, `api_url: ${lapi.url}/`)
+        .replace(/^api_key:.*$/m, `api_key: ${key}`)
+        .replace(/^update_frequency:.*$/m, 'update_frequency: 1s')
+        .replace(/^piddir:.*$/m, `piddir: ${lab.tmp}/`)
+        .replace(/^log_mode:.*$/m, 'log_mode: stdout'),
+    );
+    startBouncer();
+  }, 60_000);
+  afterAll(() => lab.cleanup(), 30_000);
+
+  it('cscli decisions add --ip and --range land with the scenario as reason and the duration as TTL, and drop packets', async () => {
+    expect(await reaches()).toBe(true);
+    await lapi.cscli('decisions', 'add', '--ip', v.peerIp, '--duration', '1h', '--reason', 'sip-scan');
+    await lapi.cscli('decisions', 'add', '--range', '198.51.100.0/28', '--duration', '2h', '--reason', 'range test');
+    await lapi.cscli('decisions', 'add', '--ip', '203.0.113.7', '--duration', '3h', '--reason', 'stays');
+    const peer = await waitFor('the --ip decision in vosctl list', () => entry(v.peerIp));
+    const range = await waitFor('the --range decision in vosctl list', () => entry('198.51.100.0/28'));
+    await waitFor('the third decision', () => entry('203.0.113.7'));
+    expect(peer).toMatchObject({ source: 'crowdsec', reason: 'sip-scan' });
+    expect(range).toMatchObject({ source: 'crowdsec', reason: 'range test' });
+    const ttl = (Date.parse(peer.expires!) - Date.now()) / 1000;
+    expect(ttl).toBeGreaterThan(3500);
+    expect(ttl).toBeLessThanOrEqual(3600);
+    expect(await reaches()).toBe(false);
+  }, 60_000);
+
+  it('cscli decisions delete lifts the block, and only CrowdSec\'s', async () => {
+    expect((await vosctl('block', '192.0.2.9', '--reason', 'operator')).exitCode).toBe(0);
+    await lapi.cscli('decisions', 'add', '--ip', '192.0.2.9', '--duration', '1h');
+    await lapi.cscli('decisions', 'delete', '--ip', v.peerIp);
+    await lapi.cscli('decisions', 'delete', '--ip', '192.0.2.9');
+    await waitFor('the deleted decision to leave vosctl list', async () => !(await entry(v.peerIp)));
+    expect(await reaches()).toBe(true);
+    // A decision on an address the operator blocked never owned it: its deletion leaves the block.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await entry('192.0.2.9')).toMatchObject({ source: 'manual', expires: null });
+  }, 60_000);
+
+  it('a bouncer restart keeps what CrowdSec still wants and drops what was deleted meanwhile', async () => {
+    const before = await entry('203.0.113.7');
+    await stopBouncer();
+    await lapi.cscli('decisions', 'delete', '--range', '198.51.100.0/28');
+    await lapi.cscli('decisions', 'add', '--ip', '192.0.2.45', '--duration', '30m', '--reason', 'while down');
+    expect(await entry('198.51.100.0/28')).toBeDefined();
+    startBouncer();
+    await waitFor('the decision added while the bouncer was down', () => entry('192.0.2.45'));
+    await waitFor('the range deleted while the bouncer was down to go', async () => !(await entry('198.51.100.0/28')));
+    const after = await entry('203.0.113.7');
+    expect(after).toMatchObject({ source: 'crowdsec', reason: 'stays', added: before!.added });
+    expect(Math.abs(Date.parse(after!.expires!) - Date.parse(before!.expires!))).toBeLessThanOrEqual(2000);
+    await stopBouncer();
+  }, 60_000);
+});

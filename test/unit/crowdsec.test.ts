@@ -1,0 +1,80 @@
+import { describe, expect, it } from '@jest/globals';
+import { parseDecisionArgs, parseDecisionLine, parseGoDuration } from '../../lib/crowdsec.js';
+import { parseMessageLine, planFeedRuns, type FeedCommand } from '../../lib/feedline.js';
+
+const o = { source: 'crowdsec' };
+
+describe('parseGoDuration', () => {
+  it.each([
+    ['3h59m56.919s', 3 * 3600 + 59 * 60 + 56.919],
+    ['4h', 14400],
+    ['1m30s', 90],
+    ['300ms', 0.3],
+    ['1.5h', 5400],
+    ['0', 0],
+    ['0s', 0],
+    ['-2.5s', -2.5],
+    ['+5s', 5],
+    ['1h0m0.000001s', 3600.000001],
+    ['.5s', 0.5],
+    ['2µs', 2e-6],
+  ])('%s is %d s', (text, s) => expect(parseGoDuration(text)).toBeCloseTo(s, 6));
+
+  it.each(['', '5', 'h', '1d', '1h 2m', '3h59m56.919', 'abc', '-', '1hh'])('refuses %j', (t) => expect(parseGoDuration(t)).toBeNull());
+});
+
+describe('CrowdSec decision lines (feed_via_stdin)', () => {
+  const line = (d: Record<string, unknown>) => JSON.stringify({ duration: '3h59m56.919s', id: 1, origin: 'crowdsec', scenario: 'crowdsecurity/sip-bf', scope: 'Ip', type: 'ban', value: '198.51.100.7', action: 'add', ...d });
+
+  it('an add becomes a block: TTL the duration rounded up, the scenario as reason', () => {
+    expect(parseDecisionLine(line({}), o)).toEqual({ ok: true, cmds: [{ action: 'block', target: '198.51.100.7', ttlS: 14397, source: 'crowdsec', reason: 'crowdsecurity/sip-bf' }] });
+  });
+
+  it('a Range is a CIDR block; a del is an unblock of our source whatever its duration', () => {
+    expect(parseDecisionLine(line({ scope: 'Range', value: '203.0.113.0/24' }), o)).toMatchObject({ ok: true, cmds: [{ action: 'block', target: '203.0.113.0/24' }] });
+    expect(parseDecisionLine(line({ action: 'del', duration: '-3.2s' }), o)).toEqual({ ok: true, cmds: [{ action: 'unblock', target: '198.51.100.7', ttlS: 0, source: 'crowdsec', reason: null }] });
+  });
+
+  it('skips what the NIC cannot enforce: other scopes, captchas, expired decisions, IPv6 for now', () => {
+    for (const d of [{ scope: 'Country', value: 'FR' }, { type: 'captcha' }, { duration: '-1s' }, { duration: '0s' }, { value: '2001:db8::7' }]) {
+      expect(parseDecisionLine(line(d), o)).toHaveProperty('skip');
+    }
+  });
+
+  it('refuses, naming the problem: not JSON, unknown action, no value, bad duration', () => {
+    expect(parseDecisionLine('nope', o)).toMatchObject({ ok: false, reason: expect.stringContaining('not JSON') });
+    expect(parseDecisionLine(line({ action: 'ban' }), o)).toMatchObject({ ok: false, reason: expect.stringContaining('"ban"') });
+    expect(parseDecisionLine(line({ value: undefined }), o)).toMatchObject({ ok: false });
+    expect(parseDecisionLine(line({ duration: '4 hours' }), o)).toMatchObject({ ok: false, reason: expect.stringContaining('4 hours') });
+    expect(parseDecisionLine('[1]', o)).toMatchObject({ ok: false });
+  });
+});
+
+describe('CrowdSec per-decision arguments', () => {
+  it('add|del <value> <duration_s> <reason> [<json>]', () => {
+    expect(parseDecisionArgs(['add', '192.0.2.4/32', '600', 'ssh-bf'], o)).toMatchObject({ ok: true, cmds: [{ action: 'block', target: '192.0.2.4/32', ttlS: 600, reason: 'ssh-bf' }] });
+    expect(parseDecisionArgs(['del', '192.0.2.4', '0', 'x'], o)).toMatchObject({ ok: true, cmds: [{ action: 'unblock' }] });
+    expect(parseDecisionArgs(['add', '192.0.2.4', '600', 'r', JSON.stringify({ value: '192.0.2.5', duration: '10s', scope: 'Ip', type: 'ban', scenario: 's' })], o)).toMatchObject({ ok: true, cmds: [{ target: '192.0.2.5', ttlS: 10, reason: 's' }] });
+    expect(parseDecisionArgs(['add', '192.0.2.4', 'soon', 'r'], o)).toMatchObject({ ok: false });
+    expect(parseDecisionArgs(['flush'], o)).toMatchObject({ ok: false });
+  });
+});
+
+describe('planFeedRuns', () => {
+  const policy = { minPrefix: 8, allow: [], own: [] };
+  const c = (action: 'block' | 'unblock', target: string, source = 'crowdsec'): FeedCommand => ({ action, target, ttlS: 60, source, reason: null });
+
+  it('keeps arrival order in runs, splits unblocks by source, refuses bad values by name', () => {
+    const { runs, refused } = planFeedRuns([c('block', '192.0.2.1'), c('block', '192.0.2.2'), c('unblock', '192.0.2.1'), c('unblock', '192.0.2.3', 'other'), c('block', '10.0.0.300'), c('block', '127.0.0.1'), c('block', '192.0.2.1', 'bad name!')], policy);
+    expect(runs.map((r) => (r.action === 'block' ? `block ${r.reqs.map((q) => q.target.text)}` : `unblock:${r.source} ${r.targets.map((t) => t.text)}`))).toEqual(['block 192.0.2.1,192.0.2.2', 'unblock:crowdsec 192.0.2.1', 'unblock:other 192.0.2.3']);
+    expect(refused).toHaveLength(3);
+    expect(refused.join('\n')).toMatch(/10\.0\.0\.300[\s\S]*loopback[\s\S]*bad name!/);
+    expect(planFeedRuns([c('block', '2001:db8::7')], policy).refused).toEqual(["'2001:db8::7' is IPv6, not enforced yet (IPv4 only until IPv6 support lands)"]);
+  });
+
+  it('message lines take their defaults where they carry none', () => {
+    expect(parseMessageLine('{"action":"block","ip":"192.0.2.8","ttl":600,"source":"fail2ban-sip","reason":"auth"}', { ttlS: 0, source: 'stdin' })).toEqual({ ok: true, cmds: [{ action: 'block', target: '192.0.2.8', ttlS: 600, source: 'fail2ban-sip', reason: 'auth' }] });
+    expect(parseMessageLine('192.0.2.8', { ttlS: 5, source: 'stdin' })).toEqual({ ok: true, cmds: [{ action: 'block', target: '192.0.2.8', ttlS: 5, source: 'stdin', reason: null }] });
+    expect(parseMessageLine('{"ip":1}', { ttlS: 5, source: 'stdin' })).toMatchObject({ ok: false });
+  });
+});
