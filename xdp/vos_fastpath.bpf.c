@@ -23,10 +23,24 @@
 #include "vfp_maps.h"
 #include "vfp_blocked_ips.bpf.h"
 
-/* A REGISTER is judged in full up to this size and this many header lines; past either it may pass unjudged. */
+/*
+ * The SIP checks read at most SIP_MAX_LEN bytes of a payload: the preamble
+ * before the start line is skipped up to that many bytes, and a REGISTER is
+ * judged in full up to that size. MAX_HEADER_LINES header lines always fit
+ * the REGISTER walk (WALK_STEPS below); shorter lines let more fit.
+ */
 #define SIP_MAX_LEN       4096
 #define SIP_MAX_WORDS     (SIP_MAX_LEN / 8)
 #define MAX_HEADER_LINES  128
+/*
+ * A first fragment to a SIP port must show this many bytes past its preamble,
+ * or it is dropped as tiny_fragment: enough for the longest method we compare
+ * and its SP ("REGISTER ", 9 bytes) with room to spare. Real senders fragment
+ * at the path MTU (576 bytes or more in practice), far above it; a scanner
+ * that splits "OPTIONS " across fragments (RFC 1858's tiny-fragment trick,
+ * applied to SIP) falls below it.
+ */
+#define SIP_MIN_FIRST_FRAGMENT 16
 /* Masks frame offsets for the verifier: L2-L4 headers (at most 90 bytes) plus SIP_MAX_LEN fit. */
 #define FRAME_OFF_MASK    0x1fff
 #define MAX_VLAN_TAGS     2
@@ -204,19 +218,87 @@ static __always_inline __u64 bytes_equal_all(__u64 x, __u8 b)
 	return ~(((y & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL) | y | 0x7f7f7f7f7f7f7f7fULL);
 }
 
+/* 0x80 in every byte of x that is SP or HTAB (RFC 3261 25.1 WSP). */
+static __always_inline __u64 blanks(__u64 x)
+{
+	return bytes_equal_all(x, ' ') | bytes_equal_all(x, '\t');
+}
+
 /*
- * True when the n-byte header name at pos is followed by up to 7 SP/HTAB and
- * ':'. Word-wise, with no loop: each branch here multiplies the paths the
- * verifier walks through every step of the REGISTER walk.
+ * 0x80 in every byte of x that a server skips before a start line: CR and LF
+ * (RFC 3261 7.5; OpenSIPS skips these), and NUL, HTAB and SP too (Kamailio's
+ * parse_msg skips all five). The union, so we see the start line wherever
+ * either server does.
  */
-static __always_inline int name_ends(__u8 *data, void *data_end, __u32 pos, __u32 n, __u32 lim, __u32 flen)
+static __always_inline __u64 preamble_bytes(__u64 x)
+{
+	return bytes_equal_all(x, '\r') | bytes_equal_all(x, '\n') | bytes_equal_all(x, 0) | blanks(x);
+}
+
+/*
+ * Frame offset of the first byte in [pos, end) that is not SP or HTAB (not a
+ * preamble byte either, when preamble is 1), end when there is none, or -1
+ * when the run goes on past SIP_MAX_LEN bytes. Serves both long runs the
+ * checks meet: the preamble before a start line and the blanks of an HCOLON
+ * (RFC 3261 25.1: *( SP / HTAB ) ":"). One global function with one loop:
+ * the verifier walks the loop once for both, and not again at every step of
+ * the REGISTER walk that calls it.
+ */
+__noinline int run_end(struct xdp_md *ctx, __u32 pos, __u32 end, __u32 flen, __u32 preamble)
+{
+	__u64 also = preamble ? ~0ULL : 0, x, other;
+	__u8 *data, *data_end, *p;
+	__u32 k;
+
+	if (!ctx)
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	/*
+	 * Whole words read in place, the frame's last few bytes once after the
+	 * loop: one path per step keeps the verifier's walk of the loop short.
+	 * No branch on preamble inside the loop, for the same reason.
+	 */
+	for (k = 0; k < SIP_MAX_WORDS; k++, pos += 8) {
+		if (pos >= end)
+			return end;
+		p = data + (pos & FRAME_OFF_MASK);
+		if (p + 8 > data_end)
+			break;
+		x = *(__u64 *)p;
+		other = ~(blanks(x) | (preamble_bytes(x) & also)) & 0x8080808080808080ULL;
+		if (other)
+			goto found;
+	}
+	if (k == SIP_MAX_WORDS)
+		return -1;
+	/* Past the frame's end frame_load8 reads 0s: NUL, a preamble byte, or for blanks an end at >= flen >= end. */
+	x = frame_load8(data, data_end, pos, flen);
+	other = ~(blanks(x) | (preamble_bytes(x) & also)) & 0x8080808080808080ULL;
+	if (!other)
+		return end;
+found:
+	pos += first_flagged_byte(other);
+	return pos < end ? pos : end;
+}
+
+/*
+ * True when the n-byte header name at pos is followed by any run of SP/HTAB
+ * and ':' (HCOLON) before lim. The first 8 bytes word-wise with no loop (each
+ * branch here multiplies the paths the verifier walks through every step of
+ * the REGISTER walk); a longer run goes to run_end.
+ */
+static __always_inline int name_ends(struct xdp_md *ctx, __u8 *data, void *data_end, __u32 pos, __u32 n, __u32 lim, __u32 flen)
 {
 	__u64 y = frame_load8(data, data_end, pos + n, flen);
-	__u64 other = ~(bytes_equal_all(y, ' ') | bytes_equal_all(y, '\t')) & 0x8080808080808080ULL;
+	__u64 other = ~blanks(y) & 0x8080808080808080ULL;
 	__u32 i;
+	int at;
 
-	if (!other)
-		return 0;
+	if (!other) {
+		at = run_end(ctx, pos + n + 8, lim, flen, 0);
+		return at >= 0 && (__u32)at < lim && (frame_load8(data, data_end, (__u32)at, flen) & 0xff) == ':';
+	}
 	i = first_flagged_byte(other);
 	return ((y >> (i * 8)) & 0xff) == ':' && pos + n + i < lim;
 }
@@ -226,7 +308,7 @@ static __always_inline int name_ends(__u8 *data, void *data_end, __u32 pos, __u3
  * or compact name, any case; 0 if none. One switch on the first letter, then
  * one masked compare and one look for the colon.
  */
-static __always_inline __u32 header_kind(__u8 *data, void *data_end, __u64 x, __u32 pos, __u32 lim, __u32 flen)
+static __always_inline __u32 header_kind(struct xdp_md *ctx, __u8 *data, void *data_end, __u64 x, __u32 pos, __u32 lim, __u32 flen)
 {
 	__u64 lx = x | LOWER_CASE; /* every byte, so compare only where the name has letters */
 	__u32 kind, n = 1;
@@ -266,7 +348,24 @@ static __always_inline __u32 header_kind(__u8 *data, void *data_end, __u64 x, __
 	default:
 		return 0;
 	}
-	return name_ends(data, data_end, pos, n, lim, flen) ? kind : 0;
+	return name_ends(ctx, data, data_end, pos, n, lim, flen) ? kind : 0;
+}
+
+/*
+ * header_kind of the line at pos, as a global function: the REGISTER walk
+ * calls it once per line and the verifier checks it once, instead of
+ * walking each of its branches again at every step of the walk (that kept
+ * the walk's step bound low; a call costs about a nanosecond a line).
+ */
+__noinline __u32 line_header(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32 flen)
+{
+	__u8 *data, *data_end;
+
+	if (!ctx)
+		return 0;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	return header_kind(ctx, data, data_end, frame_load8(data, data_end, pos, flen), pos, lim, flen);
 }
 
 /*
@@ -299,8 +398,9 @@ static __always_inline int missing_headers(__u32 seen)
 
 /*
  * Offset just past the CRLF of the request line "REGISTER " scheme URI
- * " SIP/2.0\r\n" (the URI any length) of the message at off, or -1 when the
- * line is malformed.
+ * " SIP/2.0\r\n" (the URI any length; scheme and SIP-Version in any case,
+ * RFC 3261 7.1 and 19.1.1) of the message at off, or -1 when the line is
+ * malformed.
  */
 __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 flen)
 {
@@ -325,7 +425,8 @@ __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 
 	}
 	w += first_flagged_byte(m); /* the SP before SIP/2.0, if well formed */
 	if (!m || w + 10 > lim ||
-	    frame_load8(data, data_end, w, flen) != C8(' ', 'S', 'I', 'P', '/', '2', '.', '0') ||
+	    (frame_load8(data, data_end, w, flen) | C8(0, 0x20, 0x20, 0x20, 0, 0, 0, 0)) !=
+		    C8(' ', 's', 'i', 'p', '/', '2', '.', '0') ||
 	    (frame_load8(data, data_end, w + 8, flen) & LOW_BYTES(2)) != C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 		return -1;
 	return w + 10;
@@ -351,7 +452,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 	x = frame_load8(data, data_end, w, flen);
 	if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 		return 1; /* no headers at all */
-	seen = header_kind(data, data_end, x, w, lim, flen);
+	seen = line_header(ctx, w, lim, flen);
 	for (__u32 k = 0; k < WALK_STEPS; k++) {
 		__u32 line;
 
@@ -372,7 +473,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 		x = frame_load8(data, data_end, line, flen);
 		if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 			return missing_headers(seen);
-		seen |= header_kind(data, data_end, x, line, lim, flen);
+		seen |= line_header(ctx, line, lim, flen);
 		w = line;
 	}
 	return 0;
@@ -394,6 +495,66 @@ static __always_inline int register_malformed(struct xdp_md *ctx, __u32 off, __u
 		return 1; /* too short to hold "REGISTER sip:x SIP/2.0\r\n" */
 	headers = request_line_end(ctx, off, off + len, flen);
 	return headers < 0 ? 1 : headers_malformed(ctx, headers, off + len, flen);
+}
+
+/* What the SIP checks make of one UDP payload. */
+enum sip_verdict {
+	SIP_NOTHING,            /* no check applies: pass */
+	SIP_OPTIONS,            /* an OPTIONS request: the caller applies options_allow */
+	SIP_MALFORMED_REGISTER, /* drop */
+	SIP_TINY_FRAGMENT,      /* a first fragment too short to judge: drop */
+};
+
+/*
+ * The SIP checks on the UDP payload at frame offset off, for IPv4 and IPv6
+ * alike (global functions take no packet pointers, so the payload cursor is
+ * a frame offset). len: the payload length by the UDP header; end: frame
+ * offset where this packet's payload ends (IP length, frame end); fragment:
+ * a first fragment, more follow; flags: VFP_CFG_*.
+ *
+ * The start line is found as the servers find it: past any preamble of CR,
+ * LF, NUL, HTAB and SP (up to SIP_MAX_LEN bytes), the method compared in any
+ * case and followed by exactly one SP (Kamailio's and OpenSIPS's
+ * parse_first_line: another separator is no request to them; RFC 3261 7.1
+ * makes methods case-sensitive, the servers do not).
+ */
+static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, __u32 off, __u32 len, __u32 end,
+						  int fragment, __u32 flags)
+{
+	__u8 *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 flen = data_end - (void *)data;
+	__u32 start = off;
+	__u64 head;
+	int at;
+
+	if (!fragment && off + len < end)
+		end = off + len;
+	head = frame_load8(data, data_end, off, flen);
+	if ((head & 0xff) <= ' ') {
+		/* Rare: a preamble, a keepalive, or a fragment with nothing to show. */
+		at = run_end(ctx, off, end, flen, 1);
+		if (at < 0)
+			return SIP_NOTHING;
+		start = at;
+		head = frame_load8(data, data_end, start, flen);
+	}
+	if (start + 8 > end) {
+		if (start >= end)
+			head = 0;
+		else
+			head &= LOW_BYTES(end - start);
+	}
+	if (fragment && start + SIP_MIN_FIRST_FRAGMENT > end)
+		return (flags & VFP_CFG_STEALTH) ? SIP_TINY_FRAGMENT : SIP_NOTHING;
+	if ((head | C8(0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0)) == C8('o', 'p', 't', 'i', 'o', 'n', 's', ' '))
+		return SIP_OPTIONS;
+	/* A first fragment holds only part of the message: not ours to judge. */
+	if (!fragment && (flags & VFP_CFG_MALFORMED) && (head | LOWER_CASE) == C8('r', 'e', 'g', 'i', 's', 't', 'e', 'r') &&
+	    start + 9 <= end && (frame_load8(data, data_end, start + 8, flen) & 0xff) == ' ' &&
+	    register_malformed(ctx, start, off + len - start, flen))
+		return SIP_MALFORMED_REGISTER;
+	return SIP_NOTHING;
 }
 
 static __always_inline int lpm_has(void *map, __u32 addr)
@@ -483,24 +644,22 @@ int vfp_xdp(struct xdp_md *ctx)
 	}
 
 	if (udp && to_sip && (cfg->flags & (VFP_CFG_STEALTH | VFP_CFG_MALFORMED))) {
-		__u8 *payload = (__u8 *)(udp + 1);
-		__u64 head;
+		__u32 off = (void *)(udp + 1) - data;
+		__u32 ip_end = ((void *)iph - data) + bpf_ntohs(iph->tot_len);
+		__u32 ulen = bpf_ntohs(udp->len);
 
-		if ((void *)(payload + 9) <= data_end) {
-			head = *(__u64 *)payload;
-			if ((cfg->flags & VFP_CFG_STEALTH) &&
-			    head == C8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' ') &&
-			    !lpm_has(&options_allow, saddr))
+		switch (sip_judge(ctx, off, ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0, ip_end < bytes ? ip_end : bytes,
+				  frag & IP_MF, cfg->flags)) {
+		case SIP_OPTIONS:
+			if ((cfg->flags & VFP_CFG_STEALTH) && !lpm_has(&options_allow, saddr))
 				return drop(VFP_STAT_OPTIONS_DROPPED, bytes, cfg);
-			/* A first fragment holds only part of the message: not ours to judge. */
-			if ((cfg->flags & VFP_CFG_MALFORMED) && !(frag & IP_MF) &&
-			    head == C8('R', 'E', 'G', 'I', 'S', 'T', 'E', 'R') && payload[8] == ' ') {
-				__u32 ulen = bpf_ntohs(udp->len);
-
-				if (ulen >= sizeof(*udp) &&
-				    register_malformed(ctx, (void *)payload - data, ulen - sizeof(*udp), bytes))
-					return drop(VFP_STAT_MALFORMED_REGISTER, bytes, cfg);
-			}
+			break;
+		case SIP_MALFORMED_REGISTER:
+			return drop(VFP_STAT_MALFORMED_REGISTER, bytes, cfg);
+		case SIP_TINY_FRAGMENT:
+			return drop(VFP_STAT_TINY_FRAGMENT, bytes, cfg);
+		default:
+			break;
 		}
 	}
 
