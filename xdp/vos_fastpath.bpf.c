@@ -352,23 +352,6 @@ static __always_inline __u32 header_kind(struct xdp_md *ctx, __u8 *data, void *d
 }
 
 /*
- * header_kind of the line at pos, as a global function: the REGISTER walk
- * calls it once per line and the verifier checks it once, instead of
- * walking each of its branches again at every step of the walk (that kept
- * the walk's step bound low; a call costs about a nanosecond a line).
- */
-__noinline __u32 line_header(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32 flen)
-{
-	__u8 *data, *data_end;
-
-	if (!ctx)
-		return 0;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	return header_kind(ctx, data, data_end, frame_load8(data, data_end, pos, flen), pos, lim, flen);
-}
-
-/*
  * 1 unless seen holds every HDR_* bit. Arithmetic, not a compare: a branch on
  * seen would make the verifier track each combination of headers separately
  * through the walk, and the walk would no longer verify.
@@ -452,7 +435,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 	x = frame_load8(data, data_end, w, flen);
 	if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 		return 1; /* no headers at all */
-	seen = line_header(ctx, w, lim, flen);
+	seen = header_kind(ctx, data, data_end, x, w, lim, flen);
 	for (__u32 k = 0; k < WALK_STEPS; k++) {
 		__u32 line;
 
@@ -473,7 +456,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 		x = frame_load8(data, data_end, line, flen);
 		if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 			return missing_headers(seen);
-		seen |= line_header(ctx, line, lim, flen);
+		seen |= header_kind(ctx, data, data_end, x, line, lim, flen);
 		w = line;
 	}
 	return 0;
@@ -506,55 +489,105 @@ enum sip_verdict {
 };
 
 /*
- * The SIP checks on the UDP payload at frame offset off, for IPv4 and IPv6
- * alike (global functions take no packet pointers, so the payload cursor is
- * a frame offset). len: the payload length by the UDP header; end: frame
- * offset where this packet's payload ends (IP length, frame end); fragment:
- * a first fragment, more follow; flags: VFP_CFG_*.
- *
- * The start line is found as the servers find it: past any preamble of CR,
- * LF, NUL, HTAB and SP (up to SIP_MAX_LEN bytes), the method compared in any
- * case and followed by exactly one SP (Kamailio's and OpenSIPS's
- * parse_first_line: another separator is no request to them; RFC 3261 7.1
- * makes methods case-sensitive, the servers do not).
+ * Which judged method the first 8 bytes of a start line hold: SIP_OPTIONS
+ * for "OPTIONS ", SIP_MALFORMED_REGISTER for "REGISTER" (its SP is byte 9,
+ * checked by judge_register), else SIP_NOTHING. Methods are compared in any
+ * case and must be followed by exactly one SP: so Kamailio and OpenSIPS read
+ * them (parse_first_line; RFC 3261 7.1 makes methods case-sensitive, the
+ * servers do not), and any other separator makes no request to them.
  */
-static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, __u32 off, __u32 len, __u32 end,
-						  int fragment, __u32 flags)
+static __always_inline enum sip_verdict method_of(__u64 head)
+{
+	if ((head | C8(0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0)) == C8('o', 'p', 't', 'i', 'o', 'n', 's', ' '))
+		return SIP_OPTIONS;
+	if ((head | LOWER_CASE) == C8('r', 'e', 'g', 'i', 's', 't', 'e', 'r'))
+		return SIP_MALFORMED_REGISTER;
+	return SIP_NOTHING;
+}
+
+/*
+ * SIP_MALFORMED_REGISTER when the REGISTER starting at frame offset start
+ * and ending at end is followed by its SP and malformed, else SIP_NOTHING.
+ */
+static __always_inline enum sip_verdict judge_register(struct xdp_md *ctx, __u32 start, __u32 end)
 {
 	__u8 *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 flen = data_end - (void *)data;
-	__u32 start = off;
+
+	if (start + 9 <= end && (frame_load8(data, data_end, start + 8, flen) & 0xff) == ' ' &&
+	    register_malformed(ctx, start, end - start, flen))
+		return SIP_MALFORMED_REGISTER;
+	return SIP_NOTHING;
+}
+
+/*
+ * The SIP checks on one UDP datagram to a SIP port, for IPv4 and IPv6 alike:
+ * udp: its header, bounds-checked, in the frame; l3_len and l3_base: where
+ * the IP header's length field is and the frame offset it counts from (the
+ * IPv4 header for tot_len, the end of the IPv6 header for payload_len), read
+ * only when the packet's own end matters (a preamble, a first fragment);
+ * fragment: a first fragment, more follow; flags: VFP_CFG_*. Lengths are read
+ * where needed so the common path stays a load and two compares. The slow
+ * paths are global functions, which take no packet pointers: they get the
+ * frame and offsets.
+ *
+ * The start line is found as the servers find it: past any preamble of CR,
+ * LF, NUL, HTAB and SP (up to SIP_MAX_LEN bytes; see preamble_bytes). A first
+ * fragment showing fewer than SIP_MIN_FIRST_FRAGMENT bytes past it is tiny.
+ */
+static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udphdr *udp, void *data_end,
+						  const __be16 *l3_len, __u32 l3_base, int fragment, __u32 flags)
+{
+	__u8 *data = (void *)(long)ctx->data;
+	__u8 *payload = (__u8 *)(udp + 1);
+	__u32 off = payload - data, flen, len, end, start;
+	__u16 ulen;
 	__u64 head;
 	int at;
 
+	/* The common case, in place: a whole datagram whose first byte starts its start line. */
+	if (!fragment && (void *)(payload + 9) <= data_end) {
+		head = *(__u64 *)payload;
+		if ((head & 0xff) > ' ') {
+			enum sip_verdict method = method_of(head);
+
+			if (method != SIP_MALFORMED_REGISTER || !(flags & VFP_CFG_MALFORMED))
+				return method == SIP_OPTIONS ? SIP_OPTIONS : SIP_NOTHING;
+			ulen = bpf_ntohs(udp->len);
+			return judge_register(ctx, off, off + (ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0));
+		}
+	}
+	/* Rare: a preamble, a keepalive, a first fragment, a datagram of under 9 bytes. */
+	flen = data_end - (void *)data;
+	ulen = bpf_ntohs(udp->len);
+	len = ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0;
+	if ((void *)(l3_len + 1) > data_end)
+		return SIP_NOTHING;
+	end = l3_base + bpf_ntohs(*l3_len);
+	if (end > flen)
+		end = flen;
 	if (!fragment && off + len < end)
 		end = off + len;
-	head = frame_load8(data, data_end, off, flen);
-	if ((head & 0xff) <= ' ') {
-		/* Rare: a preamble, a keepalive, or a fragment with nothing to show. */
-		at = run_end(ctx, off, end, flen, 1);
-		if (at < 0)
-			return SIP_NOTHING;
-		start = at;
-		head = frame_load8(data, data_end, start, flen);
-	}
-	if (start + 8 > end) {
-		if (start >= end)
-			head = 0;
-		else
-			head &= LOW_BYTES(end - start);
-	}
+	at = run_end(ctx, off, end, flen, 1);
+	if (at < 0)
+		return SIP_NOTHING;
+	start = at;
 	if (fragment && start + SIP_MIN_FIRST_FRAGMENT > end)
 		return (flags & VFP_CFG_STEALTH) ? SIP_TINY_FRAGMENT : SIP_NOTHING;
-	if ((head | C8(0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0)) == C8('o', 'p', 't', 'i', 'o', 'n', 's', ' '))
+	if (start + 8 > end)
+		return SIP_NOTHING; /* too short for any method we judge and its SP */
+	switch (method_of(frame_load8(data, data_end, start, flen))) {
+	case SIP_OPTIONS:
 		return SIP_OPTIONS;
-	/* A first fragment holds only part of the message: not ours to judge. */
-	if (!fragment && (flags & VFP_CFG_MALFORMED) && (head | LOWER_CASE) == C8('r', 'e', 'g', 'i', 's', 't', 'e', 'r') &&
-	    start + 9 <= end && (frame_load8(data, data_end, start + 8, flen) & 0xff) == ' ' &&
-	    register_malformed(ctx, start, off + len - start, flen))
-		return SIP_MALFORMED_REGISTER;
-	return SIP_NOTHING;
+	case SIP_MALFORMED_REGISTER:
+		/* A first fragment holds only part of the message: not ours to judge. */
+		if (!fragment && (flags & VFP_CFG_MALFORMED))
+			return judge_register(ctx, start, off + len);
+		return SIP_NOTHING;
+	default:
+		return SIP_NOTHING;
+	}
 }
 
 static __always_inline int lpm_has(void *map, __u32 addr)
@@ -644,12 +677,7 @@ int vfp_xdp(struct xdp_md *ctx)
 	}
 
 	if (udp && to_sip && (cfg->flags & (VFP_CFG_STEALTH | VFP_CFG_MALFORMED))) {
-		__u32 off = (void *)(udp + 1) - data;
-		__u32 ip_end = ((void *)iph - data) + bpf_ntohs(iph->tot_len);
-		__u32 ulen = bpf_ntohs(udp->len);
-
-		switch (sip_judge(ctx, off, ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0, ip_end < bytes ? ip_end : bytes,
-				  frag & IP_MF, cfg->flags)) {
+		switch (sip_judge(ctx, udp, data_end, &iph->tot_len, (void *)iph - data, frag & IP_MF, cfg->flags)) {
 		case SIP_OPTIONS:
 			if ((cfg->flags & VFP_CFG_STEALTH) && !lpm_has(&options_allow, saddr))
 				return drop(VFP_STAT_OPTIONS_DROPPED, bytes, cfg);
