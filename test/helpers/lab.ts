@@ -146,3 +146,23 @@ export async function sendUdpFrom(ns: string, host: string, port: number, payloa
     input: JSON.stringify(payloads),
   });
 }
+
+/**
+ * End a process that forks workers (Kamailio): the main process by its id with
+ * SIGTERM, up to 5 s for it to go, then any worker it left, by id, with SIGKILL.
+ */
+export async function endForking(proc: ResultPromise): Promise<void> {
+  const workers = (await execa('pgrep', ['-P', String(proc.pid)], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+  if (proc.exitCode === null) proc.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([proc, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+  clearTimeout(timer);
+  for (const pid of workers) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  if (proc.exitCode === null) proc.kill('SIGKILL');
+}

@@ -9,10 +9,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { describeKernel, describeWith } from '../helpers/env.js';
-import { Lab, ROOT, XDP_DROP, XDP_PASS, type Counters } from '../helpers/lab.js';
+import { describeKernel, describeWith, sipPeersMissing } from '../helpers/env.js';
+import { endForking, Lab, ROOT, XDP_DROP, XDP_PASS, type Counters } from '../helpers/lab.js';
 import { DEFAULT_HEADERS, sipRequest, udpFrame, type FrameOptions } from '../helpers/packets.js';
 import { PHONE_REGISTERS } from '../helpers/phones.js';
 
@@ -191,9 +192,81 @@ describeKernel('SIP checks parse as the servers do', () => {
     expect(await verdictOf(frame(message))).toEqual({ verdict: XDP_PASS, counted: { passed: 1 } });
   });
 
+  describeWith('agreement with a real Kamailio on loopback', sipPeersMissing(), () => {
+    const port = 20000 + (process.pid % 20000);
+    const request = (startLine: string, method: string, i: number) =>
+      `${startLine}\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK${i};rport\r\nVia        : SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nFrom: <sip:x@example.com>;tag=${i}\r\nTo: <sip:a@example.com>\r\nCall-ID: ${i}@lab\r\nCSeq: 1 ${method}\r\nContent-Length: 0\r\n\r\n`;
+
+    /** Kamailio's status line for payload, or null when it does not answer. */
+    async function kamailioAnswer(payload: string): Promise<string | null> {
+      const sock = dgram.createSocket('udp4');
+      try {
+        await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+        const got = new Promise<string | null>((r) => {
+          const t = setTimeout(() => r(null), 400);
+          sock.once('message', (m) => (clearTimeout(t), r(m.toString('latin1').split('\r\n')[0]!)));
+        });
+        sock.send(Buffer.from(payload, 'latin1'), port, '127.0.0.1');
+        return await got;
+      } finally {
+        sock.close();
+      }
+    }
+
+    beforeAll(async () => {
+      const dir = join(lab.tmp, 'kamailio');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'k.cfg'), [
+        '#!KAMAILIO', 'debug=0', 'log_stderror=yes', 'children=1', 'disable_tcp=yes', `listen=udp:127.0.0.1:${port}`,
+        'mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"', 'loadmodule "sl.so"', 'loadmodule "textops.so"', 'loadmodule "pv.so"',
+        'request_route {', '  if (is_method("OPTIONS")) { sl_send_reply("200", "OPTIONS"); exit; }',
+        '  if (is_method("REGISTER")) { sl_send_reply("200", "REGISTER"); exit; }', '  sl_send_reply("404", "other");', '}', '',
+      ].join('\n'));
+      const proc = execa('kamailio', ['-f', join(dir, 'k.cfg'), '-DD', '-E', '-n', '1', '-P', join(dir, 'pid'), '-Y', dir], { reject: false, buffer: false, stdout: 'ignore', stderr: 'ignore' });
+      lab.defer(`kamailio (${proc.pid})`, () => endForking(proc));
+      for (let i = 0; i < 50 && !(await kamailioAnswer(request('OPTIONS sip:a@127.0.0.1 SIP/2.0', 'OPTIONS', 0))); i++) if (proc.exitCode !== null) break;
+    });
+
+    // What a scanner tries; Kamailio answers each as OPTIONS: the program must drop each.
+    const disguisedOptions = [
+      'OPTIONS', '\r\nOPTIONS', '\r\n\r\nOPTIONS', '\nOPTIONS', '\0OPTIONS', ' OPTIONS', '\tOPTIONS', '\r\n \t\0OPTIONS',
+      'options', 'Options', 'oPTIONS', ' \toptions',
+    ];
+    it.each(disguisedOptions.map((m) => [JSON.stringify(m), m] as const))('Kamailio answers OPTIONS start %s, and the program drops it', async (_n, m) => {
+      const payload = request(`${m} sip:a@127.0.0.1 SIP/2.0`, 'OPTIONS', 1);
+      expect(await kamailioAnswer(payload)).toBe('SIP/2.0 200 OPTIONS');
+      expect(await verdictOf(frame(payload))).toEqual({ verdict: XDP_DROP, counted: { options_dropped: 1 } });
+    });
+
+    // Not OPTIONS to Kamailio (no answer, or another method): nothing to hide, the program passes them.
+    it.each([['OPTIONS\t', null], ['\x01OPTIONS ', 'SIP/2.0 404 other']] as const)('Kamailio does not take start %j as OPTIONS, and the program passes it', async (m, answer) => {
+      const payload = request(`${m}sip:a@127.0.0.1 SIP/2.0`, 'OPTIONS', 2);
+      expect(await kamailioAnswer(payload)).toBe(answer);
+      expect(await verdictOf(frame(payload))).toEqual({ verdict: XDP_PASS, counted: { passed: 1 } });
+    });
+
+    // Valid REGISTERs in the forms Kamailio accepts: the program passes each.
+    const registers = ['REGISTER sip:a@127.0.0.1 SIP/2.0', 'register sip:a@127.0.0.1 SIP/2.0', 'Register sip:a@127.0.0.1 sip/2.0', '\r\nREGISTER sip:a@127.0.0.1 Sip/2.0'];
+    it.each(registers.map((m) => [JSON.stringify(m), m] as const))('Kamailio accepts REGISTER %s (Via with 8 SP before its colon), and the program passes it', async (_n, line) => {
+      const payload = request(line, 'REGISTER', 3);
+      expect(await kamailioAnswer(payload)).toMatch(/^SIP\/2\.0 200 REGISTER$/i); // Kamailio echoes the version as sent
+      expect(await verdictOf(frame(payload))).toEqual({ verdict: XDP_PASS, counted: { passed: 1 } });
+    });
+  });
+
+  describeWith('the RFC 4475 torture corpus (../shared/sip-corpus)', corpusMissing, () => {
+    it('keeps every verdict of cases.json', async () => {
+      const r = await execa('python3', [join(CORPUS, 'run_corpus.py'), `${lab.pinDir}/prog`, CORPUS], { reject: false });
+      const last = r.stdout.trim().split('\n').at(-1) ?? '';
+      const m = /^(\d+)\/(\d+) right$/.exec(last);
+      expect({ exit: r.exitCode, wrong: r.stdout.split('\n').filter((l) => l.startsWith('wrong')) }).toEqual({ exit: 0, wrong: [] });
+      expect(m && Number(m[2]) >= 71 && m[1] === m[2]).toBe(true);
+    });
+  });
+
+  // The last two reload the program with other settings: nothing after them needs the default back.
   describe('with stealth off', () => {
     beforeAll(() => lab.loadUnattached(['--no-stealth']));
-    afterAll(() => lab.loadUnattached());
 
     it('passes disguised OPTIONS and tiny first fragments', async () => {
       const r = await batch([frame(`\r\n${OPTIONS}`), frame(withMethod(OPTIONS, 'oPtIoNs')), frame('OPTIONS ', { moreFragments: true })]);
@@ -207,20 +280,9 @@ describeKernel('SIP checks parse as the servers do', () => {
 
   describe('in shadow mode', () => {
     beforeAll(() => lab.loadUnattached(['--shadow']));
-    afterAll(() => lab.loadUnattached());
 
     it('counts a tiny first fragment as a would-drop and passes it', async () => {
       expect(await verdictOf(frame('', { moreFragments: true }))).toEqual({ verdict: XDP_PASS, counted: { shadow_would_drop: 1 } });
-    });
-  });
-
-  describeWith('the RFC 4475 torture corpus (../shared/sip-corpus)', corpusMissing, () => {
-    it('keeps every verdict of cases.json', async () => {
-      const r = await execa('python3', [join(CORPUS, 'run_corpus.py'), `${lab.pinDir}/prog`, CORPUS], { reject: false });
-      const last = r.stdout.trim().split('\n').at(-1) ?? '';
-      const m = /^(\d+)\/(\d+) right$/.exec(last);
-      expect({ exit: r.exitCode, wrong: r.stdout.split('\n').filter((l) => l.startsWith('wrong')) }).toEqual({ exit: 0, wrong: [] });
-      expect(m && Number(m[2]) >= 71 && m[1] === m[2]).toBe(true);
     });
   });
 });
