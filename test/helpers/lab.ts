@@ -42,6 +42,16 @@ export const XDP_PASS = 2;
 
 export type Counters = Record<string, { packets: number; bytes: number }>;
 
+/** Packets each counter gained from before to after; counters that did not move are left out. */
+export function countersDelta(before: Counters, after: Counters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v.packets - (before[k]?.packets ?? 0);
+    if (d) out[k] = d;
+  }
+  return out;
+}
+
 export class Lab {
   readonly id: string;
   readonly pinDir: string;
@@ -108,6 +118,20 @@ export class Lab {
   async counters(): Promise<Counters> {
     const r = await this.mustScript('stats.sh', ['--json']);
     return JSON.parse(r.stdout) as Counters;
+  }
+
+  /** Verdicts of the pinned program on frames, run one by one, and the packets each counter gained meanwhile. */
+  async verdictsOf(frames: Buffer[]): Promise<{ verdicts: number[]; counted: Record<string, number> }> {
+    const before = await this.counters();
+    const verdicts: number[] = [];
+    for (const f of frames) verdicts.push((await this.run(f)).verdict);
+    return { verdicts, counted: countersDelta(before, await this.counters()) };
+  }
+
+  /** verdictsOf one frame. */
+  async verdictOf(frame: Buffer): Promise<{ verdict: number; counted: Record<string, number> }> {
+    const { verdicts, counted } = await this.verdictsOf([frame]);
+    return { verdict: verdicts[0]!, counted };
   }
 
   /** A veth pair with one end in a new namespace: the "remote" host of a lab. */

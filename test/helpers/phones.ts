@@ -8,49 +8,40 @@
 
 const crlf = (lines: string[]): string => `${lines.join('\r\n')}\r\n\r\n`;
 
+const YEALINK = [
+  'REGISTER sip:pbx.example.com:5060 SIP/2.0',
+  'Via: SIP/2.0/UDP 192.0.2.50:5062;branch=z9hG4bK1681701395',
+  'From: "1001" <sip:1001@pbx.example.com:5060>;tag=1804289383',
+  'To: "1001" <sip:1001@pbx.example.com:5060>',
+  'Call-ID: 0_1960263214@192.0.2.50',
+  'CSeq: 1 REGISTER',
+  'Contact: <sip:1001@192.0.2.50:5062>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-805ec0a1b2c3>";reg-id=1',
+  'Allow: INVITE, INFO, PRACK, ACK, BYE, CANCEL, OPTIONS, NOTIFY, REGISTER, SUBSCRIBE, REFER, PUBLISH, UPDATE, MESSAGE',
+  'Max-Forwards: 70',
+  'User-Agent: Yealink SIP-T46S 66.86.0.15',
+  'Expires: 3600',
+  'Allow-Events: talk,hold,conference,refer,check-sync',
+  'Content-Length: 0',
+];
+/** The Yealink's second REGISTER, answering the 401: new branch and CSeq, Authorization after Contact. */
+const YEALINK_AUTH = [
+  ...YEALINK.slice(0, 1),
+  'Via: SIP/2.0/UDP 192.0.2.50:5062;branch=z9hG4bK846930886',
+  ...YEALINK.slice(2, 5),
+  'CSeq: 2 REGISTER',
+  YEALINK[6]!,
+  'Authorization: Digest username="1001", realm="asterisk", nonce="1700000000/6a2c1f0e9b8d7c6a5f4e3d2c1b0a9f8e", uri="sip:pbx.example.com:5060", response="9f8e7d6c5b4a39281706f5e4d3c2b1a0", algorithm=MD5',
+  ...YEALINK.slice(7),
+];
+
 export interface PhoneRegister {
   name: string;
   message: string;
 }
 
 export const PHONE_REGISTERS: PhoneRegister[] = [
-  {
-    name: 'Yealink T46S, first REGISTER',
-    message: crlf([
-      'REGISTER sip:pbx.example.com:5060 SIP/2.0',
-      'Via: SIP/2.0/UDP 192.0.2.50:5062;branch=z9hG4bK1681701395',
-      'From: "1001" <sip:1001@pbx.example.com:5060>;tag=1804289383',
-      'To: "1001" <sip:1001@pbx.example.com:5060>',
-      'Call-ID: 0_1960263214@192.0.2.50',
-      'CSeq: 1 REGISTER',
-      'Contact: <sip:1001@192.0.2.50:5062>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-805ec0a1b2c3>";reg-id=1',
-      'Allow: INVITE, INFO, PRACK, ACK, BYE, CANCEL, OPTIONS, NOTIFY, REGISTER, SUBSCRIBE, REFER, PUBLISH, UPDATE, MESSAGE',
-      'Max-Forwards: 70',
-      'User-Agent: Yealink SIP-T46S 66.86.0.15',
-      'Expires: 3600',
-      'Allow-Events: talk,hold,conference,refer,check-sync',
-      'Content-Length: 0',
-    ]),
-  },
-  {
-    name: 'Yealink T46S, REGISTER with Authorization',
-    message: crlf([
-      'REGISTER sip:pbx.example.com:5060 SIP/2.0',
-      'Via: SIP/2.0/UDP 192.0.2.50:5062;branch=z9hG4bK846930886',
-      'From: "1001" <sip:1001@pbx.example.com:5060>;tag=1804289383',
-      'To: "1001" <sip:1001@pbx.example.com:5060>',
-      'Call-ID: 0_1960263214@192.0.2.50',
-      'CSeq: 2 REGISTER',
-      'Contact: <sip:1001@192.0.2.50:5062>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-805ec0a1b2c3>";reg-id=1',
-      'Authorization: Digest username="1001", realm="asterisk", nonce="1700000000/6a2c1f0e9b8d7c6a5f4e3d2c1b0a9f8e", uri="sip:pbx.example.com:5060", response="9f8e7d6c5b4a39281706f5e4d3c2b1a0", algorithm=MD5',
-      'Allow: INVITE, INFO, PRACK, ACK, BYE, CANCEL, OPTIONS, NOTIFY, REGISTER, SUBSCRIBE, REFER, PUBLISH, UPDATE, MESSAGE',
-      'Max-Forwards: 70',
-      'User-Agent: Yealink SIP-T46S 66.86.0.15',
-      'Expires: 3600',
-      'Allow-Events: talk,hold,conference,refer,check-sync',
-      'Content-Length: 0',
-    ]),
-  },
+  { name: 'Yealink T46S, first REGISTER', message: crlf(YEALINK) },
+  { name: 'Yealink T46S, REGISTER with Authorization', message: crlf(YEALINK_AUTH) },
   {
     name: 'Polycom VVX 410 (CSeq before Call-ID, methods list in Contact)',
     message: crlf([
