@@ -6,10 +6,14 @@
  * program that only looks the source up in the same blocked_ips, and one that
  * only reads a REGISTER's payload 8 bytes at a time.
  *
- * Run as root: npm run bench:xdp   (ENTRIES=... ROUNDS=... REPEAT=... to vary)
+ * BASELINE_REF=<git ref> also builds the program as it was at that ref and
+ * times it on the same frames and the same maps, in the same run, printed
+ * beside ours as "before" (its verdict shown where it differs).
+ *
+ * Run as root: npm run bench:xdp   (ENTRIES=... ROUNDS=... REPEAT=... BASELINE_REF=... to vary)
  */
 import { execa } from 'execa';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT } from '../test/helpers/lab.js';
 import { registerOfSize, sipRequest, udpFrame } from '../test/helpers/packets.js';
@@ -17,23 +21,47 @@ import { registerOfSize, sipRequest, udpFrame } from '../test/helpers/packets.js
 const ENTRIES = Number(process.env.ENTRIES ?? 1_000_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 const REPEAT = Number(process.env.REPEAT ?? 200_000);
+const BASELINE_REF = process.env.BASELINE_REF;
 const BLOCKED = '203.0.113.9';
 const ALLOWED = '192.0.2.50';
 const CLEAN = '198.51.100.7';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function timeProg(lab: Lab, progArgs: string[], frame: Buffer, expectVerdict: number): Promise<number> {
+/** Median ns of the program on frame; expectVerdict null: any verdict, returned in `verdict`. */
+async function timeVerdict(lab: Lab, progArgs: string[], frame: Buffer, expectVerdict: number | null, rounds = ROUNDS): Promise<{ ns: number; verdict: number }> {
   const file = join(lab.tmp, 'bench.bin');
   writeFileSync(file, frame);
   const samples: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
+  let verdict = -1;
+  for (let i = 0; i < rounds; i++) {
     const r = await execa('bpftool', ['prog', 'run', ...progArgs, 'data_in', file, 'repeat', String(REPEAT)]);
     const m = /Return value: (\d+), duration(?: \(average\))?: (\d+)ns/.exec(r.stdout + r.stderr)!;
-    if (Number(m[1]) !== expectVerdict) throw new Error(`verdict ${m[1]}, expected ${expectVerdict} for ${progArgs.join(' ')}`);
+    verdict = Number(m[1]);
+    if (expectVerdict !== null && verdict !== expectVerdict) throw new Error(`verdict ${m[1]}, expected ${expectVerdict} for ${progArgs.join(' ')}`);
     samples.push(Number(m[2]));
   }
-  return median(samples);
+  return { ns: median(samples), verdict };
+}
+
+async function timeProg(lab: Lab, progArgs: string[], frame: Buffer, expectVerdict: number): Promise<number> {
+  return (await timeVerdict(lab, progArgs, frame, expectVerdict)).ns;
+}
+
+/** The program as it was at ref, built into the lab and loaded on the lab's maps (its own stats map: counters may differ). */
+async function loadBaseline(lab: Lab, ref: string): Promise<string> {
+  const dir = join(lab.tmp, 'baseline');
+  mkdirSync(dir);
+  for (const f of ['vos_fastpath.bpf.c', 'vfp_maps.h', 'vfp_blocked_ips.bpf.h']) {
+    const r = await execa('git', ['-C', ROOT, 'show', `${ref}:xdp/${f}`], { reject: false, stripFinalNewline: false });
+    if (r.exitCode === 0) writeFileSync(join(dir, f), r.stdout);
+  }
+  const obj = join(dir, 'baseline.bpf.o');
+  await execa('clang', ['-target', 'bpf', '-O2', '-g', '-Wall', `-I/usr/include/${(await execa('uname', ['-m'])).stdout}-linux-gnu`, '-c', join(dir, 'vos_fastpath.bpf.c'), '-o', obj]);
+  const pin = `${lab.pinDir}/baseline`;
+  const maps = ['blocked_ips', 'blocked_prefixes', 'allow_ips', 'options_allow', 'config', 'xsks_map'];
+  await execa('bpftool', ['prog', 'load', obj, pin, ...maps.flatMap((m) => ['map', 'name', m, 'pinned', `${lab.pinDir}/${m}`])]);
+  return pin;
 }
 
 function addresses(n: number): string {
@@ -89,6 +117,7 @@ async function main(): Promise<void> {
       ['blocklist drop', blockedFrame, 1, (ns) => `${(ns / empty).toFixed(2)}x empty (goal <= 1.6x), ${(ns / filter).toFixed(2)}x xdp-filter (goal < 0.35x)`],
       ['allowlist pass', udpFrame(sipRequest({ method: 'OPTIONS' }), { src: ALLOWED }), 2, (ns) => `${(ns / empty).toFixed(2)}x empty`],
       ['OPTIONS drop', udpFrame(sipRequest({ method: 'OPTIONS' }), { src: CLEAN }), 1, (ns) => `${(ns / empty).toFixed(2)}x empty`],
+      ['CRLF-prefixed OPTIONS drop', udpFrame(`\r\n${sipRequest({ method: 'OPTIONS' })}`, { src: CLEAN }), 1, (ns) => `${(ns / empty).toFixed(2)}x empty`],
       ['valid INVITE pass', udpFrame(sipRequest({ method: 'INVITE' }), { src: CLEAN }), 2, (ns) => `${(ns / empty).toFixed(2)}x empty`],
       ['valid 500-byte REGISTER pass', registerFrame, 2, (ns) => `${(ns / empty).toFixed(2)}x empty (goal <= 4x); the read alone: ${(scanFloor / empty).toFixed(2)}x`],
     ];
@@ -98,9 +127,28 @@ async function main(): Promise<void> {
     console.log(`${'reference: xdp-filter drop'.padEnd(30)} ${String(filter).padStart(7)}`);
     console.log(`${'floor: one blocked_ips lookup'.padEnd(30)} ${String(lookupFloor).padStart(7)}  ${(lookupFloor / empty).toFixed(2)}x empty: no blocklist drop can cost less`);
     console.log(`${'floor: SWAR read of a REGISTER'.padEnd(30)} ${String(scanFloor).padStart(7)}  ${(scanFloor / empty).toFixed(2)}x empty: reading 500 bytes, judging nothing`);
+    const baseline = BASELINE_REF ? ['pinned', await loadBaseline(lab, BASELINE_REF)] : null;
+    if (baseline) console.log(`before: the program at ${BASELINE_REF}, on the same frames and maps, rounds alternating with ours`);
     for (const [name, frame, verdict, compare] of paths) {
-      const ns = await timeProg(lab, ours, frame, verdict);
-      console.log(`${name.padEnd(30)} ${String(ns).padStart(7)}  ${compare(ns)}`);
+      let ns: number;
+      let before = '';
+      if (baseline) {
+        // Alternate the two programs round by round, so drift on a shared machine hits both alike.
+        const ours_: number[] = [];
+        const theirs: number[] = [];
+        let bv = -1;
+        for (let i = 0; i < ROUNDS; i++) {
+          ours_.push((await timeVerdict(lab, ours, frame, verdict, 1)).ns);
+          const b = await timeVerdict(lab, baseline, frame, null, 1);
+          theirs.push(b.ns);
+          bv = b.verdict;
+        }
+        ns = median(ours_);
+        before = `  before ${median(theirs)} ns${bv === verdict ? '' : ` (verdict ${bv === 2 ? 'PASS' : bv})`}`;
+      } else {
+        ns = await timeProg(lab, ours, frame, verdict);
+      }
+      console.log(`${name.padEnd(30)} ${String(ns).padStart(7)}  ${compare(ns)}${before}`);
     }
   } finally {
     if (xdpFilterIface) await execa('xdp-filter', ['unload', xdpFilterIface], { reject: false });

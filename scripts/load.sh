@@ -77,7 +77,7 @@ maps=(
 	"allow_ips lpm_trie 8 4 16384 1"
 	"options_allow lpm_trie 8 4 16384 1"
 	"config array 4 40 1 0"
-	"stats percpu_array 4 16 9 0"
+	"stats percpu_array 4 16 10 0"
 	"xsks_map xskmap 4 4 64 0"
 	"source_names array 4 32 256 0"
 )
@@ -85,6 +85,10 @@ map_args=()
 for m in "${maps[@]}"; do
 	read -r name type key value entries flags <<<"$m"
 	path="$dir/$name"
+	# An upgrade that adds counter reasons needs a bigger stats map: counters restart, entries are kept.
+	if [ "$name" = stats ] && [ -e "$path" ] && [ "$(vfp_map_capacity "$path")" != "$entries" ]; then
+		rm -f "$path"
+	fi
 	if [ -e "$path" ]; then
 		have=$(vfp_map_capacity "$path")
 		if [ "$have" != "$entries" ] && [[ $name == blocked_* ]]; then

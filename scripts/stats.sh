@@ -19,7 +19,7 @@ done
 vfp_require_maps
 
 # Index order of enum vfp_stat in xdp/vfp_maps.h.
-names='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ipv4","shadow_would_drop"]'
+names='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ipv4","shadow_would_drop","tiny_fragment"]'
 counters=$(bpftool -j map dump pinned "$(vfp_map stats)" | jq -c --argjson names "$names" "$VFP_JQ_HEX"'
 	def u64: .[0:8] | map(h) | reverse | reduce .[] as $b (0; . * 256 + $b);
 	map({ name: $names[(.key | map(h) | .[0])],

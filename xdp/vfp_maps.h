@@ -81,6 +81,7 @@ enum vfp_stat {
 	VFP_STAT_REDIRECTED,
 	VFP_STAT_NOT_IPV4,
 	VFP_STAT_SHADOW_WOULD_DROP,
+	VFP_STAT_TINY_FRAGMENT,      /* first fragment to a SIP port too short to show its start line */
 	VFP_STAT_MAX
 };
 

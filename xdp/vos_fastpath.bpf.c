@@ -24,10 +24,24 @@
 #include "vfp_maps.h"
 #include "vfp_blocked_ips.bpf.h"
 
-/* A REGISTER is judged in full up to this size and this many header lines; past either it may pass unjudged. */
+/*
+ * The SIP checks read at most SIP_MAX_LEN bytes of a payload: the preamble
+ * before the start line is skipped up to that many bytes, and a REGISTER is
+ * judged in full up to that size. MAX_HEADER_LINES header lines always fit
+ * the REGISTER walk (WALK_STEPS below); shorter lines let more fit.
+ */
 #define SIP_MAX_LEN       4096
 #define SIP_MAX_WORDS     (SIP_MAX_LEN / 8)
 #define MAX_HEADER_LINES  128
+/*
+ * A first fragment to a SIP port must show this many bytes past its preamble,
+ * or it is dropped as tiny_fragment: enough for the longest method we compare
+ * and its SP ("REGISTER ", 9 bytes) with room to spare. Real senders fragment
+ * at the path MTU (576 bytes or more in practice), far above it; a scanner
+ * that splits "OPTIONS " across fragments (RFC 1858's tiny-fragment trick,
+ * applied to SIP) falls below it.
+ */
+#define SIP_MIN_FIRST_FRAGMENT 16
 /* Masks frame offsets for the verifier: L2-L4 headers (at most 90 bytes) plus SIP_MAX_LEN fit. */
 #define FRAME_OFF_MASK    0x1fff
 #define MAX_VLAN_TAGS     2
@@ -205,19 +219,87 @@ static __always_inline __u64 bytes_equal_all(__u64 x, __u8 b)
 	return ~(((y & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL) | y | 0x7f7f7f7f7f7f7f7fULL);
 }
 
+/* 0x80 in every byte of x that is SP or HTAB (RFC 3261 25.1 WSP). */
+static __always_inline __u64 blanks(__u64 x)
+{
+	return bytes_equal_all(x, ' ') | bytes_equal_all(x, '\t');
+}
+
 /*
- * True when the n-byte header name at pos is followed by up to 7 SP/HTAB and
- * ':'. Word-wise, with no loop: each branch here multiplies the paths the
- * verifier walks through every step of the REGISTER walk.
+ * 0x80 in every byte of x that a server skips before a start line: CR and LF
+ * (RFC 3261 7.5; OpenSIPS skips these), and NUL, HTAB and SP too (Kamailio's
+ * parse_msg skips all five). The union, so we see the start line wherever
+ * either server does.
  */
-static __always_inline int name_ends(__u8 *data, void *data_end, __u32 pos, __u32 n, __u32 lim, __u32 flen)
+static __always_inline __u64 preamble_bytes(__u64 x)
+{
+	return bytes_equal_all(x, '\r') | bytes_equal_all(x, '\n') | bytes_equal_all(x, 0) | blanks(x);
+}
+
+/*
+ * Frame offset of the first byte in [pos, end) that is not SP or HTAB (not a
+ * preamble byte either, when preamble is 1), end when there is none, or -1
+ * when the run goes on past SIP_MAX_LEN bytes. Serves both long runs the
+ * checks meet: the preamble before a start line and the blanks of an HCOLON
+ * (RFC 3261 25.1: *( SP / HTAB ) ":"). One global function with one loop:
+ * the verifier walks the loop once for both, and not again at every step of
+ * the REGISTER walk that calls it.
+ */
+__noinline int run_end(struct xdp_md *ctx, __u32 pos, __u32 end, __u32 flen, __u32 preamble)
+{
+	__u64 also = preamble ? ~0ULL : 0, x, other;
+	__u8 *data, *data_end, *p;
+	__u32 k;
+
+	if (!ctx)
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	/*
+	 * Whole words read in place, the frame's last few bytes once after the
+	 * loop: one path per step keeps the verifier's walk of the loop short.
+	 * No branch on preamble inside the loop, for the same reason.
+	 */
+	for (k = 0; k < SIP_MAX_WORDS; k++, pos += 8) {
+		if (pos >= end)
+			return end;
+		p = data + (pos & FRAME_OFF_MASK);
+		if (p + 8 > data_end)
+			break;
+		x = *(__u64 *)p;
+		other = ~(blanks(x) | (preamble_bytes(x) & also)) & 0x8080808080808080ULL;
+		if (other)
+			goto found;
+	}
+	if (k == SIP_MAX_WORDS)
+		return -1;
+	/* Past the frame's end frame_load8 reads 0s: NUL, a preamble byte, or for blanks an end at >= flen >= end. */
+	x = frame_load8(data, data_end, pos, flen);
+	other = ~(blanks(x) | (preamble_bytes(x) & also)) & 0x8080808080808080ULL;
+	if (!other)
+		return end;
+found:
+	pos += first_flagged_byte(other);
+	return pos < end ? pos : end;
+}
+
+/*
+ * True when the n-byte header name at pos is followed by any run of SP/HTAB
+ * and ':' (HCOLON) before lim. The first 8 bytes word-wise with no loop (each
+ * branch here multiplies the paths the verifier walks through every step of
+ * the REGISTER walk); a longer run goes to run_end.
+ */
+static __always_inline int name_ends(struct xdp_md *ctx, __u8 *data, void *data_end, __u32 pos, __u32 n, __u32 lim, __u32 flen)
 {
 	__u64 y = frame_load8(data, data_end, pos + n, flen);
-	__u64 other = ~(bytes_equal_all(y, ' ') | bytes_equal_all(y, '\t')) & 0x8080808080808080ULL;
+	__u64 other = ~blanks(y) & 0x8080808080808080ULL;
 	__u32 i;
+	int at;
 
-	if (!other)
-		return 0;
+	if (!other) {
+		at = run_end(ctx, pos + n + 8, lim, flen, 0);
+		return at >= 0 && (__u32)at < lim && (frame_load8(data, data_end, (__u32)at, flen) & 0xff) == ':';
+	}
 	i = first_flagged_byte(other);
 	return ((y >> (i * 8)) & 0xff) == ':' && pos + n + i < lim;
 }
@@ -227,7 +309,7 @@ static __always_inline int name_ends(__u8 *data, void *data_end, __u32 pos, __u3
  * or compact name, any case; 0 if none. One switch on the first letter, then
  * one masked compare and one look for the colon.
  */
-static __always_inline __u32 header_kind(__u8 *data, void *data_end, __u64 x, __u32 pos, __u32 lim, __u32 flen)
+static __always_inline __u32 header_kind(struct xdp_md *ctx, __u8 *data, void *data_end, __u64 x, __u32 pos, __u32 lim, __u32 flen)
 {
 	__u64 lx = x | LOWER_CASE; /* every byte, so compare only where the name has letters */
 	__u32 kind, n = 1;
@@ -267,7 +349,7 @@ static __always_inline __u32 header_kind(__u8 *data, void *data_end, __u64 x, __
 	default:
 		return 0;
 	}
-	return name_ends(data, data_end, pos, n, lim, flen) ? kind : 0;
+	return name_ends(ctx, data, data_end, pos, n, lim, flen) ? kind : 0;
 }
 
 /*
@@ -300,8 +382,9 @@ static __always_inline int missing_headers(__u32 seen)
 
 /*
  * Offset just past the CRLF of the request line "REGISTER " scheme URI
- * " SIP/2.0\r\n" (the URI any length) of the message at off, or -1 when the
- * line is malformed.
+ * " SIP/2.0\r\n" (the URI any length; scheme and SIP-Version in any case,
+ * RFC 3261 7.1 and 19.1.1) of the message at off, or -1 when the line is
+ * malformed.
  */
 __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 flen)
 {
@@ -326,7 +409,8 @@ __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 
 	}
 	w += first_flagged_byte(m); /* the SP before SIP/2.0, if well formed */
 	if (!m || w + 10 > lim ||
-	    frame_load8(data, data_end, w, flen) != C8(' ', 'S', 'I', 'P', '/', '2', '.', '0') ||
+	    (frame_load8(data, data_end, w, flen) | C8(0, 0x20, 0x20, 0x20, 0, 0, 0, 0)) !=
+		    C8(' ', 's', 'i', 'p', '/', '2', '.', '0') ||
 	    (frame_load8(data, data_end, w + 8, flen) & LOW_BYTES(2)) != C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 		return -1;
 	return w + 10;
@@ -352,7 +436,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 	x = frame_load8(data, data_end, w, flen);
 	if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 		return 1; /* no headers at all */
-	seen = header_kind(data, data_end, x, w, lim, flen);
+	seen = header_kind(ctx, data, data_end, x, w, lim, flen);
 	for (__u32 k = 0; k < WALK_STEPS; k++) {
 		__u32 line;
 
@@ -373,7 +457,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 		x = frame_load8(data, data_end, line, flen);
 		if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 			return missing_headers(seen);
-		seen |= header_kind(data, data_end, x, line, lim, flen);
+		seen |= header_kind(ctx, data, data_end, x, line, lim, flen);
 		w = line;
 	}
 	return 0;
@@ -395,6 +479,116 @@ static __always_inline int register_malformed(struct xdp_md *ctx, __u32 off, __u
 		return 1; /* too short to hold "REGISTER sip:x SIP/2.0\r\n" */
 	headers = request_line_end(ctx, off, off + len, flen);
 	return headers < 0 ? 1 : headers_malformed(ctx, headers, off + len, flen);
+}
+
+/* What the SIP checks make of one UDP payload. */
+enum sip_verdict {
+	SIP_NOTHING,            /* no check applies: pass */
+	SIP_OPTIONS,            /* an OPTIONS request: the caller applies options_allow */
+	SIP_MALFORMED_REGISTER, /* drop */
+	SIP_TINY_FRAGMENT,      /* a first fragment too short to judge: drop */
+};
+
+/*
+ * Which judged method the first 8 bytes of a start line hold: SIP_OPTIONS
+ * for "OPTIONS ", SIP_MALFORMED_REGISTER for "REGISTER" (its SP is byte 9,
+ * checked by judge_register), else SIP_NOTHING. Methods are compared in any
+ * case and must be followed by exactly one SP: so Kamailio and OpenSIPS read
+ * them (parse_first_line; RFC 3261 7.1 makes methods case-sensitive, the
+ * servers do not), and any other separator makes no request to them.
+ */
+static __always_inline enum sip_verdict method_of(__u64 head)
+{
+	if ((head | C8(0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0)) == C8('o', 'p', 't', 'i', 'o', 'n', 's', ' '))
+		return SIP_OPTIONS;
+	if ((head | LOWER_CASE) == C8('r', 'e', 'g', 'i', 's', 't', 'e', 'r'))
+		return SIP_MALFORMED_REGISTER;
+	return SIP_NOTHING;
+}
+
+/*
+ * SIP_MALFORMED_REGISTER when the REGISTER starting at frame offset start
+ * and ending at end is followed by its SP and malformed, else SIP_NOTHING.
+ */
+static __always_inline enum sip_verdict judge_register(struct xdp_md *ctx, __u32 start, __u32 end)
+{
+	__u8 *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 flen = data_end - (void *)data;
+
+	if (start + 9 <= end && (frame_load8(data, data_end, start + 8, flen) & 0xff) == ' ' &&
+	    register_malformed(ctx, start, end - start, flen))
+		return SIP_MALFORMED_REGISTER;
+	return SIP_NOTHING;
+}
+
+/*
+ * The SIP checks on one UDP datagram to a SIP port, for IPv4 and IPv6 alike:
+ * udp: its header, bounds-checked, in the frame; l3_len and l3_base: where
+ * the IP header's length field is and the frame offset it counts from (the
+ * IPv4 header for tot_len, the end of the IPv6 header for payload_len), read
+ * only when the packet's own end matters (a preamble, a first fragment);
+ * fragment: a first fragment, more follow; flags: VFP_CFG_*. Lengths are read
+ * where needed so the common path stays a load and two compares. The slow
+ * paths are global functions, which take no packet pointers: they get the
+ * frame and offsets.
+ *
+ * The start line is found as the servers find it: past any preamble of CR,
+ * LF, NUL, HTAB and SP (up to SIP_MAX_LEN bytes; see preamble_bytes). A first
+ * fragment showing fewer than SIP_MIN_FIRST_FRAGMENT bytes past it is tiny.
+ */
+static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udphdr *udp, void *data_end,
+						  const __be16 *l3_len, __u32 l3_base, int fragment, __u32 flags)
+{
+	__u8 *data = (void *)(long)ctx->data;
+	__u8 *payload = (__u8 *)(udp + 1);
+	__u32 off = payload - data, flen, len, end, start;
+	__u16 ulen;
+	__u64 head;
+	int at;
+
+	/* The common case, in place: a whole datagram whose first byte starts its start line. */
+	if (!fragment && (void *)(payload + 9) <= data_end) {
+		head = *(__u64 *)payload;
+		if ((head & 0xff) > ' ') {
+			enum sip_verdict method = method_of(head);
+
+			if (method != SIP_MALFORMED_REGISTER || !(flags & VFP_CFG_MALFORMED))
+				return method == SIP_OPTIONS ? SIP_OPTIONS : SIP_NOTHING;
+			ulen = bpf_ntohs(udp->len);
+			return judge_register(ctx, off, off + (ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0));
+		}
+	}
+	/* Rare: a preamble, a keepalive, a first fragment, a datagram of under 9 bytes. */
+	flen = data_end - (void *)data;
+	ulen = bpf_ntohs(udp->len);
+	len = ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0;
+	if ((void *)(l3_len + 1) > data_end)
+		return SIP_NOTHING;
+	end = l3_base + bpf_ntohs(*l3_len);
+	if (end > flen)
+		end = flen;
+	if (!fragment && off + len < end)
+		end = off + len;
+	at = run_end(ctx, off, end, flen, 1);
+	if (at < 0)
+		return SIP_NOTHING;
+	start = at;
+	if (fragment && start + SIP_MIN_FIRST_FRAGMENT > end)
+		return (flags & VFP_CFG_STEALTH) ? SIP_TINY_FRAGMENT : SIP_NOTHING;
+	if (start + 8 > end)
+		return SIP_NOTHING; /* too short for any method we judge and its SP */
+	switch (method_of(frame_load8(data, data_end, start, flen))) {
+	case SIP_OPTIONS:
+		return SIP_OPTIONS;
+	case SIP_MALFORMED_REGISTER:
+		/* A first fragment holds only part of the message: not ours to judge. */
+		if (!fragment && (flags & VFP_CFG_MALFORMED))
+			return judge_register(ctx, start, off + len);
+		return SIP_NOTHING;
+	default:
+		return SIP_NOTHING;
+	}
 }
 
 static __always_inline int lpm_has(void *map, __u32 addr)
@@ -484,24 +678,17 @@ int vfp_xdp(struct xdp_md *ctx)
 	}
 
 	if (udp && to_sip && (cfg->flags & (VFP_CFG_STEALTH | VFP_CFG_MALFORMED))) {
-		__u8 *payload = (__u8 *)(udp + 1);
-		__u64 head;
-
-		if ((void *)(payload + 9) <= data_end) {
-			head = *(__u64 *)payload;
-			if ((cfg->flags & VFP_CFG_STEALTH) &&
-			    head == C8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' ') &&
-			    !lpm_has(&options_allow, saddr))
+		switch (sip_judge(ctx, udp, data_end, &iph->tot_len, (void *)iph - data, frag & IP_MF, cfg->flags)) {
+		case SIP_OPTIONS:
+			if ((cfg->flags & VFP_CFG_STEALTH) && !lpm_has(&options_allow, saddr))
 				return drop(VFP_STAT_OPTIONS_DROPPED, bytes, cfg);
-			/* A first fragment holds only part of the message: not ours to judge. */
-			if ((cfg->flags & VFP_CFG_MALFORMED) && !(frag & IP_MF) &&
-			    head == C8('R', 'E', 'G', 'I', 'S', 'T', 'E', 'R') && payload[8] == ' ') {
-				__u32 ulen = bpf_ntohs(udp->len);
-
-				if (ulen >= sizeof(*udp) &&
-				    register_malformed(ctx, (void *)payload - data, ulen - sizeof(*udp), bytes))
-					return drop(VFP_STAT_MALFORMED_REGISTER, bytes, cfg);
-			}
+			break;
+		case SIP_MALFORMED_REGISTER:
+			return drop(VFP_STAT_MALFORMED_REGISTER, bytes, cfg);
+		case SIP_TINY_FRAGMENT:
+			return drop(VFP_STAT_TINY_FRAGMENT, bytes, cfg);
+		default:
+			break;
 		}
 	}
 

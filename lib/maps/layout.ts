@@ -25,6 +25,7 @@ export const STAT_NAMES = [
   'redirected',
   'not_ipv4',
   'shadow_would_drop',
+  'tiny_fragment',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 

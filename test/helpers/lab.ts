@@ -42,6 +42,16 @@ export const XDP_PASS = 2;
 
 export type Counters = Record<string, { packets: number; bytes: number }>;
 
+/** Packets each counter gained from before to after; counters that did not move are left out. */
+export function countersDelta(before: Counters, after: Counters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v.packets - (before[k]?.packets ?? 0);
+    if (d) out[k] = d;
+  }
+  return out;
+}
+
 export class Lab {
   readonly id: string;
   readonly pinDir: string;
@@ -110,6 +120,20 @@ export class Lab {
     return JSON.parse(r.stdout) as Counters;
   }
 
+  /** Verdicts of the pinned program on frames, run one by one, and the packets each counter gained meanwhile. */
+  async verdictsOf(frames: Buffer[]): Promise<{ verdicts: number[]; counted: Record<string, number> }> {
+    const before = await this.counters();
+    const verdicts: number[] = [];
+    for (const f of frames) verdicts.push((await this.run(f)).verdict);
+    return { verdicts, counted: countersDelta(before, await this.counters()) };
+  }
+
+  /** verdictsOf one frame. */
+  async verdictOf(frame: Buffer): Promise<{ verdict: number; counted: Record<string, number> }> {
+    const { verdicts, counted } = await this.verdictsOf([frame]);
+    return { verdict: verdicts[0]!, counted };
+  }
+
   /** A veth pair with one end in a new namespace: the "remote" host of a lab. */
   async veth(): Promise<Veth> {
     counter += 1;
@@ -145,4 +169,24 @@ export async function sendUdpFrom(ns: string, host: string, port: number, payloa
   await execa('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'scripts/lab/sip-send.mjs'), host, String(port), '--source-port', String(sourcePort)], {
     input: JSON.stringify(payloads),
   });
+}
+
+/**
+ * End a process that forks workers (Kamailio): the main process by its id with
+ * SIGTERM, up to 5 s for it to go, then any worker it left, by id, with SIGKILL.
+ */
+export async function endForking(proc: ResultPromise): Promise<void> {
+  const workers = (await execa('pgrep', ['-P', String(proc.pid)], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+  if (proc.exitCode === null) proc.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([proc, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+  clearTimeout(timer);
+  for (const pid of workers) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  if (proc.exitCode === null) proc.kill('SIGKILL');
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readCounters } from '../../lib/maps/bpftool.js';
 import type { StatName } from '../../lib/maps/layout.js';
 import { Broker, ConsumerProcess } from './broker.js';
-import { Lab, ROOT, type Veth } from './lab.js';
+import { endForking, Lab, ROOT, type Veth } from './lab.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -80,21 +80,7 @@ export class LoopLab {
     await execa('mkdir', ['-p', runDir]);
     const proc = execa('kamailio', args, { reject: false, buffer: false, stdout: 'ignore' });
     // Kamailio forks its workers: end the main process by its id, then any worker it left, by id.
-    this.lab.defer(`kamailio (${proc.pid})`, async () => {
-      const workers = (await execa('pgrep', ['-P', String(proc.pid)], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([proc, new Promise((r) => (timer = setTimeout(r, 5000)))]);
-      clearTimeout(timer);
-      for (const pid of workers) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      if (proc.exitCode === null) proc.kill('SIGKILL');
-    });
+    this.lab.defer(`kamailio (${proc.pid})`, () => endForking(proc));
     let partial = '';
     proc.stderr?.on('data', (d: Buffer) => {
       const at = performance.now();
