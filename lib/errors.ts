@@ -38,7 +38,8 @@ export class MapFullError extends RuntimeError {
     readonly capacity: number,
     readonly applied: number,
     readonly wanted: number,
+    message = `${map} is full: ${capacity} of ${capacity} entries in use; applied ${applied} of ${wanted}. Raise the capacity (detach --purge, attach --block-capacity N) or remove entries`,
   ) {
-    super(`${map} is full: ${capacity} of ${capacity} entries in use; applied ${applied} of ${wanted}. Raise the capacity (detach --purge, attach --block-capacity N) or remove entries`);
+    super(message);
   }
 }

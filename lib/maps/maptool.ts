@@ -5,6 +5,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { EnvError, MapFullError, RuntimeError } from '../errors.js';
 import { MAPTOOL } from '../paths.js';
 
@@ -22,6 +23,9 @@ function requireTool(): void {
 }
 
 function noMap(pin: string, why = ''): EnvError {
+  if (/permission denied|operation not permitted/i.test(why)) {
+    return new EnvError(`cannot open the map ${pin}: ${why}; vos-fastpath needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN with access to ${dirname(pin)})`);
+  }
   return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir`);
 }
 
@@ -100,7 +104,8 @@ export class MapServer {
     const full = /^full applied (\d+) max (\d+)/.exec(line);
     if (full) {
       const info = await this.info(pin);
-      throw new MapFullError(info.name, info.max_entries, Number(full[1]), count);
+      // The pin's name, not info.name: the kernel cuts names to 15 characters (blocked_prefixe).
+      throw new MapFullError(basename(pin), info.max_entries, Number(full[1]), count);
     }
     return Number(/applied (\d+)/.exec(this.check(pin, line))?.[1] ?? 0);
   }
