@@ -43,3 +43,6 @@ export class MapFullError extends RuntimeError {
     super(message);
   }
 }
+
+/** What to add to a "permission denied": who may operate vos-fastpath. */
+export const NEEDS_ROOT = 'vos-fastpath needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN, and write access to the pin and state folders)';

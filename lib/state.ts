@@ -17,7 +17,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { EnvError, RuntimeError } from './errors.js';
+import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
 import { SCRIPTS } from './paths.js';
 import { readLegacy } from './state-legacy.js';
 
@@ -68,7 +68,8 @@ export function stateError(path: string, err: unknown, doing: string): StateErro
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
     return new StateError(path, code, `the state database ${path} stayed locked by another writer while ${doing}, past the wait of ${timeoutS()} s (VOS_STATE_TIMEOUT): ${words} (${code}); nothing was changed`);
   }
-  return new StateError(path, code, `the state database ${path} failed while ${doing}: ${words} (${code})`);
+  const access = code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM') ? `; ${NEEDS_ROOT}` : '';
+  return new StateError(path, code, `the state database ${path} failed while ${doing}: ${words} (${code})${access}`);
 }
 
 function timeoutS(): number {

@@ -32,6 +32,9 @@ vfp_require_maps() {
 	local dir
 	dir=$(vfp_pin_dir)
 	command -v bpftool >/dev/null || vfp_die 3 "bpftool not found; run scripts/setup.sh"
+	if ((EUID != 0)) && ! bpftool map show pinned "$dir/blocked_ips" >/dev/null 2>&1; then
+		vfp_die 3 "cannot open the maps in $dir as user $(id -un): vos-fastpath needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN, and write access to the pin and state folders)"
+	fi
 	[ -e "$dir/blocked_ips" ] || vfp_die 3 "no vos-fastpath maps in $dir; run scripts/load.sh <iface> first (or set --pin-dir / VOS_PIN_DIR)"
 }
 

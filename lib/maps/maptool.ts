@@ -5,8 +5,8 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
-import { EnvError, MapFullError, RuntimeError } from '../errors.js';
+import { basename } from 'node:path';
+import { EnvError, MapFullError, NEEDS_ROOT, RuntimeError } from '../errors.js';
 import { MAPTOOL } from '../paths.js';
 
 export interface MapInfo {
@@ -24,7 +24,7 @@ function requireTool(): void {
 
 function noMap(pin: string, why = ''): EnvError {
   if (/permission denied|operation not permitted/i.test(why)) {
-    return new EnvError(`cannot open the map ${pin}: ${why}; vos-fastpath needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN with access to ${dirname(pin)})`);
+    return new EnvError(`cannot open the map ${pin}: ${why}; ${NEEDS_ROOT}`);
   }
   return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir`);
 }
