@@ -295,7 +295,7 @@ export async function replaceSource(ctx: Context, source: string, reqs: readonly
     if (full) return { result, full, removed: 0 };
     const keep = new TargetSet();
     for (const r of reqs) keep.add(r.target);
-    const inState = planReplace(ctx.store.iterate(source), source, { has: (ip) => keep.has(targetOf(ip)) });
+    const inState = planReplace(ctx.store.targetsOf(source), source, { has: (ip) => keep.has(targetOf(ip)) });
     const gone = new Set([...inState, ...(await mapTargetsNotKept(ctx, source, keep))]);
     await deleteTargets(ctx, [...gone]);
     ctx.store.commit([], inState);

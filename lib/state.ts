@@ -200,11 +200,16 @@ export class StateStore {
     return this.run('reading it', () => this.stmt('SELECT 1 FROM entries LIMIT 1').pluck().get() === undefined);
   }
 
-  /** The entries of these targets that exist (a bulk lookup: one statement per 10,000 targets). */
+  /**
+   * The entries of (at least) these targets that exist: one statement per
+   * 10,000 targets, or, when they are many beside the table (a feed
+   * reloaded), one scan of the whole table, which costs less.
+   */
   lookup(ips: readonly string[]): Map<string, Entry> {
     const out = new Map<string, Entry>();
     if (!ips.length || this.isEmpty()) return out;
     return this.run('reading it', () => {
+      if (ips.length > CHUNK && ips.length * 4 > (this.stmt('SELECT count(*) FROM entries').pluck().get() as number)) return this.all();
       if (ips.length === 1) {
         const r = this.stmt(`SELECT ${COLS} FROM entries WHERE target = ?`).raw().get(ips[0]) as Row | undefined;
         if (r) out.set(r[0], toEntry(r));
@@ -228,16 +233,16 @@ export class StateStore {
     }
   }
 
-  /** All entries as a map by target (for the commands that compare with the maps). */
+  /** All entries as a map by target (for the commands that compare with the maps; one native call, faster than iterate). */
   all(): Map<string, Entry> {
     const out = new Map<string, Entry>();
-    for (const e of this.iterate()) out.set(e.ip, e);
+    for (const r of this.run('reading it', () => this.stmt(`SELECT ${COLS} FROM entries`).raw().all() as Row[])) out.set(r[0], toEntry(r));
     return out;
   }
 
-  /** The targets of one source (index on source). */
-  targetsOf(source: string): string[] {
-    return this.run('reading it', () => this.stmt('SELECT target FROM entries WHERE source = ?').pluck().all(source) as string[]);
+  /** The entries of one source, as {ip, source} only (index on source; one native call). */
+  targetsOf(source: string): Array<{ ip: string; source: string }> {
+    return this.run('reading it', () => (this.stmt('SELECT target FROM entries WHERE source = ?').pluck().all(source) as string[]).map((ip) => ({ ip, source })));
   }
 
   /** Entries per source: what `SELECT source, count(*) FROM entries GROUP BY source` says (index only). */

@@ -7,8 +7,10 @@ PRAGMA journal_mode = WAL;
 -- One row per blocked address or prefix. target is the canonical text:
 -- dotted quad for IPv4 ('203.0.113.7', '198.51.100.0/24'), RFC 5952 for IPv6
 -- ('2001:db8::1', '2001:db8::/32'). family and prefixlen are derived from it.
+-- A rowid table (target is UNIQUE, not the key): a bulk load appends rows, and
+-- the source index, (source, rowid), grows at its end.
 CREATE TABLE IF NOT EXISTS entries (
-  target    TEXT PRIMARY KEY NOT NULL,
+  target    TEXT NOT NULL UNIQUE,
   source    TEXT NOT NULL,               -- who blocked it: manual, amqp, a feed name
   reason    TEXT,
   added     INTEGER NOT NULL,            -- Unix seconds
@@ -16,7 +18,7 @@ CREATE TABLE IF NOT EXISTS entries (
   family    INTEGER GENERATED ALWAYS AS (CASE WHEN instr(target, ':') > 0 THEN 6 ELSE 4 END) VIRTUAL,
   prefixlen INTEGER GENERATED ALWAYS AS (CASE WHEN instr(target, '/') > 0 THEN CAST(substr(target, instr(target, '/') + 1) AS INTEGER)
                                               WHEN instr(target, ':') > 0 THEN 128 ELSE 32 END) VIRTUAL
-) WITHOUT ROWID;
+);
 -- Listing and counting by source (SELECT source, count(*) ... GROUP BY source reads this index only).
 CREATE INDEX IF NOT EXISTS entries_by_source ON entries (source);
 -- The expiry sweep: entries that expire, by expiry.

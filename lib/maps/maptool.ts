@@ -38,7 +38,9 @@ const SERVE_OPTIONS = { encoding: 'buffer', reject: false, stdin: 'pipe', stdout
 
 export class MapServer {
   private child?: ResultPromise<typeof SERVE_OPTIONS>;
-  private buffered: Buffer = Buffer.alloc(0);
+  /** What the child wrote and no request took yet, as received: joined only when a request needs it (a dump is 24 MB in 64 KiB pieces). */
+  private parts: Buffer[] = [];
+  private have = 0;
   private waiting?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -46,7 +48,8 @@ export class MapServer {
     requireTool();
     const child = execa(MAPTOOL, ['serve'], SERVE_OPTIONS);
     child.stdout.on('data', (d: Buffer) => {
-      this.buffered = this.buffered.length ? Buffer.concat([this.buffered, d]) : d;
+      this.parts.push(d);
+      this.have += d.length;
       this.waiting?.();
     });
     void child.then(() => {
@@ -54,22 +57,31 @@ export class MapServer {
       this.waiting?.();
     });
     this.child = child;
-    this.buffered = Buffer.alloc(0);
+    this.parts = [];
+    this.have = 0;
     return child;
   }
 
   private async take(n: number | 'line', alive: () => boolean): Promise<Buffer> {
     for (;;) {
-      const end = n === 'line' ? this.buffered.indexOf(10) : this.buffered.length >= n ? n : -1;
-      if (end >= 0) {
-        const out = this.buffered.subarray(0, end);
-        this.buffered = this.buffered.subarray(n === 'line' ? end + 1 : end);
+      const whole = n === 'line' || this.have >= n ? this.joined() : undefined;
+      const end = !whole ? -1 : n === 'line' ? whole.indexOf(10) : n;
+      if (whole && end >= 0) {
+        const out = whole.subarray(0, end);
+        const rest = whole.subarray(n === 'line' ? end + 1 : end);
+        this.parts = rest.length ? [rest] : [];
+        this.have = rest.length;
         return out;
       }
       if (!alive()) throw new RuntimeError('vfp-maptool serve exited in the middle of a request');
       await new Promise<void>((r) => (this.waiting = r));
       this.waiting = undefined;
     }
+  }
+
+  private joined(): Buffer {
+    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.have)];
+    return this.parts[0] ?? Buffer.alloc(0);
   }
 
   /** Send one request, get its answer line (and payload for dump). Requests never interleave. */

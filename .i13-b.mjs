@@ -1,0 +1,11 @@
+import { StateStore } from './dist/lib/state.js';
+import { rmSync } from 'node:fs';
+const dir='/tmp/i13b/sb'; rmSync(dir,{recursive:true,force:true});
+const addr=(i)=>{const a=11*2**24+1+i;return `${a>>>24}.${(a>>>16)&255}.${(a>>>8)&255}.${a&255}`;};
+const N=1e6; const es=Array.from({length:N},(_,i)=>({ip:addr(i),source:'feed',reason:null,added:1,expires:0}));
+const s=new StateStore(dir); s.load();
+if (process.argv[2]) s.db.pragma(process.argv[2]);
+let t=performance.now();
+await s.transaction(async()=>{ s.commit(es,[]); console.log('rows', (performance.now()-t).toFixed(0)); t=performance.now(); });
+console.log('commit', (performance.now()-t).toFixed(0)); t=performance.now();
+s.close(); console.log('close', (performance.now()-t).toFixed(0));
