@@ -66,7 +66,7 @@ async function bulk(n: number): Promise<void> {
 
     console.log(`\nload ${n.toLocaleString('en')} addresses`);
     console.log(`  ipset restore (hash:ip)            ${(ipsetMs / 1000).toFixed(2)} s   reference`);
-    console.log(`  one bpftool batch file process     ${(batchMs / 1000).toFixed(2)} s   ${(batchMs / ipsetMs).toFixed(2)}x ipset (floor: scripts/block_ips_from_file.sh)`);
+    console.log(`  block_ips_from_file.sh             ${(batchMs / 1000).toFixed(2)} s   ${(batchMs / ipsetMs).toFixed(2)}x ipset (scripts/block_ips_from_file.sh, which also writes its state rows)`);
     console.log(`  vosctl load-file                   ${(vosMs / 1000).toFixed(2)} s   ${(vosMs / ipsetMs).toFixed(2)}x ipset (goal < 1x)`);
 
   } finally {

@@ -29,7 +29,7 @@ import {
   writeBlockKey,
 } from './maps/layout.js';
 import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
-import { StateCorruptError, StateError, type Entry } from './state.js';
+import { StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
 
 export interface BlockRequest {
   target: Target;
@@ -157,7 +157,7 @@ export interface ApplyOptions {
 }
 
 /** applyBlocks inside a transaction: the result, and the map-full error to throw once what fit is committed. */
-async function blocksInTx(ctx: Context, reqs: readonly BlockRequest[], opts: ApplyOptions): Promise<{ result: ApplyResult; full?: MapFullError }> {
+async function blocksInTx(ctx: Context, reqs: readonly BlockRequest[], opts: ApplyOptions): Promise<{ result: ApplyResult; full?: MapFullError; before: Lookup }> {
   const now = readClocks();
   const state = ctx.store.lookup(reqs.map((r) => r.target.text));
   const entries: Entry[] = [];
@@ -200,7 +200,7 @@ async function blocksInTx(ctx: Context, reqs: readonly BlockRequest[], opts: App
   opts.record?.(ctx.store);
   // Per-request entries only when a caller may print them: a bulk load has no use for a million.
   if (reqs.length <= 10_000) result.entries = opts.distinct ? entries : reqs.map((r) => merged.get(r.target.text)!.entry);
-  return { result, full };
+  return { result, full, before: state };
 }
 
 /**
@@ -291,11 +291,12 @@ export async function applyUnblocks(ctx: Context, targets: readonly Target[], op
  */
 export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[], opts: ApplyOptions = {}): Promise<ApplyResult & { removed: number }> {
   const { result, full, removed } = await inState(ctx, async () => {
-    const { result, full } = await blocksInTx(ctx, reqs, opts);
+    const { result, full, before } = await blocksInTx(ctx, reqs, opts);
     if (full) return { result, full, removed: 0 };
     const keep = new TargetSet();
     for (const r of reqs) keep.add(r.target);
-    const inState = planReplace(ctx.store.targetsOf(source), source, { has: (ip) => keep.has(targetOf(ip)) });
+    // The source's rows before this transaction: what blocksInTx added is all in keep. A complete lookup already holds them.
+    const inState = planReplace(before.complete ? before.values() : ctx.store.targetsOf(source), source, { has: (ip) => keep.has(targetOf(ip)) });
     const gone = new Set([...inState, ...(await mapTargetsNotKept(ctx, source, keep))]);
     await deleteTargets(ctx, [...gone]);
     ctx.store.commit([], inState);

@@ -16,7 +16,8 @@
  */
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
 import { SCRIPTS } from './paths.js';
 import { readLegacy } from './state-legacy.js';
@@ -72,10 +73,27 @@ export function stateError(path: string, err: unknown, doing: string): StateErro
   return new StateError(path, code, `the state database ${path} failed while ${doing}: ${words} (${code})${access}`);
 }
 
+/**
+ * better-sqlite3's compiled addon, by path: its default lookup (the
+ * `bindings` package) tries a dozen paths first, a few ms of every command.
+ * Undefined (the default lookup) when it is not where the build puts it.
+ */
+function addonPath(): string | undefined {
+  try {
+    const path = join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node');
+    return existsSync(path) ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function timeoutS(): number {
   const v = Number(process.env.VOS_STATE_TIMEOUT);
   return Number.isFinite(v) && v > 0 ? v : DEFAULT_TIMEOUT_S;
 }
+
+/** What lookup found; `complete` when it is the whole table (it scanned instead of searching). */
+export type Lookup = Map<string, Entry> & { complete?: boolean };
 
 type Row = [string, string, string | null, number, number];
 const toEntry = (r: Row): Entry => ({ ip: r[0], source: r[1], reason: r[2], added: r[3], expires: r[4] });
@@ -113,7 +131,7 @@ export class StateStore {
   private openAt(path: string): Database.Database {
     let db: Database.Database | undefined;
     try {
-      db = new Database(path, { timeout: timeoutS() * 1000 });
+      db = new Database(path, { timeout: timeoutS() * 1000, nativeBinding: addonPath() });
       db.pragma('synchronous = FULL');
       // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
       db.pragma('journal_size_limit = 67108864');
@@ -205,11 +223,11 @@ export class StateStore {
    * 10,000 targets, or, when they are many beside the table (a feed
    * reloaded), one scan of the whole table, which costs less.
    */
-  lookup(ips: readonly string[]): Map<string, Entry> {
-    const out = new Map<string, Entry>();
+  lookup(ips: readonly string[]): Lookup {
+    const out: Lookup = new Map<string, Entry>();
     if (!ips.length || this.isEmpty()) return out;
     return this.run('reading it', () => {
-      if (ips.length > CHUNK && ips.length * 4 > (this.stmt('SELECT count(*) FROM entries').pluck().get() as number)) return this.all();
+      if (ips.length > CHUNK && ips.length * 4 > (this.stmt('SELECT count(*) FROM entries').pluck().get() as number)) return Object.assign(this.all(), { complete: true });
       if (ips.length === 1) {
         const r = this.stmt(`SELECT ${COLS} FROM entries WHERE target = ?`).raw().get(ips[0]) as Row | undefined;
         if (r) out.set(r[0], toEntry(r));

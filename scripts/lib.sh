@@ -193,26 +193,21 @@ vfp_source_names() { # "id name" per registered source
 
 # Common option parsing: pulls --pin-dir DIR and --state-dir DIR out of the
 # arguments and sets VFP_ARGS to the rest.
+vfp_set_dir() { # --pin-dir|--state-dir DIR
+	if [ "$1" = --pin-dir ]; then VFP_PIN_DIR=$2; else VFP_STATE_DIR=$2; fi
+}
+
 vfp_take_pin_dir() {
 	VFP_ARGS=()
 	while (($#)); do
 		case $1 in
-		--pin-dir)
-			[ $# -ge 2 ] || vfp_die 2 "--pin-dir needs a folder"
-			VFP_PIN_DIR=$2
+		--pin-dir | --state-dir)
+			[ $# -ge 2 ] || vfp_die 2 "$1 needs a folder"
+			vfp_set_dir "$1" "$2"
 			shift 2
 			;;
-		--pin-dir=*)
-			VFP_PIN_DIR=${1#--pin-dir=}
-			shift
-			;;
-		--state-dir)
-			[ $# -ge 2 ] || vfp_die 2 "--state-dir needs a folder"
-			VFP_STATE_DIR=$2
-			shift 2
-			;;
-		--state-dir=*)
-			VFP_STATE_DIR=${1#--state-dir=}
+		--pin-dir=* | --state-dir=*)
+			vfp_set_dir "${1%%=*}" "${1#*=}"
 			shift
 			;;
 		*)

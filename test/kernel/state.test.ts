@@ -82,6 +82,19 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     }
   }
 
+  /** A host whose state folder is on a 3 MiB tmpfs, attached, with freeKiB left free. */
+  async function nearlyFull(freeKiB: number): Promise<{ h: Host; disk: string; filler: string }> {
+    const disk = join(lab.tmp, `disk${++nodes}`);
+    mkdirSync(disk);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk]);
+    lab.defer(`tmpfs ${disk}`, () => execa('umount', ['-l', disk]));
+    const h = new Host(join(disk, 'state'));
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const filler = join(disk, 'filler');
+    fillDisk(filler, freeKiB);
+    return { h, disk, filler };
+  }
+
   beforeAll(async () => {
     lab = new Lab();
     v = await lab.veth();
@@ -89,14 +102,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
   afterAll(() => lab.cleanup());
 
   it('on a nearly full disk every block that exited 0 survives a reboot; the rest fail naming the database', async () => {
-    const disk = join(lab.tmp, 'disk');
-    mkdirSync(disk);
-    await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk]);
-    lab.defer(`tmpfs ${disk}`, () => execa('umount', ['-l', disk]));
-    const h = new Host(join(disk, 'state'));
-    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
-    const filler = join(disk, 'filler');
-    fillDisk(filler, 150);
+    const { h, disk, filler } = await nearlyFull(150);
     const ok: string[] = [];
     const failed: string[] = [];
     for (const ip of addrs(40, 1000)) {
@@ -129,13 +135,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       if (process.env.CI === 'true') throw new Error(brokerMissing()!);
       return; // a laptop without RabbitMQ: the CLI faults above still ran
     }
-    const disk = join(lab.tmp, 'disk2');
-    mkdirSync(disk);
-    await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk]);
-    lab.defer(`tmpfs ${disk}`, () => execa('umount', ['-l', disk]));
-    const h = new Host(join(disk, 'state'));
-    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
-    fillDisk(join(disk, 'filler'), 60);
+    const { h, disk, filler } = await nearlyFull(60);
     const broker = new Broker(lab);
     const q = broker.name('nearlyfull');
     const c = new ConsumerProcess(lab, h.env(), ['--queue', q, '--batch-size', '5', '--batch-wait', '1', '--prefetch', '20']);
@@ -152,7 +152,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const { ready, unacked } = await broker.depth(q);
     const acked = ips.length - ready - unacked;
     expect(acked).toBeLessThan(ips.length);
-    rmSync(join(disk, 'filler'));
+    rmSync(filler);
     expect(await h.reboot()).toMatchObject({ code: 0 });
     const after = new Set(await h.ips());
     expect(ips.slice(0, acked).filter((ip) => !after.has(ip))).toEqual([]);
