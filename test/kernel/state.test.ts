@@ -5,7 +5,7 @@
  * every change whose command exited 0 is there after a simulated reboot (pin
  * folder removed, maps created anew, state restored by `vosctl attach`).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +35,9 @@ function fillDisk(file: string, freeKiB: number): void {
   ftruncateSync(fd, Math.max(0, size - freeKiB * 1024));
   closeSync(fd);
 }
+
+// Million-line loads and reboots on a shared 2-core machine: room beyond the default minute.
+jest.setTimeout(180_000);
 
 describeKernel('state on SQLite: faults, and what survives a reboot', () => {
   let lab: Lab;
@@ -157,7 +160,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const after = new Set(await h.ips());
     expect(ips.slice(0, acked).filter((ip) => !after.has(ip))).toEqual([]);
     await h.detach();
-  }, 120_000);
+  });
 
   it('a writer killed at any instant leaves a working state; status and one reconcile make them agree; exit-0 changes survive', async () => {
     const h = new Host();
@@ -266,6 +269,17 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(status.maps.find((m) => m.name === 'blocked_ips')!.entries).toBe(300_001);
     expect(status.state_matches_maps).toBe(true);
     await h.detach();
+  });
+
+  it('a user without root is told that root (or CAP_BPF and CAP_NET_ADMIN) is needed, by vosctl and the scripts', async () => {
+    const h = new Host();
+    expect(await h.script('load.sh', ['--no-attach'])).toMatchObject({ code: 0 });
+    for (const [cmd, args] of [[VOSCTL, ['block', '198.51.100.30']], [join(ROOT, 'scripts/block_ip.sh'), ['198.51.100.30']], [join(ROOT, 'scripts/stats.sh'), []]] as const) {
+      const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', cmd, ...args], { env: h.env(), reject: false });
+      expect(r.exitCode).toBe(3);
+      expect(r.stderr).toContain('needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN');
+      expect(r.stderr).not.toMatch(/unbound variable|unexpected error/);
+    }
   });
 
   describe('the scripts write the state too', () => {
