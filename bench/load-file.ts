@@ -2,8 +2,13 @@
  * Bulk import speed: `vosctl load-file` of 100,000 and 1,000,000 addresses
  * beside `ipset restore` (hash:ip) and one `bpftool batch file` process
  * (scripts/block_ips_from_file.sh) on the same list, timed in the same run;
- * `--replace` with 10 % churn on 1,000,000; and one `vosctl block` beside
- * `node -e ''` and a bare `bpftool map update`.
+ * and one `vosctl block` beside `node -e ''` and a bare `bpftool map update`.
+ * Then the state store against the code before SQLite (the parent of the
+ * commit that added scripts/state.sql, built from git into a temp folder, or
+ * REFERENCE=/path/to/a/built/checkout), step by step in the same run on the
+ * same lists: load-file of the largest size, `--replace` with 10 % churn, one
+ * `vosctl block` beside that state, and `attach` restoring it after a
+ * simulated reboot.
  *
  * Run as root: npm run bench:load   (SIZES=100000,1000000 ROUNDS=5 to vary; SIZES= for the single block only)
  */
@@ -50,23 +55,9 @@ async function bulk(n: number): Promise<void> {
 
     console.log(`\nload ${n.toLocaleString('en')} addresses`);
     console.log(`  ipset restore (hash:ip)            ${(ipsetMs / 1000).toFixed(2)} s   reference`);
-    console.log(`  one bpftool batch file process     ${(batchMs / 1000).toFixed(2)} s   ${(batchMs / ipsetMs).toFixed(2)}x ipset (floor: scripts/block_ips_from_file.sh)`);
+    console.log(`  block_ips_from_file.sh             ${(batchMs / 1000).toFixed(2)} s   ${(batchMs / ipsetMs).toFixed(2)}x ipset (scripts/block_ips_from_file.sh, which also writes its state rows)`);
     console.log(`  vosctl load-file                   ${(vosMs / 1000).toFixed(2)} s   ${(vosMs / ipsetMs).toFixed(2)}x ipset (goal < 1x)`);
 
-    if (n >= 1_000_000) {
-      // 10 % churn: drop the first tenth, add as many new addresses.
-      const churn = n / 10;
-      const next = join(lab.tmp, 'next.txt');
-      writeFileSync(next, [...lines.slice(churn), ...Array.from({ length: churn }, (_, i) => addr(n + i))].join('\n') + '\n');
-      const replaceMs = await timed(() => must(VOSCTL, ['load-file', next, '--source', 'feed', '--replace'], env));
-      const status = JSON.parse((await execa(VOSCTL, ['status', '--json'], { env })).stdout) as { maps: Array<{ name: string; entries: number }> };
-      const listed = status.maps.find((m) => m.name === 'blocked_ips')!.entries;
-      console.log(`  vosctl load-file --replace, 10 % churn  ${(replaceMs / 1000).toFixed(2)} s   (${listed.toLocaleString('en')} entries after, expected ${n.toLocaleString('en')})`);
-      // A block by hand on a host that holds this feed: the state is large now.
-      const oneBlock: number[] = [];
-      for (let i = 0; i < ROUNDS; i++) oneBlock.push(await timed(() => must(VOSCTL, ['block', addr(2 * n + i)], env)));
-      console.log(`  one vosctl block beside these ${n.toLocaleString('en')} entries  ${median(oneBlock).toFixed(0)} ms   (median of ${ROUNDS})`);
-    }
   } finally {
     await execa('ipset', ['destroy', set], { reject: false });
     await lab.cleanup();
@@ -97,5 +88,73 @@ async function single(): Promise<void> {
   }
 }
 
+/** The checkout before SQLite, built: REFERENCE, or the parent of the commit that added scripts/state.sql, from git. */
+async function reference(lab: Lab): Promise<string> {
+  if (process.env.REFERENCE) return process.env.REFERENCE;
+  const added = (await execa('git', ['-C', ROOT, 'log', '--diff-filter=A', '--format=%H', '--', 'scripts/state.sql'])).stdout.trim().split('\n').pop()!;
+  const dir = join(lab.tmp, 'before');
+  await execa('mkdir', ['-p', dir]);
+  await execa('sh', ['-c', `git -C "$1" archive "$2^" | tar -x -C "$3"`, 'sh', ROOT, added, dir]);
+  await execa('ln', ['-s', join(ROOT, 'node_modules'), join(dir, 'node_modules')]);
+  await execa('make', ['-C', join(dir, 'xdp')]);
+  await execa(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')]);
+  await execa('bash', [join(dir, 'scripts/bundle.sh')]);
+  console.log(`\nreference: the code before SQLite, ${added.slice(0, 12)}^, built in ${dir}`);
+  return dir;
+}
+
+/** The state store, ours and before SQLite, step by step on the same lists. */
+async function againstBefore(n: number): Promise<void> {
+  const lab = new Lab();
+  try {
+    const v = await lab.veth();
+    const impls = [
+      { name: 'before SQLite', root: await reference(lab) },
+      { name: 'ours (SQLite)', root: ROOT },
+    ].map((impl, i) => ({ ...impl, pinDir: `${lab.pinDir}_${i}`, env: lab.env({ VOS_PIN_DIR: `${lab.pinDir}_${i}`, VOS_STATE_DIR: join(lab.tmp, `state${i}`) }) }));
+    for (const impl of impls) lab.defer(`pins ${impl.pinDir}`, () => execa('rm', ['-rf', impl.pinDir]));
+    const lines = Array.from({ length: n }, (_, i) => addr(i));
+    const list = join(lab.tmp, 'list.txt');
+    writeFileSync(list, lines.join('\n') + '\n');
+    const churn = n / 10;
+    const next = join(lab.tmp, 'next.txt');
+    writeFileSync(next, [...lines.slice(churn), ...Array.from({ length: churn }, (_, i) => addr(n + i))].join('\n') + '\n');
+    const none = join(lab.tmp, 'none.txt');
+    writeFileSync(none, '# nothing\n');
+    const cap = String(2 ** Math.ceil(Math.log2(n * 1.2 + churn)));
+    const vosctl = (impl: (typeof impls)[number], args: string[]) => must(join(impl.root, 'bin/vosctl'), args, impl.env);
+    const rows: Record<string, number[]> = { load: [], replace: [], block: [], node: [], attach: [] };
+    for (const impl of impls) {
+      await must(join(impl.root, 'scripts/load.sh'), ['--no-attach', '--block-capacity', cap], impl.env);
+      await vosctl(impl, ['load-file', none, '--source', 'feed']); // code cache, as on a host where it ran before
+    }
+    for (const impl of impls) rows.load!.push(await timed(() => vosctl(impl, ['load-file', list, '--source', 'feed'])));
+    for (const impl of impls) rows.replace!.push(await timed(() => vosctl(impl, ['load-file', next, '--source', 'feed', '--replace'])));
+    const blocks: number[][] = impls.map(() => []);
+    const node: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      node.push(await timed(() => execa(process.execPath, ['-e', ''])));
+      for (const [k, impl] of impls.entries()) blocks[k]!.push(await timed(() => vosctl(impl, ['block', addr(3 * n + i)])));
+    }
+    rows.block = blocks.map(median);
+    // Reboot: bpffs emptied, then attach restores the state (each implementation in turn on the lab's veth).
+    for (const impl of impls) {
+      await execa('rm', ['-rf', impl.pinDir]);
+      rows.attach!.push(await timed(() => vosctl(impl, ['attach', v.host, '--block-capacity', cap])));
+      await must(join(impl.root, 'scripts/unload.sh'), [v.host], impl.env);
+    }
+    const f = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+    const row = (label: string, ms: number[], extra = '') => console.log(`  ${label.padEnd(44)} ours ${f(ms[1]!).padStart(8)}   before SQLite ${f(ms[0]!).padStart(8)}   ${(ms[1]! / ms[0]!).toFixed(2)}x${extra}`);
+    console.log(`\nstate store, ${n.toLocaleString('en')} entries, same run`);
+    row(`load-file ${n.toLocaleString('en')}`, rows.load!);
+    row('load-file --replace, 10 % churn', rows.replace!);
+    row(`one block beside the state (median of ${ROUNDS})`, rows.block, `   node -e '' ${f(median(node))}: ours ${(rows.block[1]! / median(node)).toFixed(2)}x node (goal <= 2x)`);
+    row(`attach restoring ${n.toLocaleString('en')}`, rows.attach!);
+  } finally {
+    await lab.cleanup();
+  }
+}
+
 await single();
 for (const n of SIZES) await bulk(n);
+if (SIZES.length) await againstBefore(Math.max(...SIZES));

@@ -29,7 +29,7 @@ import {
   writeBlockKey,
 } from './maps/layout.js';
 import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
-import type { Entry } from './state.js';
+import { StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
 
 export interface BlockRequest {
   target: Target;
@@ -143,55 +143,98 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
   }
 }
 
-/**
- * Block targets: map first, then state. A full map keeps (and records) what fit, then throws.
- * `distinct`: the caller guarantees one request per target (a parsed list file), so
- * the per-target merge map a million-line load would pay for is skipped.
- */
-export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[], opts: { distinct?: boolean } = {}): Promise<ApplyResult> {
-  return ctx.store.withLock(async () => {
-    const now = readClocks();
-    const state = ctx.store.lookup(reqs.map((r) => r.target.text));
-    const entries: Entry[] = [];
-    const changed: Entry[] = [];
-    const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
-    const merged = new Map<string, { entry: Entry; change: Change }>();
-    const intent = (r: BlockRequest): BlockIntent => ({ ip: r.target.text, source: r.source, reason: r.reason, ttlS: r.ttlS });
-    for (const r of reqs) {
-      const ip = r.target.text;
-      if (opts.distinct) {
-        const m = mergeBlock(state.get(ip), intent(r), now.wallS);
-        entries.push(m.entry);
-        if (m.change !== 'unchanged') changed.push(m.entry);
-        result[m.change]++;
-        continue;
-      }
-      const prev = merged.get(ip);
-      const m = mergeBlock(prev?.entry ?? state.get(ip), intent(r), now.wallS);
-      merged.set(ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
-    }
-    for (const m of merged.values()) {
+export interface ApplyOptions {
+  /**
+   * The caller guarantees one request per target (a parsed list file), so
+   * the per-target merge map a million-line load would pay for is skipped.
+   */
+  distinct?: boolean;
+  /**
+   * Bookkeeping written in the same transaction as the entries, so both or
+   * neither are persisted (a consumer's stream offset: store.setConsumerOffset).
+   */
+  record?: (store: Context['store']) => void;
+}
+
+/** applyBlocks inside a transaction: the result, and the map-full error to throw once what fit is committed. */
+async function blocksInTx(ctx: Context, reqs: readonly BlockRequest[], opts: ApplyOptions): Promise<{ result: ApplyResult; full?: MapFullError; before: Lookup }> {
+  const now = readClocks();
+  const state = ctx.store.lookup(reqs.map((r) => r.target.text));
+  const entries: Entry[] = [];
+  const changed: Entry[] = [];
+  const result: ApplyResult = { added: 0, extended: 0, unchanged: 0, entries: [] };
+  const merged = new Map<string, { entry: Entry; change: Change }>();
+  const intent = (r: BlockRequest): BlockIntent => ({ ip: r.target.text, source: r.source, reason: r.reason, ttlS: r.ttlS });
+  for (const r of reqs) {
+    const ip = r.target.text;
+    if (opts.distinct) {
+      const m = mergeBlock(state.get(ip), intent(r), now.wallS);
       entries.push(m.entry);
       if (m.change !== 'unchanged') changed.push(m.entry);
       result[m.change]++;
+      continue;
     }
-    let journal: string[] | undefined;
-    try {
-      await writeEntries(ctx, entries, now, () => (journal = ctx.store.journalChunks(changed, [])));
-    } catch (err) {
-      // Keep what fit: those entries are enforced, so the state must know them.
-      if (err instanceof PartialWrite) {
-        ctx.store.commit(err.written, []);
-        err.full.appliedTargets = err.written.map((e) => e.ip);
-        throw err.full;
-      }
-      throw err;
+    const prev = merged.get(ip);
+    const m = mergeBlock(prev?.entry ?? state.get(ip), intent(r), now.wallS);
+    merged.set(ip, prev && prev.change === 'added' ? { entry: m.entry, change: 'added' } : m);
+  }
+  for (const m of merged.values()) {
+    entries.push(m.entry);
+    if (m.change !== 'unchanged') changed.push(m.entry);
+    result[m.change]++;
+  }
+  ctx.store.savepoint('blocks');
+  let full: MapFullError | undefined;
+  try {
+    // The rows are written while the kernel takes the batch on another core; committed after it.
+    await writeEntries(ctx, entries, now, () => ctx.store.commit(changed, []));
+  } catch (err) {
+    if (!(err instanceof PartialWrite)) throw err;
+    // Keep what fit: those entries are enforced, so the state must know them.
+    ctx.store.rollbackTo('blocks');
+    const fit = new Set(err.written.map((e) => e.ip));
+    ctx.store.commit(changed.filter((e) => fit.has(e.ip)), []);
+    err.full.appliedTargets = [...fit];
+    full = err.full;
+  }
+  opts.record?.(ctx.store);
+  // Per-request entries only when a caller may print them: a bulk load has no use for a million.
+  if (reqs.length <= 10_000) result.entries = opts.distinct ? entries : reqs.map((r) => merged.get(r.target.text)!.entry);
+  return { result, full, before: state };
+}
+
+/**
+ * Block targets: in one state transaction, the maps first (enforcement), then
+ * the state rows; returns once the transaction is committed, so what it
+ * reports is on disk. A full map keeps (and records) what fit, then throws
+ * MapFullError. A state failure (disk full, locked past the wait, unreadable
+ * file) throws StateError naming the database.
+ */
+export async function applyBlocks(ctx: Context, reqs: readonly BlockRequest[], opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const { result, full } = await inState(ctx, () => blocksInTx(ctx, reqs, opts));
+  if (full) throw full;
+  return result;
+}
+
+/**
+ * Run fn in one state transaction. If the state cannot be written after the
+ * maps were (disk full at commit), the error says so: the change is enforced
+ * now but not persisted, and how to make the state agree.
+ */
+async function inState<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
+  let mapsTouched = false;
+  try {
+    return await ctx.store.transaction(async () => {
+      const out = await fn();
+      mapsTouched = true;
+      return out;
+    });
+  } catch (err) {
+    if (err instanceof StateError && mapsTouched) {
+      err.message += '. NOT persisted: the maps already enforce the change, the state does not record it (a reboot would lose it); once the state can be written, run vosctl reconcile --from map';
     }
-    ctx.store.commit(changed, [], journal);
-    // Per-request entries only when a caller may print them: a bulk load has no use for a million.
-    if (reqs.length <= 10_000) result.entries = opts.distinct ? entries : reqs.map((r) => merged.get(r.target.text)!.entry);
-    return result;
-  });
+    throw err;
+  }
 }
 
 /** Targets by the map they live in, with their keys. */
@@ -232,8 +275,12 @@ async function inMaps(ctx: Context, ips: readonly string[]): Promise<Set<string>
  * `source`: lift only that source's entries (a feed withdrawing its decision must not lift an
  * operator's block of the same address); others are returned in `kept`.
  */
-export async function applyUnblocks(ctx: Context, targets: readonly Target[], opts: { source?: string } = {}): Promise<{ removed: string[]; absent: string[]; kept: string[] }> {
-  return ctx.store.withLock(async () => {
+export async function applyUnblocks(
+  ctx: Context,
+  targets: readonly Target[],
+  opts: Pick<ApplyOptions, 'record'> & { source?: string } = {},
+): Promise<{ removed: string[]; absent: string[]; kept: string[] }> {
+  return inState(ctx, async () => {
     let ips = [...new Set(targets.map((t) => t.text))];
     let state = ctx.store.lookup(ips);
     const kept: string[] = [];
@@ -247,23 +294,31 @@ export async function applyUnblocks(ctx: Context, targets: readonly Target[], op
     await deleteTargets(ctx, ips);
     const removed = ips.filter((ip) => state.has(ip) || live.has(ip));
     ctx.store.commit([], ips.filter((ip) => state.has(ip)));
+    opts.record?.(ctx.store);
     const gone = new Set(removed);
     return { removed, absent: ips.filter((ip) => !gone.has(ip)), kept };
   });
 }
 
-/** Make `source`'s set exactly `reqs`: add and extend first, then remove what the list no longer has. */
-export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[], opts: { distinct?: boolean } = {}): Promise<ApplyResult & { removed: number }> {
-  const result = await applyBlocks(ctx, reqs, opts);
-  const removed = await ctx.store.withLock(async () => {
+/**
+ * Make `source`'s set exactly `reqs`, in one state transaction: add and
+ * extend first, then remove what the list no longer has (so the old set is
+ * never gone before the new one is in). A full map stops before removing.
+ */
+export async function replaceSource(ctx: Context, source: string, reqs: readonly BlockRequest[], opts: ApplyOptions = {}): Promise<ApplyResult & { removed: number }> {
+  const { result, full, removed } = await inState(ctx, async () => {
+    const { result, full, before } = await blocksInTx(ctx, reqs, opts);
+    if (full) return { result, full, removed: 0 };
     const keep = new TargetSet();
     for (const r of reqs) keep.add(r.target);
-    const state = ctx.store.refresh();
-    const gone = new Set([...planReplace(state.values(), source, { has: (ip) => keep.has(targetOf(ip)) }), ...(await mapTargetsNotKept(ctx, source, keep))]);
+    // The source's rows before this transaction: what blocksInTx added is all in keep. A complete lookup already holds them.
+    const inState = planReplace(before.complete ? before.values() : ctx.store.targetsOf(source), source, { has: (ip) => keep.has(targetOf(ip)) });
+    const gone = new Set([...inState, ...(await mapTargetsNotKept(ctx, source, keep))]);
     await deleteTargets(ctx, [...gone]);
-    ctx.store.commit([], [...gone].filter((ip) => state.has(ip)));
-    return gone.size;
+    ctx.store.commit([], inState);
+    return { result, full, removed: gone.size };
   });
+  if (full) throw full;
   return { ...result, removed };
 }
 
@@ -313,7 +368,7 @@ export interface ListedEntry {
 /** What is enforced now: live map entries, with the reason from the state where it has one. */
 export async function listEntries(ctx: Context, source?: string): Promise<ListedEntry[]> {
   const now = readClocks();
-  const state = ctx.store.refresh();
+  const state = source === undefined ? ctx.store.all() : new Map([...ctx.store.iterate(source)].map((e) => [e.ip, e]));
   const out: ListedEntry[] = [];
   for (const e of (await mapEntries(ctx, now)).values()) {
     if (!isLive(e, now.wallS) || (source && e.source !== source)) continue;
@@ -331,29 +386,44 @@ export async function listEntries(ctx: Context, source?: string): Promise<Listed
   return out.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }));
 }
 
-/** After a reboot: put every unexpired state entry back with its remaining lifetime; purge the expired. */
+/**
+ * After a reboot: put every unexpired state entry back with its remaining
+ * lifetime; purge the expired. A full map restores what fits and throws
+ * MapFullError saying how many were not restored (they stay in the state).
+ */
 export async function restoreFromState(ctx: Context): Promise<{ restored: number; purged: number }> {
-  return ctx.store.withLock(async () => {
+  let notRestored: { full: MapFullError; restored: number; live: number } | undefined;
+  const out = await inState(ctx, async () => {
     const now = readClocks();
-    const state = [...ctx.store.refresh().values()];
-    const live = state.filter((e) => isLive(e, now.wallS));
-    const expired = state.filter((e) => !isLive(e, now.wallS)).map((e) => e.ip);
-    await writeEntries(ctx, live, now);
+    const live: Entry[] = [];
+    const expired: string[] = [];
+    for (const e of ctx.store.iterate()) if (isLive(e, now.wallS)) live.push(e);
+    else expired.push(e.ip);
+    try {
+      await writeEntries(ctx, live, now);
+    } catch (err) {
+      if (!(err instanceof PartialWrite)) throw err;
+      notRestored = { full: err.full, restored: err.written.length, live: live.length };
+    }
     ctx.store.commit([], expired);
-    return { restored: live.length, purged: expired.length };
+    return { restored: notRestored?.restored ?? live.length, purged: expired.length };
   });
+  if (notRestored) {
+    const { full, restored, live } = notRestored;
+    throw new MapFullError(full.map, full.capacity, restored, live, `restored ${restored} of ${live} entries: ${full.map} is full at ${full.capacity}; the ${live - restored} not restored stay in the state. Make room (vosctl detach --purge, then attach with --block-capacity/--prefix-capacity of at least the numbers vosctl status shows) and attach again`);
+  }
+  return out;
 }
 
 /** Remove expired entries from the maps and the state. */
 export async function collectExpired(ctx: Context): Promise<{ removed: number }> {
-  return ctx.store.withLock(async () => {
+  return inState(ctx, async () => {
     const now = readClocks();
-    const state = ctx.store.refresh();
-    const gone = new Set<string>();
-    for (const e of state.values()) if (!isLive(e, now.wallS)) gone.add(e.ip);
+    const inState = ctx.store.expired(now.wallS);
+    const gone = new Set<string>(inState);
     for (const e of (await mapEntries(ctx, now)).values()) if (!isLive(e, now.wallS)) gone.add(e.ip);
     await deleteTargets(ctx, [...gone]);
-    ctx.store.commit([], [...gone].filter((ip) => state.has(ip)));
+    ctx.store.commit([], inState);
     return { removed: gone.size };
   });
 }
@@ -374,7 +444,7 @@ export async function fillLevel(ctx: Context, name: string): Promise<FillLevel> 
 
 export async function divergence(ctx: Context): Promise<Divergence> {
   const now = readClocks();
-  return diffEntries(ctx.store.refresh(), await mapEntries(ctx, now), now.wallS);
+  return diffEntries(ctx.store.all(), await mapEntries(ctx, now), now.wallS);
 }
 
 /**
@@ -382,10 +452,20 @@ export async function divergence(ctx: Context): Promise<Divergence> {
  * unblocks made by the scripts are adopted). from='state': the state is the
  * truth (the map is rewritten from it).
  */
-export async function reconcile(ctx: Context, from: 'map' | 'state'): Promise<Divergence> {
-  return ctx.store.withLock(async () => {
+export async function reconcile(ctx: Context, from: 'map' | 'state'): Promise<Divergence & { setAside?: string }> {
+  let setAside: string | undefined;
+  if (from === 'map') {
+    // A damaged state is rebuilt from the maps: the file is set aside, never deleted.
+    try {
+      ctx.store.all();
+    } catch (err) {
+      if (!(err instanceof StateCorruptError)) throw err;
+      setAside = ctx.store.setAside();
+    }
+  }
+  const d = await inState(ctx, async () => {
     const now = readClocks();
-    const state = ctx.store.refresh();
+    const state = ctx.store.all();
     const inMap = await mapEntries(ctx, now);
     const d = diffEntries(state, inMap, now.wallS);
     if (from === 'map') {
@@ -397,4 +477,5 @@ export async function reconcile(ctx: Context, from: 'map' | 'state'): Promise<Di
     }
     return d;
   });
+  return { ...d, setAside };
 }

@@ -63,7 +63,11 @@ export class Context {
   }
 
   get store(): StateStore {
-    this.stateStore ??= new StateStore(this.settings.stateDir);
+    if (!this.stateStore) {
+      const store = new StateStore(this.settings.stateDir);
+      closeAtEnd(async () => store.close());
+      this.stateStore = store;
+    }
     return this.stateStore;
   }
 

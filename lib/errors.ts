@@ -38,7 +38,11 @@ export class MapFullError extends RuntimeError {
     readonly capacity: number,
     readonly applied: number,
     readonly wanted: number,
+    message = `${map} is full: ${capacity} of ${capacity} entries in use; applied ${applied} of ${wanted}. Raise the capacity (detach --purge, attach --block-capacity N) or remove entries`,
   ) {
-    super(`${map} is full: ${capacity} of ${capacity} entries in use; applied ${applied} of ${wanted}. Raise the capacity (detach --purge, attach --block-capacity N) or remove entries`);
+    super(message);
   }
 }
+
+/** What to add to a "permission denied": who may operate vos-fastpath. */
+export const NEEDS_ROOT = 'vos-fastpath needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN, and write access to the pin and state folders)';

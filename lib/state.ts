@@ -1,21 +1,29 @@
 /**
- * The blocklist's truth on disk, so a reboot (bpffs is memory) loses nothing.
+ * The blocklist's truth on disk, so a reboot (bpffs is memory) loses nothing:
+ * one SQLite database, `state.sqlite3` in the state folder, through
+ * better-sqlite3. The schema is scripts/state.sql, shared with the scripts,
+ * which write through the sqlite3 shell.
  *
- * Layout in the state folder:
- *   blocklist.jsonl  snapshot, one entry per line, replaced by temp file + fsync + rename
- *   journal.jsonl    changes since the snapshot (put, puts for a bulk of alike entries, del), fsynced per change set
- *   lock/            held by a writer (mkdir is atomic); holds the writer's pid
- *
- * Appending keeps a single `vosctl block` and every consume batch cheap even
- * with a million entries; the journal is folded into the snapshot once it
- * grows. A torn last journal line (a crash mid-write) is ignored on read.
+ * - WAL mode with synchronous=FULL: a transaction that returned is on disk
+ *   (the WAL is fsynced at every commit); a writer killed at any instant
+ *   leaves the last committed state.
+ * - Writers serialize on SQLite's write lock (BEGIN IMMEDIATE), waiting up to
+ *   VOS_STATE_TIMEOUT seconds (default 60) for it; readers never wait.
+ * - Every SQLite error is reported with the database's path and SQLite's own
+ *   words (StateError; StateCorruptError when the file is not a sound database).
+ * - A state folder of the old format (blocklist.jsonl + journal.jsonl) is
+ *   migrated on first open: see migrateLegacy.
  */
-import { closeSync, existsSync, fstatSync, type Stats, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { EnvError, RuntimeError } from './errors.js';
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
+import { SCRIPTS } from './paths.js';
+import { readLegacy } from './state-legacy.js';
 
 export interface Entry {
-  /** Canonical target: "a.b.c.d" or "a.b.c.d/n". */
+  /** Canonical target: "a.b.c.d" or "a.b.c.d/n" (IPv6: RFC 5952 text). */
   ip: string;
   source: string;
   reason: string | null;
@@ -25,401 +33,366 @@ export interface Entry {
   expires: number;
 }
 
-/**
- * Journal lines. "puts" carries many addresses that share source, reason and
- * times (a bulk load): one short string per address instead of a whole entry.
- */
-type Op =
-  | { op: 'put'; e: Entry }
-  | { op: 'puts'; s: string; r: string | null; a: number; x: number; ips: string[] }
-  | { op: 'del'; ip: string };
+export const STATE_FILE = 'state.sqlite3';
+const SCHEMA_VERSION = 1;
+const DEFAULT_TIMEOUT_S = 60;
+/** Targets per statement for bulk reads and writes (json_each over one JSON array). */
+const CHUNK = 10_000;
 
-const SNAPSHOT = 'blocklist.jsonl';
-const JOURNAL = 'journal.jsonl';
-const LOCK = 'lock';
-const LOCK_WAIT_MS = 10_000;
-
-/** Characters that need no JSON escaping: addresses and source names are made of these. */
-const PLAIN = /^[\w.:/-]*$/;
-
-function encodeEntry(e: Entry): string {
-  // Built by hand: bulk loads write a million of these, and JSON.stringify of an array is the slow part.
-  const source = PLAIN.test(e.source) ? `"${e.source}"` : JSON.stringify(e.source);
-  const ip = PLAIN.test(e.ip) ? `"${e.ip}"` : JSON.stringify(e.ip);
-  return `[${ip},${source},${e.reason === null ? 'null' : JSON.stringify(e.reason)},${e.added},${e.expires}]`;
-}
-
-function decodeEntry(a: unknown): Entry | null {
-  if (!Array.isArray(a) || typeof a[0] !== 'string' || typeof a[1] !== 'string') return null;
-  return { ip: a[0], source: a[1], reason: typeof a[2] === 'string' ? a[2] : null, added: Number(a[3]) || 0, expires: Number(a[4]) || 0 };
-}
-
-const PUTS_PER_LINE = 10_000;
-/** Up to this many targets, lookup searches the files for them; beyond, one full load costs less. */
-const LOOKUP_SEARCH_MAX = 16;
-
-/** Journal lines for puts: runs of entries alike but for the address become "puts" lines. */
-function* journalPuts(puts: readonly Entry[]): Generator<string> {
-  for (let i = 0; i < puts.length; ) {
-    const e = puts[i]!;
-    let j = i + 1;
-    while (j < puts.length && j - i < PUTS_PER_LINE) {
-      const f = puts[j]!;
-      if (f.source !== e.source || f.reason !== e.reason || f.added !== e.added || f.expires !== e.expires) break;
-      j++;
-    }
-    if (j - i === 1) yield `{"op":"put","e":${encodeEntry(e)}}`;
-    else {
-      const ips = puts.slice(i, j).map((x) => (PLAIN.test(x.ip) ? `"${x.ip}"` : JSON.stringify(x.ip)));
-      yield `{"op":"puts","s":${JSON.stringify(e.source)},"r":${JSON.stringify(e.reason)},"a":${e.added},"x":${e.expires},"ips":[${ips.join(',')}]}`;
-    }
-    i = j;
+/** The state database failed: the message names the file and gives SQLite's words and code. Exit 1. */
+export class StateError extends RuntimeError {
+  constructor(
+    readonly path: string,
+    readonly sqliteCode: string,
+    detail: string,
+  ) {
+    super(detail);
   }
 }
 
+/** The database file is not a sound SQLite database. */
+export class StateCorruptError extends StateError {}
+
+const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB']);
+
+/** How to rebuild the state when its file is lost: the maps still hold what is enforced. */
+export const RECOVER_HINT = 'to rebuild the state from the pinned maps: vosctl reconcile --from map (it sets the damaged file aside)';
+
+/** Wrap a better-sqlite3 error (or an fs error around the file) as a StateError naming the file. */
+export function stateError(path: string, err: unknown, doing: string): StateError {
+  if (err instanceof StateError) return err;
+  const code = String((err as { code?: unknown }).code ?? 'EUNKNOWN');
+  const words = (err as Error).message ?? String(err);
+  if (CORRUPT.has(code) || /malformed|not a database/i.test(words)) {
+    return new StateCorruptError(path, code, `the state database ${path} is unreadable while ${doing}: ${words} (${code}); ${RECOVER_HINT}`);
+  }
+  if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
+    return new StateError(path, code, `the state database ${path} stayed locked by another writer while ${doing}, past the wait of ${timeoutS()} s (VOS_STATE_TIMEOUT): ${words} (${code}); nothing was changed`);
+  }
+  const access = code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM') ? `; ${NEEDS_ROOT}` : '';
+  return new StateError(path, code, `the state database ${path} failed while ${doing}: ${words} (${code})${access}`);
+}
+
 /**
- * Apply one journal line to `into` (only the addresses in `only`, if given).
- * Returns how many records the line holds (a "puts" counts one per address),
- * or 0 for a line that is not JSON.
+ * better-sqlite3's compiled addon, by path: its default lookup (the
+ * `bindings` package) tries a dozen paths first, a few ms of every command.
+ * Undefined (the default lookup) when it is not where the build puts it.
  */
-function applyJournalLine(line: string, into: Map<string, Entry>, only?: ReadonlySet<string>): number {
-  let op: Op;
+function addonPath(): string | undefined {
   try {
-    op = JSON.parse(line) as Op;
+    const path = join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node');
+    return existsSync(path) ? path : undefined;
   } catch {
-    return 0;
-  }
-  if (op.op === 'puts' && Array.isArray(op.ips)) {
-    for (const ip of op.ips) {
-      if (typeof ip === 'string' && (!only || only.has(ip))) into.set(ip, { ip, source: String(op.s), reason: typeof op.r === 'string' ? op.r : null, added: Number(op.a) || 0, expires: Number(op.x) || 0 });
-    }
-    return op.ips.length;
-  }
-  if (op.op === 'put') {
-    const e = decodeEntry(op.e);
-    if (e && (!only || only.has(e.ip))) into.set(e.ip, e);
-  } else if (op.op === 'del' && (!only || only.has(op.ip))) into.delete(op.ip);
-  return 1;
-}
-
-/**
- * The lines of a file's bytes that contain any of `needles`, in file order.
- * Searched as bytes: decoding a 40 MB snapshot to find one line costs more
- * than the search. A last line without its newline (torn) is left out.
- */
-function linesContaining(bytes: Buffer, needles: Iterable<string>): string[] {
-  const starts = new Set<number>();
-  for (const needle of needles) {
-    const n = Buffer.from(needle);
-    for (let at = bytes.indexOf(n); at >= 0; at = bytes.indexOf(n, at + n.length)) starts.add(at === 0 ? 0 : bytes.lastIndexOf(10, at - 1) + 1);
-  }
-  const lines: string[] = [];
-  for (const start of [...starts].sort((a, b) => a - b)) {
-    const end = bytes.indexOf(10, start);
-    if (end >= 0) lines.push(bytes.toString('utf8', start, end));
-  }
-  return lines;
-}
-
-/** Makes each lock attempt's temporary folder unique within this process too. */
-let lockAttempts = 0;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return undefined;
   }
 }
+
+function timeoutS(): number {
+  const v = Number(process.env.VOS_STATE_TIMEOUT);
+  return Number.isFinite(v) && v > 0 ? v : DEFAULT_TIMEOUT_S;
+}
+
+/** What lookup found; `complete` when it is the whole table (it scanned instead of searching). */
+export type Lookup = Map<string, Entry> & { complete?: boolean };
+
+type Row = [string, string, string | null, number, number];
+const toEntry = (r: Row): Entry => ({ ip: r[0], source: r[1], reason: r[2], added: r[3], expires: r[4] });
+const COLS = 'target, source, reason, added, expires';
 
 export class StateStore {
-  private entries = new Map<string, Entry>();
-  private journalOffset = 0;
-  private journalIno = -1;
-  private snapshotIno = -1;
-  private journalLines = 0;
-  /** Whether `entries` is the full view (refresh has run); until then, small operations read only their own entries (lookup). */
-  private loaded = false;
-  /**
-   * Our own committed change sets, on disk but not yet in `entries`: folded in
-   * at the next refresh. A one-shot bulk load exits first, and skips the
-   * million Map updates (~0.4 s).
-   */
-  private unfolded: Array<{ puts: readonly Entry[]; dels: readonly string[] }> = [];
+  private conn?: Database.Database;
+  private stmts = new Map<string, Database.Statement>();
+  private inTx = false;
+  readonly path: string;
 
-  constructor(readonly dir: string) {}
-
-  private path(name: string): string {
-    return join(this.dir, name);
+  /** file: the database's name in dir (a migration builds a temporary one beside it). */
+  constructor(
+    readonly dir: string,
+    file = STATE_FILE,
+  ) {
+    this.path = join(dir, file);
   }
 
-  private ensureDir(): void {
+  /** The open database; created (or migrated from the old format) on first use. */
+  get db(): Database.Database {
+    if (this.conn) return this.conn;
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o750 });
     } catch (err) {
       throw new EnvError(`cannot create the state folder ${this.dir}: ${(err as Error).message}`);
     }
+    const main = this.path === join(this.dir, STATE_FILE);
+    if (main && !existsSync(this.path) && legacyFiles(this.dir).length) migrateLegacy(this.dir);
+    this.conn = this.openAt(this.path);
+    if (main) setLegacyAside(this.dir);
+    return this.conn;
   }
 
-  /** Run fn holding the writer lock; a lock left by a dead process is taken over. */
-  async withLock<T>(fn: () => Promise<T> | T): Promise<T> {
-    this.ensureDir();
-    const lock = this.path(LOCK);
-    // The lock appears with its holder's pid already inside (a directory renamed into
-    // place), so a writer killed at any moment leaves a lock that names a dead pid.
-    const mine = this.path(`${LOCK}.${process.pid}.${++lockAttempts}.tmp`);
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
+  private openAt(path: string): Database.Database {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { timeout: timeoutS() * 1000, nativeBinding: addonPath() });
+      db.pragma('synchronous = FULL');
+      // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
+      db.pragma('journal_size_limit = 67108864');
+      if ((db.pragma('user_version', { simple: true }) as number) < SCHEMA_VERSION) db.exec(readFileSync(join(SCRIPTS, 'state.sql'), 'utf8'));
+      else if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      return db;
+    } catch (err) {
+      db?.close();
+      throw stateError(path, err, 'opening it');
+    }
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Run a database call, turning SQLite's errors into StateErrors that name the file. */
+  private run<T>(doing: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw stateError(this.path, err, doing);
+    }
+  }
+
+  /** Open the database now (migrating if needed), so a long-lived caller learns of a bad file at start. */
+  load(): void {
+    this.run('reading it', () => this.db);
+  }
+
+  close(): void {
+    this.conn?.close();
+    this.conn = undefined;
+    this.stmts.clear();
+  }
+
+  /**
+   * Run fn inside one write transaction: BEGIN IMMEDIATE (waiting for other
+   * writers up to VOS_STATE_TIMEOUT), then COMMIT when fn resolves (the
+   * change is on disk when this returns) or ROLLBACK when it throws. A
+   * nested call joins the outer transaction.
+   */
+  async transaction<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.inTx) return fn();
+    this.run('waiting for the write lock', () => this.db.exec('BEGIN IMMEDIATE'));
+    this.inTx = true;
+    try {
+      const out = await fn();
+      this.run('committing', () => this.db.exec('COMMIT'));
+      return out;
+    } catch (err) {
       try {
-        mkdirSync(mine, { recursive: true });
-        writeFileSync(join(mine, 'pid'), String(process.pid));
-        renameSync(mine, lock);
-        break;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
-          rmSync(mine, { recursive: true, force: true });
-          throw new EnvError(`cannot lock ${this.dir}: ${(err as Error).message}`);
-        }
-        let holder = 0;
-        try {
-          holder = Number(readFileSync(join(lock, 'pid'), 'latin1'));
-        } catch {
-          /* removed right now, or left without a pid by an older version */
-        }
-        const stale = holder ? !pidAlive(holder) : this.ageMs(lock) > 2_000;
-        if (stale) rmSync(lock, { recursive: true, force: true });
-        else if (Date.now() > deadline) {
-          rmSync(mine, { recursive: true, force: true });
-          throw new RuntimeError(`the state folder ${this.dir} is locked by pid ${holder || 'unknown'} for over ${LOCK_WAIT_MS / 1000}s`);
-        } else await new Promise((r) => setTimeout(r, 20));
+        if (this.conn?.inTransaction) this.conn.exec('ROLLBACK');
+      } catch {
+        /* SQLite rolled back already (a failed COMMIT can) */
       }
-    }
-    try {
-      return await fn();
+      throw err;
     } finally {
-      rmSync(lock, { recursive: true, force: true });
+      this.inTx = false;
     }
   }
 
-  private ageMs(path: string): number {
-    try {
-      return Date.now() - statSync(path).mtimeMs;
-    } catch {
-      return 0;
-    }
+  /** Mark a point inside transaction() that rollbackTo(name) returns to. */
+  savepoint(name: string): void {
+    this.run('writing it', () => this.db.exec(`SAVEPOINT ${name}`));
   }
 
-  private ino(name: string): number {
-    try {
-      return statSync(this.path(name)).ino;
-    } catch {
-      return -1;
-    }
+  rollbackTo(name: string): void {
+    this.run('writing it', () => this.db.exec(`ROLLBACK TO ${name}`));
   }
 
-  /** The bytes of a file from an offset on: a refresh reads only what was appended since the last. */
-  private readFrom(name: string, offset: number): Buffer {
-    let fd: number;
-    try {
-      fd = openSync(this.path(name), 'r');
-    } catch {
-      return Buffer.alloc(0);
-    }
-    try {
-      const size = fstatSync(fd).size;
-      if (size <= offset) return Buffer.alloc(0);
-      const buf = Buffer.alloc(size - offset);
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, offset + got);
-        if (n === 0) break;
-        got += n;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      closeSync(fd);
-    }
+  /** Old name of transaction(), kept for callers written against the file store. */
+  withLock<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.transaction(fn);
   }
 
-  /** Bring the in-memory view up to date with the files: only the new journal tail when nothing was compacted. */
-  refresh(): Map<string, Entry> {
-    this.loaded = true;
-    const snapIno = this.ino(SNAPSHOT);
-    const jIno = this.ino(JOURNAL);
-    if (snapIno !== this.snapshotIno || jIno !== this.journalIno) {
-      this.unfolded = []; // the files hold them: read below
-      this.entries = new Map();
-      this.journalOffset = 0;
-      this.journalLines = 0;
-      this.snapshotIno = snapIno;
-      this.journalIno = jIno;
-      if (snapIno >= 0) {
-        for (const line of readFileSync(this.path(SNAPSHOT), 'utf8').split('\n')) {
-          if (!line) continue;
-          const e = decodeEntry(JSON.parse(line));
-          if (e) this.entries.set(e.ip, e);
-        }
-      }
-    }
-    this.fold();
-    if (jIno >= 0) {
-      const buf = this.readFrom(JOURNAL, this.journalOffset);
-      if (buf.length) {
-        const tail = buf.toString('utf8');
-        const complete = tail.lastIndexOf('\n') + 1; // a torn last line waits (or is dropped at compaction)
-        for (const line of tail.slice(0, complete).split('\n')) {
-          if (line) this.journalLines += Math.max(1, applyJournalLine(line, this.entries));
-        }
-        this.journalOffset += Buffer.byteLength(tail.slice(0, complete));
-      }
-    }
-    return this.entries;
+  /** Whether the state holds no entry at all (cheap). */
+  isEmpty(): boolean {
+    return this.run('reading it', () => this.stmt('SELECT 1 FROM entries LIMIT 1').pluck().get() === undefined);
   }
 
   /**
-   * The entries of (at least) these targets. Once the full view is loaded (a
-   * long-lived consumer, a bulk operation), or for many targets, it is the
-   * full view, kept current; for a few targets before that, the files are
-   * searched for the targets' texts and only the lines that name them are
-   * parsed, so a `vosctl block` on a host holding a million-entry feed reads
-   * text instead of building a million entries.
+   * The entries of (at least) these targets that exist: one statement per
+   * 10,000 targets, or, when they are many beside the table (a feed
+   * reloaded), one scan of the whole table, which costs less.
    */
-  lookup(ips: readonly string[]): ReadonlyMap<string, Entry> {
-    if (this.loaded || ips.length > LOOKUP_SEARCH_MAX) return this.refresh();
-    const only = new Set(ips);
-    const found = new Map<string, Entry>();
-    const quoted = [...only].map((ip) => JSON.stringify(ip));
-    for (const line of linesContaining(this.readFrom(SNAPSHOT, 0), quoted.map((q) => `[${q},`))) {
-      const e = decodeEntry(JSON.parse(line));
-      if (e && only.has(e.ip)) found.set(e.ip, e);
-    }
-    for (const line of linesContaining(this.readFrom(JOURNAL, 0), quoted)) applyJournalLine(line, found, only);
-    return found;
+  lookup(ips: readonly string[]): Lookup {
+    const out: Lookup = new Map<string, Entry>();
+    if (!ips.length || this.isEmpty()) return out;
+    return this.run('reading it', () => {
+      if (ips.length > CHUNK && ips.length * 4 > (this.stmt('SELECT count(*) FROM entries').pluck().get() as number)) return Object.assign(this.all(), { complete: true });
+      if (ips.length === 1) {
+        const r = this.stmt(`SELECT ${COLS} FROM entries WHERE target = ?`).raw().get(ips[0]) as Row | undefined;
+        if (r) out.set(r[0], toEntry(r));
+        return out;
+      }
+      const s = this.stmt(`SELECT ${COLS} FROM entries WHERE target IN (SELECT value FROM json_each(?))`).raw();
+      for (let i = 0; i < ips.length; i += CHUNK) for (const r of s.iterate(JSON.stringify(ips.slice(i, i + CHUNK))) as IterableIterator<Row>) out.set(r[0], toEntry(r));
+      return out;
+    });
   }
 
-  /** Fold our own unfolded commits into `entries`, in commit order, before anything later is read. */
-  private fold(): void {
-    for (const { puts, dels } of this.unfolded) {
-      for (const e of puts) this.entries.set(e.ip, e);
-      for (const ip of dels) this.entries.delete(ip);
+  /** Every entry, streamed in target order (a million rows never sit in memory at once). */
+  *iterate(source?: string): Generator<Entry> {
+    const s = source === undefined ? this.stmt(`SELECT ${COLS} FROM entries`) : this.stmt(`SELECT ${COLS} FROM entries WHERE source = ?`);
+    // A fresh statement per iteration: two iterations may be open at once.
+    const it = this.run('reading it', () => (source === undefined ? s.raw().iterate() : s.raw().iterate(source))) as IterableIterator<Row>;
+    for (;;) {
+      const next = this.run('reading it', () => it.next());
+      if (next.done) return;
+      yield toEntry(next.value);
     }
-    this.unfolded = [];
   }
 
-  /** The current entries (a live view: do not mutate). */
-  load(): ReadonlyMap<string, Entry> {
-    return this.refresh();
+  /** All entries as a map by target (for the commands that compare with the maps; one native call, faster than iterate). */
+  all(): Map<string, Entry> {
+    const out = new Map<string, Entry>();
+    for (const r of this.run('reading it', () => this.stmt(`SELECT ${COLS} FROM entries`).raw().all() as Row[])) out.set(r[0], toEntry(r));
+    return out;
+  }
+
+  /** The entries of one source, as {ip, source} only (index on source; one native call). */
+  targetsOf(source: string): Array<{ ip: string; source: string }> {
+    return this.run('reading it', () => (this.stmt('SELECT target FROM entries WHERE source = ?').pluck().all(source) as string[]).map((ip) => ({ ip, source })));
+  }
+
+  /** Entries per source: what `SELECT source, count(*) FROM entries GROUP BY source` says (index only). */
+  countBySource(): Map<string, number> {
+    return this.run('reading it', () => new Map(this.stmt('SELECT source, count(*) FROM entries GROUP BY source').raw().all() as Array<[string, number]>));
+  }
+
+  /** Targets whose expiry (Unix seconds) is at or before nowS (index on expires). */
+  expired(nowS: number): string[] {
+    return this.run('reading it', () => this.stmt('SELECT target FROM entries WHERE expires > 0 AND expires <= ?').pluck().all(nowS) as string[]);
+  }
+
+  /** Live entries (unexpired at nowS) with exact addresses and with prefixes, for sizing the maps. */
+  liveCounts(nowS: number): { exact: number; prefixes: number } {
+    return this.run('reading it', () => {
+      const r = this.stmt('SELECT count(*) FILTER (WHERE prefixlen IN (32, 128)), count(*) FILTER (WHERE prefixlen NOT IN (32, 128)) FROM entries WHERE expires = 0 OR expires > ?').raw().get(nowS) as [number, number];
+      return { exact: r[0], prefixes: r[1] };
+    });
   }
 
   /**
-   * The journal text of a change set, in chunks of lines. Apart from commit so a
-   * caller can build it while the kernel is busy with the map write.
+   * Record puts (insert or overwrite) and deletes. Inside transaction() they
+   * commit with it; outside, they are one transaction of their own. Runs of
+   * entries alike but for the address (a bulk load) go as one statement per
+   * 10,000.
    */
-  journalChunks(puts: readonly Entry[], dels: readonly string[]): string[] {
-    const chunks: string[] = [];
-    let chunk: string[] = [];
-    const flush = (): void => {
-      if (chunk.length) chunks.push(chunk.join('\n') + '\n');
-      chunk = [];
-    };
-    for (const line of journalPuts(puts)) {
-      chunk.push(line);
-      if (chunk.length === 1_000) flush();
-    }
-    for (const ip of dels) {
-      chunk.push(JSON.stringify({ op: 'del', ip }));
-      if (chunk.length === 10_000) flush();
-    }
-    flush();
-    return chunks;
-  }
-
-  /** Record puts and deletes durably (chunks: their journalChunks, if already built). Call inside withLock. */
-  commit(puts: readonly Entry[], dels: readonly string[], chunks?: readonly string[]): void {
+  commit(puts: readonly Entry[], dels: readonly string[]): void {
     if (!puts.length && !dels.length) return;
-    this.ensureDir();
-    const text = chunks ?? this.journalChunks(puts, dels);
-    if (!this.loaded) {
-      this.append(text);
-      // No view to count entries in: fold once the journal outgrows the snapshot (in bytes).
-      if (this.size(JOURNAL) > Math.max(1 << 20, this.size(SNAPSHOT))) this.compact();
-      return;
-    }
-    this.refresh();
-    // Nobody appended since our refresh (we hold the lock): our own lines need no re-reading.
-    const { ours, written, ino } = this.append(text, (st) => st.size === this.journalOffset && (st.ino === this.journalIno || (this.journalIno === -1 && this.journalOffset === 0)));
-    if (ours) {
-      this.journalIno = ino;
-      this.unfolded.push({ puts, dels });
-      this.journalOffset += written;
-      this.journalLines += puts.length + dels.length;
-    } else this.refresh(); // someone else appended too: read it all back in order
-    // Entries after folding, at most (a put may replace an entry): enough to decide compaction.
-    const size = this.entries.size + this.unfolded.reduce((n, c) => n + c.puts.length, 0);
-    if (this.journalLines > Math.max(10_000, size)) this.compact();
-  }
-
-  /** Append lines to the journal, durably; `ours` is what isOurs said of the file just before. */
-  private append(text: readonly string[], isOurs: (st: Stats) => boolean = () => false): { ours: boolean; written: number; ino: number } {
-    const fd = openSync(this.path(JOURNAL), 'a', 0o640);
-    let written = 0;
-    try {
-      const st = fstatSync(fd);
-      const ours = isOurs(st);
-      for (const c of text) written += writeSync(fd, c);
-      fsyncSync(fd);
-      return { ours, written, ino: st.ino };
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  private size(name: string): number {
-    try {
-      return statSync(this.path(name)).size;
-    } catch {
-      return 0;
-    }
-  }
-
-  /** Fold the journal into a new snapshot: temp file, fsync, rename, then drop the journal. Call inside withLock. */
-  compact(): void {
-    this.ensureDir();
-    const entries = this.refresh();
-    const tmp = this.path(`${SNAPSHOT}.tmp`);
-    const fd = openSync(tmp, 'w', 0o640);
-    try {
-      let chunk: string[] = [];
-      for (const e of entries.values()) {
-        chunk.push(encodeEntry(e));
-        if (chunk.length === 10_000) {
-          writeSync(fd, chunk.join('\n') + '\n');
-          chunk = [];
+    const work = () =>
+      this.run('writing it', () => {
+        if (puts.length) {
+          const now = Math.floor(Date.now() / 1000);
+          const src = this.stmt('INSERT OR IGNORE INTO sources (name, first_seen) VALUES (?, ?)');
+          for (const s of new Set(puts.map((p) => p.source))) src.run(s, now);
         }
-      }
-      if (chunk.length) writeSync(fd, chunk.join('\n') + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path(SNAPSHOT));
-    const dfd = openSync(this.dir, 'r');
-    fsyncSync(dfd);
-    closeSync(dfd);
-    // Emptied, not removed: a crash before this line replays the journal onto
-    // the new snapshot, which changes nothing. Our in-memory view is already
-    // the snapshot's content, so nothing is read back.
-    if (existsSync(this.path(JOURNAL))) {
-      const jfd = openSync(this.path(JOURNAL), 'r+');
-      ftruncateSync(jfd, 0);
-      fsyncSync(jfd);
-      closeSync(jfd);
-    }
-    this.snapshotIno = this.ino(SNAPSHOT);
-    this.journalIno = this.ino(JOURNAL);
-    this.journalOffset = 0;
-    this.journalLines = 0;
+        const alike = this.stmt(
+          `INSERT INTO entries (${COLS}) SELECT value, ?, ?, ?, ? FROM json_each(?) WHERE true
+           ON CONFLICT (target) DO UPDATE SET source = excluded.source, reason = excluded.reason, added = excluded.added, expires = excluded.expires`,
+        );
+        for (let i = 0; i < puts.length; ) {
+          const e = puts[i]!;
+          let j = i + 1;
+          while (j < puts.length && j - i < CHUNK) {
+            const f = puts[j]!;
+            if (f.source !== e.source || f.reason !== e.reason || f.added !== e.added || f.expires !== e.expires) break;
+            j++;
+          }
+          const ips = new Array<string>(j - i);
+          for (let k = i; k < j; k++) ips[k - i] = puts[k]!.ip;
+          alike.run(e.source, e.reason, e.added, e.expires, JSON.stringify(ips));
+          i = j;
+        }
+        const del = this.stmt('DELETE FROM entries WHERE target IN (SELECT value FROM json_each(?))');
+        for (let i = 0; i < dels.length; i += CHUNK) del.run(JSON.stringify(dels.slice(i, i + CHUNK)));
+      });
+    if (this.inTx) work();
+    else this.run('writing it', () => this.db.transaction(work)());
   }
+
+  /** A consumer's recorded position (e.g. a stream offset), or undefined. */
+  consumerOffset(consumer: string): number | undefined {
+    return this.run('reading it', () => this.stmt('SELECT position FROM consumer_offsets WHERE consumer = ?').pluck().get(consumer) as number | undefined);
+  }
+
+  /** Record a consumer's position; call inside transaction() so it commits with the entries it covers. */
+  setConsumerOffset(consumer: string, position: number): void {
+    this.run('writing it', () => this.stmt('INSERT INTO consumer_offsets (consumer, position, updated) VALUES (?, ?, ?) ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated = excluded.updated').run(consumer, position, Math.floor(Date.now() / 1000)));
+  }
+
+  /**
+   * Set a damaged database aside (renamed with a timestamp, with its -wal and
+   * -shm) so a fresh one can be built; returns the new name.
+   */
+  setAside(): string {
+    this.close();
+    const aside = `${this.path}.damaged-${new Date().toISOString().replace(/[:.]/g, '')}`;
+    for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.path + suffix)) renameSync(this.path + suffix, aside + suffix);
+    return aside;
+  }
+}
+
+// ---- migration from the file store (blocklist.jsonl + journal.jsonl) ----
+
+const LEGACY = ['blocklist.jsonl', 'journal.jsonl'];
+const LEGACY_ASIDE = 'pre-sqlite';
+
+function legacyFiles(dir: string): string[] {
+  return LEGACY.filter((f) => existsSync(join(dir, f)));
+}
+
+/**
+ * Build state.sqlite3 from the old files: into a temporary database, read
+ * back and compared entry by entry with what the old files hold, and only
+ * then renamed into place. The old files are moved into pre-sqlite/ once the
+ * new database is in place (setLegacyAside), never deleted. A crash at any
+ * point leaves either no state.sqlite3 (the migration runs again) or a
+ * verified one.
+ */
+export function migrateLegacy(dir: string): { entries: number; badLines: string[] } {
+  const { entries, badLines } = readLegacy(dir);
+  const final = join(dir, STATE_FILE);
+  const tmp = `${final}.migrating`;
+  for (const s of ['', '-wal', '-shm', '-journal']) rmSync(tmp + s, { force: true });
+  const store = new StateStore(dir, `${STATE_FILE}.migrating`);
+  try {
+    const db = store.db;
+    store.commit([...entries.values()], []);
+    let same = 0;
+    for (const e of store.iterate()) {
+      const o = entries.get(e.ip);
+      if (!o || o.source !== e.source || o.reason !== e.reason || o.added !== e.added || o.expires !== e.expires) throw new Error(`entry ${e.ip} differs after migration`);
+      same++;
+    }
+    if (same !== entries.size) throw new Error(`${entries.size} entries in the old files, ${same} in the new database`);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch (err) {
+    store.close();
+    throw new StateError(final, 'MIGRATION', `migrating the state folder ${dir} to ${final} failed, the old files are untouched: ${(err as Error).message}`);
+  }
+  store.close();
+  for (const s of ['-wal', '-shm']) rmSync(tmp + s, { force: true });
+  renameSync(tmp, final);
+  process.stderr.write(`vosctl: migrated ${entries.size} entries from ${LEGACY.join(' + ')} to ${final}${badLines.length ? `; unreadable lines skipped: ${badLines.join(', ')}` : ''}; the old files are kept in ${join(dir, LEGACY_ASIDE)}/\n`);
+  return { entries: entries.size, badLines };
+}
+
+/** Once state.sqlite3 exists, the old files (if any) move to pre-sqlite/: kept for the operator, never read again. */
+function setLegacyAside(dir: string): void {
+  const present = legacyFiles(dir);
+  if (!present.length) return;
+  const aside = join(dir, LEGACY_ASIDE);
+  mkdirSync(aside, { recursive: true });
+  for (const f of present) renameSync(join(dir, f), join(aside, f));
+  rmSync(join(dir, 'lock'), { recursive: true, force: true });
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Block one IPv4 address or CIDR prefix. Exact addresses go to blocked_ips,
-# prefixes to blocked_prefixes; blocking again replaces the TTL.
+# prefixes to blocked_prefixes; blocking again replaces the TTL. The entry is
+# recorded in the state database (vosctl list shows it) in the same order as
+# vosctl: state write lock, map, state row, commit.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-usage() { echo "usage: ${0##*/} <ip|cidr> [--ttl SECONDS|30m|2h|7d] [--source NAME] [--pin-dir DIR]" >&2; exit 2; }
+usage() { echo "usage: ${0##*/} <ip|cidr> [--ttl SECONDS|30m|2h|7d] [--source NAME] [--pin-dir DIR] [--state-dir DIR]" >&2; exit 2; }
 
 vfp_take_pin_dir "$@"
 set -- "${VFP_ARGS[@]}"
@@ -25,6 +27,7 @@ vfp_require_maps
 vfp_validate_one "$text" 1 || vfp_die 2 "$VFP_ERROR"
 source_id=$(vfp_source_id "$source")
 map=$(vfp_block_map "$VFP_PREFIXLEN")
+vfp_state_begin
 # shellcheck disable=SC2046,SC2086 # hex byte lists, split on purpose
 if ! err=$(bpftool map update pinned "$map" key hex $VFP_KEY value hex $(vfp_block_value "$ttl" "$source_id") 2>&1); then
 	case $err in
@@ -32,4 +35,7 @@ if ! err=$(bpftool map update pinned "$map" key hex $VFP_KEY value hex $(vfp_blo
 	*) vfp_die 1 "bpftool could not block $VFP_CANON: $err" ;;
 	esac
 fi
+sql=$(printf '%s\n' "$VFP_CANON" | vfp_state_put_sql "$source" "$ttl")
+vfp_state_sql "$sql" || vfp_die 1 "the state database $(vfp_state_db) could not record $VFP_CANON: $VFP_SQL_OUT (the map has it; a reboot would lose it)"
+vfp_state_commit "blocked $VFP_CANON"
 if ((ttl > 0)); then echo "blocked $VFP_CANON for ${ttl}s"; else echo "blocked $VFP_CANON"; fi

@@ -14,10 +14,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # not load its development build, ~5 ms of colour tables per run; nothing
 # else in the bundle reads NODE_ENV. Whitespace and syntax are minified
 # (a third less source to read on every run, ~8 ms); names are kept, so an
-# unexpected error's stack still names its functions.
+# unexpected error's stack still names its functions. better-sqlite3 stays
+# outside: it loads its compiled addon from node_modules.
 node_modules/.bin/esbuild dist/lib/cli.js --bundle --platform=node --format=cjs --target=node20 \
 	--log-level=warning --minify-whitespace --minify-syntax --outfile=dist/vosctl.cjs \
-	--alias:string-width=./lib/shims/string-width.cjs \
+	--alias:string-width=./lib/shims/string-width.cjs --external:better-sqlite3 \
 	--define:import.meta.url=__vfp_bundle_url --define:import.meta.dirname=__dirname \
 	--define:process.env.NODE_ENV='"production"' \
 	--banner:js="var __vfp_bundle_url = require('node:url').pathToFileURL(__filename).href;"

@@ -11,6 +11,7 @@ VFP_MIN_PREFIX=${VOS_MIN_PREFIX:-8}
 VFP_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VFP_SOURCE_FIRST_FEED=16
 VFP_MAX_SOURCES=256
+printf -v VFP_NOW '%(%s)T' -1 # Unix seconds, once per script: map value and state row agree
 
 vfp_die() { # CODE MESSAGE...
 	local code=$1
@@ -31,6 +32,9 @@ vfp_require_maps() {
 	local dir
 	dir=$(vfp_pin_dir)
 	command -v bpftool >/dev/null || vfp_die 3 "bpftool not found; run scripts/setup.sh"
+	if ((EUID != 0)) && ! bpftool map show pinned "$dir/blocked_ips" >/dev/null 2>&1; then
+		vfp_die 3 "cannot open the maps in $dir as user $(id -un): vos-fastpath needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN, and write access to the pin and state folders)"
+	fi
 	[ -e "$dir/blocked_ips" ] || vfp_die 3 "no vos-fastpath maps in $dir; run scripts/load.sh <iface> first (or set --pin-dir / VOS_PIN_DIR)"
 }
 
@@ -114,7 +118,7 @@ vfp_boottime_ns() {
 vfp_block_value() { # TTL_SECONDS SOURCE_ID -> struct vfp_block in hex
 	local ttl=$1 source_id=$2 expires=0
 	((ttl > 0)) && expires=$(($(vfp_boottime_ns) + ttl * 1000000000))
-	printf '%s %s %s 00 00' "$(vfp_hex_u64_le "$expires")" "$(vfp_hex_u32_le "$(date +%s)")" "$(vfp_hex_u16_le "$source_id")"
+	printf '%s %s %s 00 00' "$(vfp_hex_u64_le "$expires")" "$(vfp_hex_u32_le "$VFP_NOW")" "$(vfp_hex_u16_le "$source_id")"
 }
 
 vfp_mark_value() { vfp_hex_u32_le "$(date +%s)"; }
@@ -187,19 +191,23 @@ vfp_source_names() { # "id name" per registered source
 		done
 }
 
-# Common option parsing: pulls --pin-dir DIR out of the arguments and sets
-# VFP_ARGS to the rest.
+# Common option parsing: pulls --pin-dir DIR and --state-dir DIR out of the
+# arguments and sets VFP_ARGS to the rest.
+vfp_set_dir() { # --pin-dir|--state-dir DIR
+	if [ "$1" = --pin-dir ]; then VFP_PIN_DIR=$2; else VFP_STATE_DIR=$2; fi
+}
+
 vfp_take_pin_dir() {
 	VFP_ARGS=()
 	while (($#)); do
 		case $1 in
-		--pin-dir)
-			[ $# -ge 2 ] || vfp_die 2 "--pin-dir needs a folder"
-			VFP_PIN_DIR=$2
+		--pin-dir | --state-dir)
+			[ $# -ge 2 ] || vfp_die 2 "$1 needs a folder"
+			vfp_set_dir "$1" "$2"
 			shift 2
 			;;
-		--pin-dir=*)
-			VFP_PIN_DIR=${1#--pin-dir=}
+		--pin-dir=* | --state-dir=*)
+			vfp_set_dir "${1%%=*}" "${1#*=}"
 			shift
 			;;
 		*)
@@ -234,4 +242,85 @@ vfp_mark_main() { # MAP add|remove USAGE ARGS...
 			vfp_die 1 "$VFP_CANON is not in $map"
 		echo "removed $VFP_CANON from $map"
 	fi
+}
+
+# ---- The state: the SQLite database vosctl keeps (lib/state.ts; schema in state.sql) ----
+# A block script writes in vosctl's order: take the database's write lock
+# (BEGIN IMMEDIATE, waiting up to VOS_STATE_TIMEOUT seconds), write the map,
+# write the rows, COMMIT. The sqlite3 shell runs as a coprocess for all of it,
+# so the lock is held across the map write; if the script dies, sqlite3 sees
+# its input end and SQLite rolls the transaction back.
+
+VFP_DEFAULT_STATE_DIR=/var/lib/vos-fastpath
+
+vfp_state_db() {
+	printf '%s/state.sqlite3' "${VFP_STATE_DIR:-${VOS_STATE_DIR:-$VFP_DEFAULT_STATE_DIR}}"
+}
+
+vfp_sql_text() { printf "'%s'" "${1//\'/\'\'}"; } # TEXT -> SQL string literal
+
+# Send SQL (one argument a line) to the coprocess and wait until it is done.
+# Sets VFP_SQL_OUT to what sqlite3 printed; returns 1 when sqlite3 failed
+# (-bail: it exits, and VFP_SQL_OUT holds its error).
+vfp_state_sql() {
+	local line
+	VFP_SQL_OUT=""
+	{ printf '%s\n' "$@" "SELECT 'vfp:done';" >&"$VFP_SQL_W"; } 2>/dev/null || return 1
+	while IFS= read -r line <&"$VFP_SQL_R"; do
+		[ "$line" = vfp:done ] && return 0
+		VFP_SQL_OUT+=${VFP_SQL_OUT:+$'\n'}$line
+	done
+	return 1
+}
+
+vfp_state_begin() { # the write lock, with the schema in place
+	local db dir timeout_s=${VOS_STATE_TIMEOUT:-60}
+	db=$(vfp_state_db)
+	dir=${db%/*}
+	command -v sqlite3 >/dev/null || vfp_die 3 "sqlite3 not found; install Debian's sqlite3 (scripts/setup.sh)"
+	[[ $timeout_s =~ ^[0-9]+$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT '$timeout_s': seconds"
+	if [ ! -e "$db" ] && { [ -e "$dir/blocklist.jsonl" ] || [ -e "$dir/journal.jsonl" ]; }; then
+		vfp_die 3 "$dir holds the state in the old file format; run one vosctl command (vosctl status) to migrate it to $db first"
+	fi
+	mkdir -p "$dir" 2>/dev/null || vfp_die 3 "cannot create the state folder $dir; run as root"
+	coproc VFP_SQL { exec sqlite3 -batch -bail "$db" 2>&1; }
+	# Our own copies: bash unsets VFP_SQL as soon as sqlite3 exits (-bail on an error).
+	exec {VFP_SQL_W}>&"${VFP_SQL[1]}" {VFP_SQL_R}<&"${VFP_SQL[0]}"
+	vfp_state_sql ".timeout $((timeout_s * 1000))" "PRAGMA synchronous = FULL;" "PRAGMA user_version;" ||
+		vfp_die 1 "the state database $db cannot be opened: $VFP_SQL_OUT"
+	if [ "${VFP_SQL_OUT##*$'\n'}" = 0 ]; then
+		vfp_state_sql ".read $VFP_SCRIPTS/state.sql" || vfp_die 1 "the state database $db cannot be set up: $VFP_SQL_OUT"
+	fi
+	vfp_state_sql "BEGIN IMMEDIATE;" ||
+		vfp_die 1 "the state database $db stayed locked by another writer past ${timeout_s}s (VOS_STATE_TIMEOUT), or failed: $VFP_SQL_OUT; nothing was changed"
+}
+
+# COMMIT, then wait for sqlite3 to end. NOT_PERSISTED: what to say when the
+# commit fails (the map is already changed).
+vfp_state_commit() { # NOT_PERSISTED
+	local db
+	db=$(vfp_state_db)
+	vfp_state_sql "COMMIT;" ||
+		vfp_die 1 "the state database $db could not be written: $VFP_SQL_OUT. $1: NOT persisted (the map has it, a reboot would lose it); once the state can be written, run vosctl reconcile --from map"
+	printf '.quit\n' >&"$VFP_SQL_W"
+	exec {VFP_SQL_W}>&- {VFP_SQL_R}<&-
+	wait "$VFP_SQL_PID" 2>/dev/null || true
+}
+
+# The state rows of a block: the entry exactly as the map now holds it (the
+# scripts replace; they keep no reason), 500 rows a statement.
+vfp_state_put_sql() { # SOURCE TTL_SECONDS (canonical targets on stdin, one a line) -> SQL on stdout
+	local src expires=0
+	src=$(vfp_sql_text "$1")
+	if (($2 > 0)); then expires=$((VFP_NOW + $2)); fi
+	printf 'INSERT INTO sources (name, first_seen) VALUES (%s, %d) ON CONFLICT DO NOTHING;\n' "$src" "$VFP_NOW"
+	awk -v src="$src" -v now="$VFP_NOW" -v expires="$expires" '
+		function flush() {
+			print "INSERT INTO entries (target, source, reason, added, expires) VALUES " rows \
+				" ON CONFLICT (target) DO UPDATE SET source = excluded.source, reason = NULL, added = excluded.added, expires = excluded.expires;"
+			rows = ""; sep = ""
+		}
+		{ rows = rows sep "(\047" $1 "\047, " src ", NULL, " now ", " expires ")"; sep = ", " }
+		NR % 500 == 0 { flush() }
+		END { if (rows != "") flush() }'
 }

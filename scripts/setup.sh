@@ -25,8 +25,8 @@ packages=(
 	jq ipset shellcheck hyperfine
 	rabbitmq-server amqp-tools
 	kamailio kamailio-rabbitmq-modules sip-tester sipvicious
-	# durable state (the sqlite3 shell the scripts write through); better-sqlite3 builds with python3
-	sqlite3 python3
+	# durable state (the sqlite3 shell the scripts write through); better-sqlite3 builds from source with node-gyp (python3, g++, make)
+	sqlite3 python3 g++
 	# integration peers: metrics, CrowdSec's bouncer, fail2ban
 	prometheus crowdsec crowdsec-custom-bouncer fail2ban
 	openssh-server openssh-client

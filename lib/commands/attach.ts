@@ -1,6 +1,10 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 
+/** load.sh's defaults (scripts/load.sh): maps created for a larger state get room for it and a quarter more. */
+const DEFAULT_BLOCK_CAPACITY = 262_144;
+const DEFAULT_PREFIX_CAPACITY = 65_536;
+
 interface AttachArgs {
   iface: string;
   mode: string;
@@ -23,8 +27,8 @@ export const attach: CommandModule<object, AttachArgs> = {
       .option('mode', { type: 'string', choices: ['native', 'skb'], default: 'native', describe: 'native (driver) or skb (generic) XDP' })
       .option('ports', { type: 'string', describe: 'SIP ports, comma separated (default 5060)' })
       .option('scope', { type: 'string', choices: ['all', 'sip'], describe: 'blocklist applies to all traffic (default) or only to SIP ports' })
-      .option('block-capacity', { type: 'number', describe: 'exact entries the blocklist holds (default 262144)' })
-      .option('prefix-capacity', { type: 'number', describe: 'CIDR entries (default 65536)' })
+      .option('block-capacity', { type: 'number', describe: 'exact entries the blocklist holds (default 262144, or the persisted entries and a quarter more)' })
+      .option('prefix-capacity', { type: 'number', describe: 'CIDR entries (default 65536, or the persisted prefixes and a quarter more)' })
       .option('stealth', { type: 'boolean', default: true, describe: 'drop OPTIONS from sources not in the OPTIONS allow set (--no-stealth: off)' })
       .option('malformed', { type: 'boolean', default: true, describe: 'drop malformed REGISTER (--no-malformed: off)' })
       .option('shadow', { type: 'boolean', default: false, describe: 'count would-drops, drop nothing' })
@@ -34,17 +38,37 @@ export const attach: CommandModule<object, AttachArgs> = {
     const { Context } = await import('../context.js');
     const { runScript } = await import('../scripts.js');
     const { restoreFromState } = await import('../blocklist.js');
+    const { StateError } = await import('../state.js');
+    const { RuntimeError } = await import('../errors.js');
     const ctx = Context.fromArgs(a);
+    // What the state will restore sizes maps created now (existing maps keep their size: load.sh says so).
+    let unreadable: InstanceType<typeof StateError> | undefined;
+    let live = { exact: 0, prefixes: 0 };
+    try {
+      live = ctx.store.liveCounts(Math.floor(Date.now() / 1000));
+    } catch (err) {
+      if (!(err instanceof StateError)) throw err;
+      unreadable = err;
+    }
+    const room = (n: number) => Math.ceil((n * 5) / 4);
     const args = [a.iface, '--mode', a.mode];
     if (a.ports) args.push('--ports', a.ports);
     if (a.scope) args.push('--scope', a.scope);
-    if (a.blockCapacity !== undefined) args.push('--block-capacity', String(a.blockCapacity));
-    if (a.prefixCapacity !== undefined) args.push('--prefix-capacity', String(a.prefixCapacity));
+    const blockCap = a.blockCapacity ?? (room(live.exact) > DEFAULT_BLOCK_CAPACITY ? room(live.exact) : undefined);
+    const prefixCap = a.prefixCapacity ?? (room(live.prefixes) > DEFAULT_PREFIX_CAPACITY ? room(live.prefixes) : undefined);
+    if (blockCap !== undefined) args.push('--block-capacity', String(blockCap));
+    if (prefixCap !== undefined) args.push('--prefix-capacity', String(prefixCap));
     if (!a.stealth) args.push('--no-stealth');
     if (!a.malformed) args.push('--no-malformed');
     if (a.shadow) args.push('--shadow');
     if (a.priority !== undefined) args.push('--priority', String(a.priority));
     process.stdout.write(`${await runScript(ctx, 'load.sh', args)}\n`);
+    if (unreadable) {
+      // Enforcement first: the program is attached; the operator learns why the blocklist is empty.
+      ctx.log.error('attached, restored nothing', { action: 'attach', iface: a.iface, state: ctx.store.path, error: unreadable.message });
+      process.stdout.write(`restored nothing: the state could not be read\n`);
+      throw new RuntimeError(`attached to ${a.iface}, but restored nothing: ${unreadable.message}`);
+    }
     const { restored, purged } = await restoreFromState(ctx);
     ctx.log.info('attached', { action: 'attach', iface: a.iface, mode: a.mode, restored, purged });
     process.stdout.write(`restored ${restored} entries from ${ctx.settings.stateDir}${purged ? `, purged ${purged} expired` : ''}\n`);

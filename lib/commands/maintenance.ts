@@ -35,6 +35,7 @@ export const reconcileCmd: CommandModule<object, ReconcileArgs> = {
     const { reconcile } = await import('../blocklist.js');
     const ctx = Context.fromArgs(a);
     const d = await reconcile(ctx, a.from);
+    if (d.setAside) process.stdout.write(`the state database was unreadable: set aside as ${d.setAside}; a new one is built from the maps\n`);
     ctx.log.info('reconciled', { action: 'reconcile', from: a.from, only_in_state: d.onlyInState.length, only_in_map: d.onlyInMap.length, differing: d.differing.length });
     process.stdout.write(`reconciled from ${a.from}: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing\n`);
   },

@@ -1,6 +1,6 @@
 /** Reads that only bpftool and ip answer: per-CPU counters, programs, attachments. */
 import { execa } from 'execa';
-import { EnvError } from '../errors.js';
+import { EnvError, NEEDS_ROOT } from '../errors.js';
 import { STAT_NAMES, type StatName } from './layout.js';
 
 export type Counters = Record<StatName, { packets: number; bytes: number }>;
@@ -13,7 +13,10 @@ function u64(bytes: string[], at: number): number {
 
 async function bpftoolJson(args: string[]): Promise<unknown> {
   const r = await execa('bpftool', ['-j', ...args], { reject: false });
-  if (r.exitCode !== 0) throw new EnvError(`bpftool ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+  if (r.exitCode !== 0) {
+    const why = (r.stderr || r.stdout).trim();
+    throw new EnvError(`bpftool ${args.join(' ')}: ${why}${/permission denied|operation not permitted/i.test(why) ? `; ${NEEDS_ROOT}` : ''}`);
+  }
   return JSON.parse(r.stdout);
 }
 

@@ -5,7 +5,8 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
-import { EnvError, MapFullError, RuntimeError } from '../errors.js';
+import { basename } from 'node:path';
+import { EnvError, MapFullError, NEEDS_ROOT, RuntimeError } from '../errors.js';
 import { MAPTOOL } from '../paths.js';
 
 export interface MapInfo {
@@ -22,6 +23,9 @@ function requireTool(): void {
 }
 
 function noMap(pin: string, why = ''): EnvError {
+  if (/permission denied|operation not permitted/i.test(why)) {
+    return new EnvError(`cannot open the map ${pin}: ${why}; ${NEEDS_ROOT}`);
+  }
   return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir`);
 }
 
@@ -34,8 +38,8 @@ const SERVE_OPTIONS = { encoding: 'buffer', reject: false, stdin: 'pipe', stdout
 
 export class MapServer {
   private child?: ResultPromise<typeof SERVE_OPTIONS>;
-  /** Output not taken yet, as it arrived: joined only when a take can be served (a 20 MB dump is 300 chunks). */
-  private chunks: Buffer[] = [];
+  /** What the child wrote and no request took yet, as received: joined only when a request needs it (a dump is 24 MB in 64 KiB pieces). */
+  private parts: Buffer[] = [];
   private have = 0;
   private waiting?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
@@ -44,7 +48,7 @@ export class MapServer {
     requireTool();
     const child = execa(MAPTOOL, ['serve'], SERVE_OPTIONS);
     child.stdout.on('data', (d: Buffer) => {
-      this.chunks.push(d);
+      this.parts.push(d);
       this.have += d.length;
       this.waiting?.();
     });
@@ -53,19 +57,19 @@ export class MapServer {
       this.waiting?.();
     });
     this.child = child;
-    this.chunks = [];
+    this.parts = [];
     this.have = 0;
     return child;
   }
 
   private async take(n: number | 'line', alive: () => boolean): Promise<Buffer> {
     for (;;) {
-      const buffered = n === 'line' || this.have >= n ? this.joined() : undefined;
-      const end = !buffered ? -1 : n === 'line' ? buffered.indexOf(10) : n;
-      if (buffered && end >= 0) {
-        const out = buffered.subarray(0, end);
-        const rest = buffered.subarray(n === 'line' ? end + 1 : end);
-        this.chunks = rest.length ? [rest] : [];
+      const whole = n === 'line' || this.have >= n ? this.joined() : undefined;
+      const end = !whole ? -1 : n === 'line' ? whole.indexOf(10) : n;
+      if (whole && end >= 0) {
+        const out = whole.subarray(0, end);
+        const rest = whole.subarray(n === 'line' ? end + 1 : end);
+        this.parts = rest.length ? [rest] : [];
         this.have = rest.length;
         return out;
       }
@@ -76,8 +80,8 @@ export class MapServer {
   }
 
   private joined(): Buffer {
-    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.have)];
-    return this.chunks[0]!;
+    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.have)];
+    return this.parts[0] ?? Buffer.alloc(0);
   }
 
   /** Send one request, get its answer line (and payload for dump). Requests never interleave. */
@@ -112,7 +116,8 @@ export class MapServer {
     const full = /^full applied (\d+) max (\d+)/.exec(line);
     if (full) {
       const info = await this.info(pin);
-      throw new MapFullError(info.name, info.max_entries, Number(full[1]), count);
+      // The pin's name, not info.name: the kernel cuts names to 15 characters (blocked_prefixe).
+      throw new MapFullError(basename(pin), info.max_entries, Number(full[1]), count);
     }
     return Number(/applied (\d+)/.exec(this.check(pin, line))?.[1] ?? 0);
   }

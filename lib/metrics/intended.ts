@@ -1,6 +1,6 @@
 /**
  * The one place the metrics read the state: what the blocklist intends. When
- * the state store changes (SQLite), only this function changes.
+ * the state store changes, only this function changes.
  */
 import type { Context } from '../context.js';
 import type { Intended } from '../drift.js';
@@ -11,5 +11,5 @@ import type { Intended } from '../drift.js';
  * lock: a reader never makes a writer wait.
  */
 export function intendedEntries(ctx: Context): ReadonlyMap<string, Intended> {
-  return ctx.store.refresh();
+  return ctx.store.all();
 }

@@ -84,8 +84,9 @@ export class Lab {
     if (failures.length) throw new Error(`cleanup left things behind:\n${failures.join('\n')}`);
   }
 
+  /** The pin folder and a state folder of this lab's own (the scripts write the state too). */
   env(extra: Record<string, string> = {}): Record<string, string> {
-    return { VOS_PIN_DIR: this.pinDir, ...extra };
+    return { VOS_PIN_DIR: this.pinDir, VOS_STATE_DIR: join(this.tmp, 'state'), ...extra };
   }
 
   /** Run scripts/NAME with this lab's pin folder; never throws on a non-zero exit. */

@@ -185,12 +185,17 @@ describeKernel('vosctl', () => {
     expect(dump.exitCode).not.toBe(0);
   });
 
-  it('status shows attachment, program, fill levels, and whether state and maps agree; reconcile fixes a script-made difference', async () => {
+  it('status shows attachment, program, fill levels, and whether state and maps agree; reconcile fixes a difference made by hand', async () => {
     let s = JSON.parse((await vosctl('status', '--json')).out);
     expect(s.attached).toEqual([{ iface: v.host, mode: 'native', progId: s.program_id }]);
     expect(s.maps.find((m: { name: string }) => m.name === 'blocked_ips')).toMatchObject({ capacity: 262144 });
     expect(s.state_matches_maps).toBe(true);
-    await lab.mustScript('block_ip.sh', ['203.0.113.70', '--source', 'script']);
+    // The scripts write the state too: no divergence.
+    await lab.mustScript('block_ip.sh', ['203.0.113.69', '--source', 'script']);
+    expect(JSON.parse((await vosctl('status', '--json')).out)).toMatchObject({ state_matches_maps: true });
+    await vosctl('unblock', '203.0.113.69');
+    // A map changed by hand with bpftool is what reconcile is for.
+    await execa('bpftool', ['map', 'update', 'pinned', `${lab.pinDir}/blocked_ips`, 'key', '203', '0', '113', '70', 'value', ...Array(12).fill('0'), '1', '0', '0', '0']);
     s = JSON.parse((await vosctl('status', '--json')).out);
     expect(s).toMatchObject({ state_matches_maps: false, divergence: { only_in_maps: 1 } });
     expect((await vosctl('status')).out).toContain('DIVERGES: 1 only in the maps');

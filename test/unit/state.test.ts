@@ -1,183 +1,149 @@
+/** The SQLite state store: persistence, transactions, migration of the old files, errors that name the file. */
 import { afterEach, describe, expect, it } from '@jest/globals';
-import fc from 'fast-check';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StateStore, type Entry } from '../../lib/state.js';
+import { StateCorruptError, StateError, StateStore, type Entry } from '../../lib/state.js';
 
-const e = (ip: string, expires = 0): Entry => ({ ip, source: 'feed', reason: 'r', added: 1_800_000_000, expires });
+const e = (ip: string, expires = 0, source = 'feed'): Entry => ({ ip, source, reason: 'r', added: 1_800_000_000, expires });
 let dir: string;
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+const stores: StateStore[] = [];
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 const fresh = () => (dir = mkdtempSync(join(tmpdir(), 'vfp-state-')));
+const open = (d = dir) => {
+  const s = new StateStore(d);
+  stores.push(s);
+  return s;
+};
+const sorted = (s: StateStore) => [...s.iterate()].sort((a, b) => a.ip.localeCompare(b.ip));
 
-describe('StateStore', () => {
-  it('persists puts and deletes across instances', async () => {
-    const a = new StateStore(fresh());
-    await a.withLock(() => a.commit([e('1.1.1.1'), e('2.2.2.2', 5)], []));
-    await a.withLock(() => a.commit([], ['1.1.1.1']));
-    const b = new StateStore(dir);
-    expect([...b.load().values()]).toEqual([e('2.2.2.2', 5)]);
+describe('StateStore on SQLite', () => {
+  it('persists puts and deletes, and another connection reads them', async () => {
+    const a = open(fresh());
+    await a.transaction(() => a.commit([e('1.1.1.1'), e('2.2.2.2', 5), { ...e('9.9.9.9'), reason: 'it\'s "quoted"' }], []));
+    await a.transaction(() => a.commit([], ['1.1.1.1']));
+    expect(sorted(open())).toEqual([e('2.2.2.2', 5), { ...e('9.9.9.9'), reason: 'it\'s "quoted"' }]);
   });
 
-  it('journals a bulk of alike entries compactly and reads back every one, exactly', async () => {
-    const a = new StateStore(fresh());
-    const bulk = Array.from({ length: 25_000 }, (_, i) => e(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 1_900_000_000));
-    const odd = { ip: '9.9.9.9', source: 'manual', reason: 'by "hand"', added: 1_800_000_001, expires: 0 };
-    await a.withLock(() => a.commit([...bulk.slice(0, 12_000), odd, ...bulk.slice(12_000)], []));
-    const journal = readFileSync(join(dir, 'journal.jsonl'), 'utf8').trim().split('\n');
-    // 12,000 alike: a full line of 10,000 and one of 2,000; the odd one alone; 13,000 alike: 10,000 + 3,000
-    expect(journal.map((l) => (JSON.parse(l) as { op: string; ips?: string[] }).ips?.length ?? (JSON.parse(l) as { op: string }).op)).toEqual([10_000, 2_000, 'put', 10_000, 3_000]);
-    const b = new StateStore(dir);
-    const loaded = b.load();
-    expect(loaded.size).toBe(25_001);
-    expect(loaded.get('9.9.9.9')).toEqual(odd);
-    expect(loaded.get('10.0.48.255')).toEqual(e('10.0.48.255', 1_900_000_000));
-    // and the writer's own view, kept without re-reading, agrees
-    expect(new Map(a.load())).toEqual(new Map(loaded));
+  it('is WAL with synchronous FULL, readable with the sqlite3 shell', async () => {
+    const a = open(fresh());
+    a.commit([e('10.0.0.0/8'), e('2001:db8::1')], []);
+    expect(a.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(a.db.pragma('synchronous', { simple: true })).toBe(2);
+    const out = execFileSync('sqlite3', [a.path, 'SELECT target, family, prefixlen FROM entries ORDER BY target']).toString();
+    expect(out.trim().split('\n')).toEqual(['10.0.0.0/8|4|8', '2001:db8::1|6|128']);
   });
 
-  it('sees what another writer appended (refresh reads only the new tail)', async () => {
-    const a = new StateStore(fresh());
-    const b = new StateStore(dir);
-    expect(b.load().size).toBe(0);
-    await a.withLock(() => a.commit([e('3.3.3.3')], []));
-    expect([...b.load().keys()]).toEqual(['3.3.3.3']);
-  });
-
-  it("a writer's own commits and other writers' later ones are read back in the order they were made", async () => {
-    const a = new StateStore(fresh());
-    const b = new StateStore(dir);
-    await a.withLock(() => a.commit([e('5.5.5.5', 1), e('6.6.6.6'), e('8.8.8.8')], []));
-    await b.withLock(() => b.commit([e('5.5.5.5', 2)], ['6.6.6.6']));
-    await a.withLock(() => a.commit([], ['8.8.8.8']));
-    await a.withLock(() => a.commit([e('7.7.7.7')], []));
-    await a.withLock(() => a.commit([e('8.8.8.8', 3)], []));
-    const truth = new Map(new StateStore(dir).load());
-    expect([...truth.keys()].sort()).toEqual(['5.5.5.5', '7.7.7.7', '8.8.8.8']);
-    expect(truth.get('5.5.5.5')?.expires).toBe(2);
-    expect(new Map(a.load())).toEqual(truth);
-    expect(new Map(b.load())).toEqual(truth);
-  });
-
-  it('a reader that had read the old journal sees the truth after another writer compacts', async () => {
-    const dir = fresh();
-    const a = new StateStore(dir);
-    const b = new StateStore(dir);
-    await a.withLock(() => a.commit([e('1.1.1.1'), e('2.2.2.2')], []));
-    expect(b.load().size).toBe(2);
-    await a.withLock(() => a.commit([e('3.3.3.3')], ['1.1.1.1']));
-    await a.withLock(() => a.compact());
-    await a.withLock(() => a.commit([e('4.4.4.4')], []));
-    expect([...b.load().keys()].sort()).toEqual(['2.2.2.2', '3.3.3.3', '4.4.4.4']);
-    await b.withLock(() => b.commit([], ['2.2.2.2']));
-    expect([...a.load().keys()].sort()).toEqual(['3.3.3.3', '4.4.4.4']);
-    expect([...new StateStore(dir).load().keys()].sort()).toEqual(['3.3.3.3', '4.4.4.4']);
-  });
-
-  it('compacts into a snapshot by rename and keeps every entry', async () => {
-    const a = new StateStore(fresh());
-    await a.withLock(() => a.commit(Array.from({ length: 50 }, (_, i) => e(`10.0.0.${i}`)), []));
-    await a.withLock(() => a.compact());
-    // the journal is folded in: emptied (a crash before that replays it harmlessly)
-    expect(readdirSync(dir).filter((f) => f !== 'journal.jsonl')).toEqual(['blocklist.jsonl']);
-    expect(existsSync(join(dir, 'journal.jsonl')) ? statSync(join(dir, 'journal.jsonl')).size : 0).toBe(0);
-    expect(new StateStore(dir).load().size).toBe(50);
-  });
-
-  it('lookup finds just the asked entries, from snapshot and journal in order, as a full load would', async () => {
-    const w = new StateStore(fresh());
-    await w.withLock(() => w.commit([e('1.2.3.4', 1), e('1.2.3.40'), { ...e('9.9.9.9'), reason: 'like "1.2.3.5"' }], []));
-    await w.withLock(() => w.compact());
-    await w.withLock(() => w.commit(Array.from({ length: 300 }, (_, i) => e(`10.1.${i >> 8}.${i & 255}`, 7)), []));
-    await w.withLock(() => w.commit([e('1.2.3.4', 2)], ['1.2.3.40']));
-    await w.withLock(() => w.commit([], ['10.1.0.5']));
-    appendFileSync(join(dir, 'journal.jsonl'), '{"op":"del","ip":"1.2.3.4"'); // torn: never happened
-    const asked = ['1.2.3.4', '1.2.3.40', '1.2.3.5', '10.1.0.5', '10.1.0.6', '198.51.100.0/24'];
-    const found = new StateStore(dir).lookup(asked);
-    expect([...found.keys()].sort()).toEqual(['1.2.3.4', '10.1.0.6']);
-    expect(found.get('1.2.3.4')?.expires).toBe(2);
-    const full = new StateStore(dir).load();
-    expect(new Map([...found])).toEqual(new Map(asked.filter((ip) => full.has(ip)).map((ip) => [ip, full.get(ip)!])));
-  });
-
-  it('agrees with a full load for any history of commits and compactions', async () => {
-    const ips = ['203.0.113.1', '203.0.113.10', '203.0.113.100', '198.51.100.0/24', '198.51.100.7'];
-    const step = fc.record({ puts: fc.subarray(ips), dels: fc.subarray(ips), expires: fc.nat(9), compact: fc.boolean(), loaded: fc.boolean() });
-    await fc.assert(
-      fc.asyncProperty(fc.array(step, { maxLength: 8 }), fc.subarray(ips), async (steps, asked) => {
-        const d = mkdtempSync(join(tmpdir(), 'vfp-state-'));
-        try {
-          for (const st of steps) {
-            const w = new StateStore(d);
-            if (st.loaded) w.load();
-            await w.withLock(() => {
-              w.commit(st.puts.map((ip) => e(ip, st.expires)), st.dels);
-              if (st.compact) w.compact();
-            });
-          }
-          const full = new StateStore(d).load();
-          const expected = new Map(asked.filter((ip) => full.has(ip)).map((ip) => [ip, full.get(ip)!]));
-          expect(new Map(new StateStore(d).lookup(asked))).toEqual(expected);
-        } finally {
-          rmSync(d, { recursive: true, force: true });
-        }
+  it('a transaction that throws leaves nothing behind', async () => {
+    const a = open(fresh());
+    await expect(
+      a.transaction(async () => {
+        a.commit([e('3.3.3.3')], []);
+        throw new Error('map write failed');
       }),
-      { numRuns: 60 },
-    );
+    ).rejects.toThrow('map write failed');
+    expect(a.lookup(['3.3.3.3']).size).toBe(0);
+    // and the next transaction works
+    await a.transaction(() => a.commit([e('4.4.4.4')], []));
+    expect([...a.lookup(['4.4.4.4', '3.3.3.3']).keys()]).toEqual(['4.4.4.4']);
   });
 
-  it('a writer that never loaded the view appends and folds the journal once it outgrows the snapshot', async () => {
-    const w = new StateStore(fresh());
-    await w.withLock(() => w.commit(Array.from({ length: 20_000 }, (_, i) => e(`10.2.${i >> 8}.${i & 255}`)), []));
-    expect(existsSync(join(dir, 'blocklist.jsonl'))).toBe(false); // one "puts" line per 10,000: still under 1 MiB
-    for (let i = 0; i < 40; i++) {
-      const one = new StateStore(dir);
-      await one.withLock(() => one.commit(Array.from({ length: 1_000 }, (_, j) => ({ ...e(`10.3.${(i * 1000 + j) >> 8}.${(i * 1000 + j) & 255}`), reason: `r${j}` })), []));
+  it('a bulk of 25,000 with one odd entry in the middle reads back exactly', async () => {
+    const a = open(fresh());
+    const bulk = Array.from({ length: 25_000 }, (_, i) => e(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 1_900_000_000));
+    const odd = { ip: '9.9.9.9', source: 'manual', reason: null, added: 1_800_000_001, expires: 0 };
+    await a.transaction(() => a.commit([...bulk.slice(0, 12_000), odd, ...bulk.slice(12_000)], []));
+    const all = open().all();
+    expect(all.size).toBe(25_001);
+    expect(all.get('9.9.9.9')).toEqual(odd);
+    expect(all.get('10.0.48.255')).toEqual(e('10.0.48.255', 1_900_000_000));
+    // Many targets: found (by one scan of the table); a few: just those.
+    const many = a.lookup(bulk.slice(100, 20_100).map((x) => x.ip));
+    expect(bulk.slice(100, 20_100).every((x) => many.get(x.ip)?.expires === 1_900_000_000)).toBe(true);
+    expect([...a.lookup(['9.9.9.9', '10.0.0.1', '8.8.8.8']).keys()].sort()).toEqual(['10.0.0.1', '9.9.9.9']);
+  });
+
+  it('counts by source, finds the expired by the index, keeps consumer offsets', async () => {
+    const a = open(fresh());
+    await a.transaction(() => {
+      a.commit([e('1.0.0.1', 100, 'a'), e('1.0.0.2', 0, 'a'), e('1.0.0.3', 300, 'b'), e('1.0.0.0/24', 0, 'b')], []);
+      a.setConsumerOffset('stream.blocklist', 4711);
+    });
+    expect(Object.fromEntries(a.countBySource())).toEqual({ a: 2, b: 2 });
+    expect(a.expired(200)).toEqual(['1.0.0.1']);
+    expect(a.liveCounts(200)).toEqual({ exact: 2, prefixes: 1 });
+    expect(open().consumerOffset('stream.blocklist')).toBe(4711);
+    const plan = a.db.prepare('EXPLAIN QUERY PLAN SELECT source, count(*) FROM entries GROUP BY source').all() as Array<{ detail: string }>;
+    expect(plan.map((p) => p.detail).join(' ')).toMatch(/COVERING INDEX entries_by_source/);
+  });
+
+  it('a writer waits for another (bounded) and names the file past the bound', async () => {
+    const a = open(fresh());
+    a.load();
+    const holder = open();
+    holder.db.exec('BEGIN IMMEDIATE');
+    process.env.VOS_STATE_TIMEOUT = '0.2';
+    try {
+      const late = new StateStore(dir);
+      stores.push(late);
+      const err = await late.transaction(() => undefined).catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(StateError);
+      expect((err as Error).message).toContain(join(dir, 'state.sqlite3'));
+      expect((err as Error).message).toMatch(/locked.*nothing was changed/);
+    } finally {
+      delete process.env.VOS_STATE_TIMEOUT;
+      holder.db.exec('ROLLBACK');
     }
-    expect(existsSync(join(dir, 'blocklist.jsonl'))).toBe(true);
-    expect(statSync(join(dir, 'journal.jsonl')).size).toBeLessThan(statSync(join(dir, 'blocklist.jsonl')).size);
-    expect(new StateStore(dir).load().size).toBe(60_000);
   });
 
-  it('ignores a torn last journal line (a crash mid-write)', async () => {
-    const a = new StateStore(fresh());
-    await a.withLock(() => a.commit([e('4.4.4.4')], []));
-    appendFileSync(join(dir, 'journal.jsonl'), '{"op":"put","e":["5.5.5.5","feed"');
-    expect([...new StateStore(dir).load().keys()]).toEqual(['4.4.4.4']);
+  it('a file that is not a database is reported with its path and SQLite\'s words', () => {
+    fresh();
+    writeFileSync(join(dir, 'state.sqlite3'), 'this is not SQLite'.repeat(400));
+    const err = (() => {
+      try {
+        open().all();
+      } catch (x) {
+        return x;
+      }
+    })();
+    expect(err).toBeInstanceOf(StateCorruptError);
+    expect((err as Error).message).toContain(join(dir, 'state.sqlite3'));
+    expect((err as Error).message).toContain('file is not a database');
+    expect((err as Error).message).toContain('reconcile --from map');
+    // setAside keeps the damaged file and lets a new one be made
+    const aside = open().setAside();
+    expect(existsSync(aside)).toBe(true);
+    expect(open().isEmpty()).toBe(true);
   });
+});
 
-  it('takes over a lock left without a pid (a writer killed between creating and naming it)', async () => {
-    const a = new StateStore(fresh());
-    const { mkdirSync, utimesSync } = await import('node:fs');
-    mkdirSync(join(dir, 'lock'));
-    const old = new Date(Date.now() - 10_000);
-    utimesSync(join(dir, 'lock'), old, old);
-    await a.withLock(() => a.commit([e('8.8.8.8')], []));
-    expect(new StateStore(dir).load().size).toBe(1);
-    expect(readdirSync(dir).sort()).toEqual(['journal.jsonl']);
-  });
-
-  it('serializes writers in one process, leaving no temporary folders', async () => {
-    const a = new StateStore(fresh());
-    const b = new StateStore(dir);
-    const order: string[] = [];
-    const slow = (who: string) => async () => {
-      order.push(`${who} in`);
-      await new Promise((r) => setTimeout(r, 30));
-      order.push(`${who} out`);
-    };
-    await Promise.all([a.withLock(slow('a')), b.withLock(slow('b'))]);
-    expect(order).toEqual(['a in', 'a out', 'b in', 'b out']);
-    expect(readdirSync(dir)).toEqual([]);
-  });
-
-  it('takes over a lock left by a dead process', async () => {
-    const a = new StateStore(fresh());
-    await a.withLock(() => a.commit([e('6.6.6.6')], []));
-    const { mkdirSync, writeFileSync } = await import('node:fs');
-    mkdirSync(join(dir, 'lock'));
-    writeFileSync(join(dir, 'lock', 'pid'), '999999999');
-    await a.withLock(() => a.commit([e('7.7.7.7')], []));
-    expect(new StateStore(dir).load().size).toBe(2);
+describe('migration from the old files', () => {
+  it('migrates every readable entry once, names the unreadable lines, and keeps the old files aside', () => {
+    fresh();
+    const line = (x: Entry) => JSON.stringify([x.ip, x.source, x.reason, x.added, x.expires]);
+    writeFileSync(join(dir, 'blocklist.jsonl'), [line(e('1.1.1.1')), line(e('2.2.2.2', 7)), '["3.3.3.3","feed",nu'].join('\n') + '\n');
+    writeFileSync(
+      join(dir, 'journal.jsonl'),
+      [
+        JSON.stringify({ op: 'puts', s: 'bulk', r: null, a: 5, x: 0, ips: ['5.5.5.1', '5.5.5.2'] }),
+        'null',
+        JSON.stringify({ op: 'del', ip: '1.1.1.1' }),
+        JSON.stringify({ op: 'put', e: [...JSON.parse(line(e('6.6.6.6'))) as unknown[]] }),
+        '{"op":"put","e":["7.7.7.7"', // torn last line
+      ].join('\n'),
+    );
+    const s = open();
+    expect(sorted(s).map((x) => x.ip)).toEqual(['2.2.2.2', '5.5.5.1', '5.5.5.2', '6.6.6.6']);
+    expect(s.lookup(['5.5.5.2']).get('5.5.5.2')).toEqual({ ip: '5.5.5.2', source: 'bulk', reason: null, added: 5, expires: 0 });
+    expect(readdirSync(dir).sort()).toEqual(expect.arrayContaining(['pre-sqlite', 'state.sqlite3']));
+    expect(readdirSync(dir)).not.toContain('blocklist.jsonl');
+    expect(readdirSync(join(dir, 'pre-sqlite')).sort()).toEqual(['blocklist.jsonl', 'journal.jsonl']);
+    expect(readdirSync(dir).filter((f) => f.includes('migrating'))).toEqual([]);
+    // a second open does not migrate again
+    expect(sorted(open()).length).toBe(4);
   });
 });

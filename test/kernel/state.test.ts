@@ -1,0 +1,318 @@
+/**
+ * The state on SQLite under the faults an operator meets: a nearly full disk,
+ * killed writers, parallel writers, a damaged file, the old format, the
+ * scripts as a second writer. What is checked is what an operator checks:
+ * every change whose command exited 0 is there after a simulated reboot (pin
+ * folder removed, maps created anew, state restored by `vosctl attach`).
+ */
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { execa } from 'execa';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
+import { describeKernel } from '../helpers/env.js';
+import { Lab, ROOT, type Veth } from '../helpers/lab.js';
+import type { ListedEntry as Listed } from '../../lib/blocklist.js';
+
+const VOSCTL = join(ROOT, 'bin/vosctl');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** n distinct addresses in 11.0.0.0/8, from `from` on. */
+const addrs = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => {
+    const a = 11 * 2 ** 24 + 1 + from + i;
+    return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+  });
+
+/** Fill the file system of `file` with it, then give back `freeKiB`: a nearly full disk. */
+function fillDisk(file: string, freeKiB: number): void {
+  const fd = openSync(file, 'w');
+  let size = 0;
+  try {
+    for (;;) size += writeSync(fd, Buffer.alloc(64 * 1024));
+  } catch {
+    /* full */
+  }
+  ftruncateSync(fd, Math.max(0, size - freeKiB * 1024));
+  closeSync(fd);
+}
+
+// Million-line loads and reboots on a shared 2-core machine: room beyond the default minute.
+jest.setTimeout(180_000);
+
+describeKernel('state on SQLite: faults, and what survives a reboot', () => {
+  let lab: Lab;
+  let v: Veth;
+  let nodes = 0;
+
+  /** A host: its own pin folder and state folder, attached to the lab's veth while in use. */
+  class Host {
+    readonly pinDir = `${lab.pinDir}_s${++nodes}`;
+    readonly stateDir: string;
+    constructor(stateDir?: string) {
+      this.stateDir = stateDir ?? join(lab.tmp, `state${nodes}`);
+      lab.defer(`pins ${this.pinDir}`, async () => rmSync(this.pinDir, { recursive: true, force: true }));
+    }
+    env(extra: Record<string, string> = {}) {
+      return { VOS_PIN_DIR: this.pinDir, VOS_STATE_DIR: this.stateDir, VOS_LOG_FORMAT: 'json', ...extra };
+    }
+    async vosctl(...args: string[]) {
+      const r = await execa(VOSCTL, args, { env: this.env(), reject: false });
+      return { code: r.exitCode, out: r.stdout, err: r.stderr };
+    }
+    spawn(cmd: string, args: string[]) {
+      return lab.spawn(cmd, args, { env: this.env() });
+    }
+    async script(name: string, args: string[], input?: string) {
+      const r = await execa(join(ROOT, 'scripts', name), args, { env: this.env(), reject: false, input });
+      return { code: r.exitCode, out: r.stdout, err: r.stderr };
+    }
+    async ips(...args: string[]): Promise<string[]> {
+      const r = await this.vosctl('list', '--json', ...args);
+      if (r.code !== 0) throw new Error(`list: ${r.err}`);
+      return (JSON.parse(r.out) as Listed[]).map((e) => e.ip);
+    }
+    async matches(): Promise<boolean> {
+      return (JSON.parse((await this.vosctl('status', '--json')).out) as { state_matches_maps: boolean }).state_matches_maps;
+    }
+    /** Power cycle: the program detached, bpffs emptied, then attach as at boot. */
+    async reboot(...attachArgs: string[]) {
+      await this.detach();
+      rmSync(this.pinDir, { recursive: true, force: true });
+      return this.vosctl('attach', v.host, ...attachArgs);
+    }
+    async detach() {
+      await execa(join(ROOT, 'scripts/unload.sh'), [v.host], { env: this.env(), reject: false });
+    }
+  }
+
+  /** A host whose state folder is on a 3 MiB tmpfs, attached, with freeKiB left free. */
+  async function nearlyFull(freeKiB: number): Promise<{ h: Host; disk: string; filler: string }> {
+    const disk = join(lab.tmp, `disk${++nodes}`);
+    mkdirSync(disk);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk]);
+    lab.defer(`tmpfs ${disk}`, () => execa('umount', ['-l', disk]));
+    const h = new Host(join(disk, 'state'));
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const filler = join(disk, 'filler');
+    fillDisk(filler, freeKiB);
+    return { h, disk, filler };
+  }
+
+  beforeAll(async () => {
+    lab = new Lab();
+    v = await lab.veth();
+  });
+  afterAll(() => lab.cleanup());
+
+  it('on a nearly full disk every block that exited 0 survives a reboot; the rest fail naming the database', async () => {
+    const { h, disk, filler } = await nearlyFull(150);
+    const ok: string[] = [];
+    const failed: string[] = [];
+    for (const ip of addrs(40, 1000)) {
+      const r = await h.vosctl('block', ip, '--reason', 'x'.repeat(3000));
+      if (r.code === 0) ok.push(ip);
+      else {
+        failed.push(ip);
+        expect(r.err).toContain(join(disk, 'state', 'state.sqlite3'));
+        expect(r.err).toMatch(/database or disk is full|SQLITE_FULL/);
+        expect(r.out).toBe(''); // nothing reported as blocked
+      }
+    }
+    expect(ok.length).toBeGreaterThan(0);
+    expect(failed.length).toBeGreaterThan(0);
+    const list = join(lab.tmp, 'full.txt');
+    writeFileSync(list, addrs(20_000, 5000).join('\n'));
+    const bulk = await h.vosctl('load-file', list, '--source', 'feed');
+    expect(bulk.code).toBe(1);
+    expect(bulk.err).toContain(join(disk, 'state', 'state.sqlite3'));
+    expect(bulk.out).toBe('');
+    rmSync(filler);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    const after = new Set(await h.ips());
+    expect(ok.filter((ip) => !after.has(ip))).toEqual([]);
+    await h.detach();
+  });
+
+  it('consume on a nearly full disk acks only what it persisted', async () => {
+    if (brokerMissing()) {
+      if (process.env.CI === 'true') throw new Error(brokerMissing()!);
+      return; // a laptop without RabbitMQ: the CLI faults above still ran
+    }
+    const { h, disk, filler } = await nearlyFull(60);
+    const broker = new Broker(lab);
+    const q = broker.name('nearlyfull');
+    const c = new ConsumerProcess(lab, h.env(), ['--queue', q, '--batch-size', '5', '--batch-wait', '1', '--prefetch', '20']);
+    await c.start();
+    const ips = addrs(400, 9000);
+    await broker.publish(q, ips.map((ip, i) => JSON.stringify({ action: 'block', ip, reason: `${i}`.padEnd(190, 'y') })));
+    const paused = await c.waitForLog((l) => l.message === 'paused: map update failed', 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${JSON.stringify(c.logs.filter((l) => l.message !== 'blocked').slice(-8))}`);
+    });
+    expect(String(paused.error)).toContain(join(disk, 'state', 'state.sqlite3'));
+    await c.kill9();
+    await broker.close();
+    // The broker requeues what was not acked; acks are cumulative, so the acked ones are the first.
+    const { ready, unacked } = await broker.depth(q);
+    const acked = ips.length - ready - unacked;
+    expect(acked).toBeLessThan(ips.length);
+    rmSync(filler);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    const after = new Set(await h.ips());
+    expect(ips.slice(0, acked).filter((ip) => !after.has(ip))).toEqual([]);
+    await h.detach();
+  });
+
+  it('a writer killed at any instant leaves a working state; status and one reconcile make them agree; exit-0 changes survive', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host, '--block-capacity', '600000')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '198.51.100.1')).toMatchObject({ code: 0 });
+    const list = join(lab.tmp, 'big.txt');
+    writeFileSync(list, addrs(300_000).join('\n'));
+    for (const afterMs of [300, 900, 1600]) {
+      const p = h.spawn(VOSCTL, ['load-file', list, '--source', `feed${afterMs}`]);
+      await sleep(afterMs);
+      p.kill('SIGKILL');
+      await p;
+      expect(await h.vosctl('block', `198.51.100.${afterMs % 250}`)).toMatchObject({ code: 0 });
+    }
+    const s = h.spawn(join(ROOT, 'scripts/block_ips_from_file.sh'), ['-', '--source', 'scriptfeed']);
+    s.stdin?.end(addrs(50_000, 400_000).join('\n'));
+    await sleep(700);
+    s.kill('SIGKILL');
+    await s;
+    await h.vosctl('status');
+    expect(await h.vosctl('reconcile')).toMatchObject({ code: 0 });
+    expect(await h.matches()).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    expect(await h.ips('--source', 'manual')).toEqual(['198.51.100.1', '198.51.100.150', '198.51.100.50', '198.51.100.100'].sort((a, b) => a.localeCompare(b, 'en', { numeric: true })));
+    await h.detach();
+  });
+
+  it('parallel writers and a --replace all exit 0, and the result is exactly their union', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const old = addrs(20_000);
+    const next = [...old.slice(2_000), ...addrs(2_000, 20_000)];
+    writeFileSync(join(lab.tmp, 'old.txt'), old.join('\n'));
+    writeFileSync(join(lab.tmp, 'next.txt'), next.join('\n'));
+    expect(await h.vosctl('load-file', join(lab.tmp, 'old.txt'), '--source', 'feed')).toMatchObject({ code: 0 });
+    const loops = Array.from({ length: 5 }, async (_, l) => {
+      const codes: Array<number | undefined> = [];
+      for (let i = 0; i < 6; i++) codes.push((await h.vosctl('block', `198.51.${100 + l}.${i + 1}`)).code);
+      return codes;
+    });
+    const script = h.script('block_ip.sh', ['203.0.113.77', '--source', 'script']);
+    const replace = h.vosctl('load-file', join(lab.tmp, 'next.txt'), '--source', 'feed', '--replace');
+    const [codes, r, sc] = await Promise.all([Promise.all(loops), replace, script]);
+    expect(codes.flat()).toEqual(Array(30).fill(0));
+    expect(r).toMatchObject({ code: 0 });
+    expect(sc).toMatchObject({ code: 0 });
+    expect(await h.matches()).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    expect((await h.ips('--source', 'manual')).length).toBe(30);
+    expect(await h.ips('--source', 'script')).toEqual(['203.0.113.77']);
+    const feed = new Set(await h.ips('--source', 'feed'));
+    expect(feed.size).toBe(next.length);
+    expect(next.every((ip) => feed.has(ip))).toBe(true);
+    await h.detach();
+  });
+
+  it('a damaged database is named with SQLite\'s words; attach still attaches and says nothing was restored; reconcile --from map rebuilds it', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '198.51.100.7', '198.51.100.8')).toMatchObject({ code: 0 });
+    const db = join(h.stateDir, 'state.sqlite3');
+    const fd = openSync(db, 'r+');
+    writeSync(fd, Buffer.from('garbage'.repeat(20)), 0, 100, 0);
+    closeSync(fd);
+    const listed = await h.vosctl('list');
+    expect(listed.code).toBe(1);
+    expect(listed.err).toContain(db);
+    expect(listed.err).toContain('file is not a database');
+    expect(listed.err).toContain('reconcile --from map');
+    // After a reboot: enforcement comes back, the operator is told why the blocklist is empty.
+    await h.detach();
+    rmSync(h.pinDir, { recursive: true, force: true });
+    const att = await h.vosctl('attach', v.host);
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/attached to .*restored nothing/);
+    expect(att.err).toContain(db);
+    const links = JSON.parse((await execa('ip', ['-j', 'link', 'show', v.host])).stdout) as Array<{ xdp?: unknown }>;
+    expect(links[0]!.xdp).toBeDefined();
+    // The scripts refuse too, naming the file; reconcile --from map rebuilds the state from the maps.
+    expect(await h.script('block_ip.sh', ['198.51.100.9'])).toMatchObject({ code: 1 });
+    const rec = await h.vosctl('reconcile', '--from', 'map');
+    expect(rec.code).toBe(0);
+    expect(rec.out).toMatch(/set aside as .*state\.sqlite3\.damaged-/);
+    expect(readdirSync(h.stateDir).some((f) => f.startsWith('state.sqlite3.damaged-'))).toBe(true);
+    expect(await h.vosctl('block', '198.51.100.10')).toMatchObject({ code: 0 });
+    expect(await h.matches()).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    expect(await h.ips()).toEqual(['198.51.100.10']);
+    await h.detach();
+  });
+
+  it('migrates a state folder of the old format on first use, and attach restores it sized for what it holds', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    const feed = addrs(300_000);
+    const line = (ip: string) => `["${ip}","feed",null,1800000000,0]`;
+    writeFileSync(join(h.stateDir, 'blocklist.jsonl'), feed.map(line).join('\n') + '\n');
+    writeFileSync(join(h.stateDir, 'journal.jsonl'), ['{"op":"put","e":["198.51.100.3","manual","by hand",1800000000,0]}', 'null', '{"op":"put","e":["198.51.1'].join('\n'));
+    // No --block-capacity: the default (262,144) would not hold them.
+    const att = await h.vosctl('attach', v.host);
+    expect(att).toMatchObject({ code: 0 });
+    expect(att.out).toContain('restored 300001 entries');
+    expect(att.err).toMatch(/migrated 300001 entries.*journal\.jsonl:2/);
+    expect(readdirSync(join(h.stateDir, 'pre-sqlite')).sort()).toEqual(['blocklist.jsonl', 'journal.jsonl']);
+    const status = JSON.parse((await h.vosctl('status', '--json')).out) as { maps: Array<{ name: string; entries: number }>; state_matches_maps: boolean };
+    expect(status.maps.find((m) => m.name === 'blocked_ips')!.entries).toBe(300_001);
+    expect(status.state_matches_maps).toBe(true);
+    await h.detach();
+  });
+
+  it('a user without root is told that root (or CAP_BPF and CAP_NET_ADMIN) is needed, by vosctl and the scripts', async () => {
+    const h = new Host();
+    expect(await h.script('load.sh', ['--no-attach'])).toMatchObject({ code: 0 });
+    for (const [cmd, args] of [[VOSCTL, ['block', '198.51.100.30']], [join(ROOT, 'scripts/block_ip.sh'), ['198.51.100.30']], [join(ROOT, 'scripts/stats.sh'), []]] as const) {
+      const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', cmd, ...args], { env: h.env(), reject: false });
+      expect(r.exitCode).toBe(3);
+      expect(r.stderr).toContain('needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN');
+      expect(r.stderr).not.toMatch(/unbound variable|unexpected error/);
+    }
+  });
+
+  describe('the scripts write the state too', () => {
+    it('block_ip.sh shows in vosctl list without a reconcile, unblock_ip.sh removes it, both survive a reboot', async () => {
+      const h = new Host();
+      expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+      expect(await h.script('block_ip.sh', ['198.51.100.20', '--ttl', '1h', '--source', 'ops'])).toMatchObject({ code: 0 });
+      expect(await h.script('block_ip.sh', ['198.51.100.21'])).toMatchObject({ code: 0 });
+      expect(await h.script('block_ip.sh', ['10.20.0.0/16'])).toMatchObject({ code: 0 });
+      expect(await h.script('unblock_ip.sh', ['198.51.100.21'])).toMatchObject({ code: 0 });
+      expect(await h.ips()).toEqual(['10.20.0.0/16', '198.51.100.20']);
+      expect(await h.matches()).toBe(true);
+      expect(await h.reboot()).toMatchObject({ code: 0 });
+      const listed = JSON.parse((await h.vosctl('list', '--json')).out) as Listed[];
+      expect(listed.map((e) => [e.ip, e.source])).toEqual([['10.20.0.0/16', 'manual'], ['198.51.100.20', 'ops']]);
+      await h.detach();
+    });
+
+    it('block_ips_from_file.sh on a full map reports what it loaded, still loads the prefixes, and names the full map', async () => {
+      const h = new Host();
+      expect(await h.vosctl('attach', v.host, '--block-capacity', '100', '--prefix-capacity', '3')).toMatchObject({ code: 0 });
+      const lines = [...addrs(120), '10.30.0.0/16', '10.31.0.0/16', '10.32.0.0/16', '10.33.0.0/16'];
+      const r = await h.script('block_ips_from_file.sh', ['-', '--source', 'feed'], lines.join('\n'));
+      expect(r.code).toBe(1);
+      expect(r.out).toBe('loaded 103 of 124 entries, skipped 0 bad lines');
+      expect(r.err).toContain('blocked_ips is full: 100 of 100 entries in use');
+      expect(r.err).toContain('blocked_prefixes is full: 3 of 3 entries in use');
+      expect(await h.matches()).toBe(true);
+      const full = await h.vosctl('block', '10.40.0.0/16');
+      expect(full.err).toContain('blocked_prefixes is full');
+      expect(await h.reboot('--block-capacity', '100', '--prefix-capacity', '3')).toMatchObject({ code: 0 });
+      expect((await h.ips('--source', 'feed')).length).toBe(103);
+      await h.detach();
+    });
+  });
+});
