@@ -11,6 +11,8 @@ export interface Settings {
   amqpCaFile: string | undefined;
   /** A file holding the broker password, so it is on no command line. */
   amqpPasswordFile: string | undefined;
+  /** The cluster's own addresses, comma-separated: vosctl consume never blocks them. */
+  neverBlock: string | undefined;
 }
 
 export type FileConfig = Partial<Record<keyof Settings, unknown>>;
@@ -25,6 +27,7 @@ const ENV: Record<keyof Settings, string> = {
   amqpUrl: 'VOS_AMQP_URL',
   amqpCaFile: 'VOS_AMQP_CA_FILE',
   amqpPasswordFile: 'VOS_AMQP_PASSWORD_FILE',
+  neverBlock: 'VOS_NEVER_BLOCK',
 };
 
 export const DEFAULTS: Settings = {
@@ -36,6 +39,7 @@ export const DEFAULTS: Settings = {
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
   amqpCaFile: undefined,
   amqpPasswordFile: undefined,
+  neverBlock: undefined,
 };
 
 export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: FileConfig): Settings {
@@ -48,6 +52,7 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
   if (!['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'].includes(level)) throw new UsageError(`bad log level '${level}'`);
   const ca = pick('amqpCaFile');
   const pw = pick('amqpPasswordFile');
+  const nb = pick('neverBlock');
   return {
     pinDir: String(pick('pinDir')),
     stateDir: String(pick('stateDir')),
@@ -57,6 +62,8 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
     amqpUrl: String(pick('amqpUrl')),
     amqpCaFile: ca === undefined ? undefined : String(ca),
     amqpPasswordFile: pw === undefined ? undefined : String(pw),
+    // a config file may give a JSON list
+    neverBlock: nb === undefined ? undefined : Array.isArray(nb) ? nb.map(String).join(',') : String(nb),
   };
 }
 

@@ -263,6 +263,7 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     // Every message is either applied and acked, or still in the queue: none both, none lost.
     expect(depth.unacked).toBe(0);
     expect(applied).toBeGreaterThan(0);
+    if (depth.ready + applied !== ips.length) console.log(JSON.stringify(c.logs.filter((l) => l.message !== "blocked").slice(-30)));
     expect(depth.ready + applied).toBe(ips.length);
     expect(c.logs.find((l) => l.message === 'consumer stopped')).toMatchObject({ messages: applied });
     await n.consume(['--queue', q]);
