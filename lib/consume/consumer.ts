@@ -176,7 +176,10 @@ export class Consumer {
             return;
           }
         } catch (err) {
-          if (err instanceof UsageError) throw err; // a stream queue, a bad option: no retry helps
+          if (err instanceof UsageError) {
+            if (conn) await closeWithin(conn, 2000);
+            throw err; // a stream queue, a bad option: no retry helps
+          }
           lost = err as Error;
         }
         if (live) this.retire(live);
@@ -377,7 +380,7 @@ export class Consumer {
         });
         if (performance.now() - started >= this.o.pauseHoldMs) {
           await this.returnInHand(live, batch);
-          await this.waitUntilReady(live);
+          await this.waitUntilReady(live, err instanceof NotReady);
           return;
         }
         await sleep(Math.min(delay, Math.max(0, this.o.pauseHoldMs - (performance.now() - started)) + 1), this.stopping.signal);
@@ -429,17 +432,21 @@ export class Consumer {
       live.ch.nack(p.msg, false, true);
     }
     const fields = { action: 'pause', returned: inHand.length, delivery_count: maxCount, delivery_limit: this.o.deliveryLimit || undefined, hold_ms: this.o.pauseHoldMs };
-    if (this.o.deliveryLimit && maxCount >= this.o.deliveryLimit - 1) {
+    if (this.o.deliveryLimit && maxCount >= this.o.deliveryLimit) {
       this.events.emit('error', 'paused too long: a block can be dropped by the broker at its delivery limit', { ...fields, hint: 'raise x-delivery-limit on the queue, or bring the maps back' });
     } else {
       this.events.emit('warn', 'paused: returned the deliveries in hand to the queue; consuming again once the maps are back', { ...fields, note: 'on a quorum queue each return counts as a delivery attempt' });
     }
   }
 
-  private async waitUntilReady(live: Live): Promise<void> {
+  /**
+   * After a return: consume again once enforcement can work. Missing maps or
+   * program are polled (cheap); a map update that failed with them present is
+   * retried no faster than a pause lasts, each retry costing a return.
+   */
+  private async waitUntilReady(live: Live, notReady: boolean): Promise<void> {
     for (let attempt = 0; !live.closed && !this.stopping.signal.aborted; attempt++) {
-      // The delay first: a map update that failed with the maps present is retried no faster than a pause lasts.
-      await sleep(backoffMs(attempt, Math.min(this.o.pauseHoldMs, this.o.retryCapMs), this.o.retryCapMs), this.stopping.signal);
+      await sleep(notReady ? 1000 : backoffMs(attempt, Math.min(this.o.pauseHoldMs, this.o.retryCapMs), this.o.retryCapMs), this.stopping.signal);
       if (this.ready()) break;
     }
     if (!live.closed && !this.stopping.signal.aborted) await this.resumeDeliveries(live);
@@ -559,6 +566,7 @@ export class Consumer {
           this.events.emit('warn', 'dead-lettered', { action: 'dead-letter', ...fields });
           return;
         }
+        if (this.stopping.signal.aborted) return; // counted in the stop's own warning
         const why = {
           nacked: 'the dead-letter queue refused it (full, with x-overflow reject-publish?)',
           returned: 'the dead-letter queue does not exist and could not be declared',

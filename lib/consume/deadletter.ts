@@ -146,5 +146,10 @@ export async function closeWithin(conn: ChannelModel, ms: number): Promise<void>
   const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
   const ok = await Promise.race([closed, late]);
   clearTimeout(timer);
-  if (!ok) (conn as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  const stream = (conn as unknown as { connection?: { stream?: { destroyed?: boolean; destroy(err?: Error): void } } }).connection?.stream;
+  if (!stream || stream.destroyed) return;
+  // With an error, so that amqplib sees the socket fail and stops its heartbeat timer.
+  if (!ok) stream.destroy(new Error(`no close-ok within ${ms} ms`));
+  // A blocked connection is "closed" by amqplib at once, but its socket still waits to flush frames the broker no longer reads.
+  else setTimeout(() => stream.destroyed || stream.destroy(), 1000).unref();
 }
