@@ -116,6 +116,9 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     const ttl = (Date.parse(first.expires!) - Date.parse(first.added)) / 1000;
     expect(ttl).toBeGreaterThanOrEqual(1799);
     expect(ttl).toBeLessThanOrEqual(1801);
+    // An OpenSIPS pike event is recorded as OpenSIPS's pike, not as the default source.
+    expect(list.find((e) => e.ip === '198.51.100.11')).toMatchObject({ source: 'opensips', reason: 'pike' });
+    expect((await n.vosctl('list', '--json', '--source', 'opensips')).out).toContain('198.51.100.12');
     const defaulted = list.find((e) => e.ip === '198.51.100.2')!;
     expect(defaulted.source).toBe('amqp');
     expect((Date.parse(defaulted.expires!) - Date.parse(defaulted.added)) / 1000).toBeCloseTo(7200, -1);
