@@ -163,6 +163,13 @@ export class LoopLab {
   }
 }
 
+/** sipp scenarios of scripts/lab whose dialogs follow the route set, as real phones do: uac.xml (ACK and BYE), uas.xml (copies Record-Route). */
+export function labScenario(name: 'uac' | 'uas'): string {
+  const path = join(ROOT, `scripts/lab/${name}.xml`);
+  if (!existsSync(path)) throw new Error(`missing ${path}`);
+  return path;
+}
+
 export function registerScenario(): string {
   const path = join(ROOT, 'scripts/lab/register.xml');
   if (!existsSync(path)) throw new Error(`missing ${path}`);
