@@ -24,6 +24,8 @@ export interface BlockPolicy {
   allow: readonly Cidr[];
   /** This host's own addresses: a target that covers one is refused. */
   own: readonly number[];
+  /** The cluster's own addresses (never-block, the same on every node): a target that overlaps one is refused. */
+  peers?: readonly Cidr[];
 }
 
 export type Checked = { ok: true; target: Target } | { ok: false; reason: string };
@@ -104,6 +106,9 @@ export function checkBlockable(t: Target, policy: BlockPolicy): string | null {
   if (t.addr === 0xffffffff) return `'${t.text}' is the limited broadcast address`;
   for (const own of policy.own) {
     if (covers(t, { addr: own, prefixlen: 32 })) return `'${t.text}' covers this host's address ${formatAddr(own)}`;
+  }
+  for (const p of policy.peers ?? []) {
+    if (covers(p, t) || covers(t, p)) return `'${t.text}' overlaps the cluster's own address ${formatTarget(p.addr, p.prefixlen)} (never-block)`;
   }
   for (const a of policy.allow) {
     if (covers(a, t)) return `'${t.text}' is covered by the allowlist entry ${formatTarget(a.addr, a.prefixlen)}`;

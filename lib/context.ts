@@ -22,6 +22,7 @@ export interface GlobalArgs {
   url?: string;
   caFile?: string;
   passwordFile?: string;
+  neverBlock?: string | string[];
 }
 
 export class Context {
@@ -38,7 +39,7 @@ export class Context {
     const file = args.config ?? env.VOS_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
     let fileConfig: FileConfig = {};
     if (file) fileConfig = parseConfigFile(readFileSync(file, 'utf8'), file);
-    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile };
+    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile, neverBlock: args.neverBlock };
     const ctx = new Context(resolveSettings(flags, env, fileConfig));
     closeAtEnd(() => ctx.maps.close());
     return ctx;

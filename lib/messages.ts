@@ -33,6 +33,12 @@ export const MAX_TARGETS = 10_000;
 
 /** JSON-RPC methods that mean "block the ip in params". */
 const BLOCK_METHODS = new Set(['E_PIKE_BLOCKED', 'block']);
+/**
+ * Who raises an event, and why, when its params do not say: OpenSIPS's pike
+ * module raises E_PIKE_BLOCKED (OpenSIPS pike module docs, "Exported
+ * Events"), so `vosctl list --source opensips` tells it apart.
+ */
+const EVENT_ORIGIN: Record<string, { source: string; reason: string }> = { E_PIKE_BLOCKED: { source: 'opensips', reason: 'pike' } };
 const UNBLOCK_METHODS = new Set(['unblock']);
 
 function fail(reason: string): ParsedMessage {
@@ -81,10 +87,10 @@ function fromObject(o: Record<string, unknown>): ParsedMessage {
     if (Array.isArray(params)) {
       // Parameters in order: the address first; OpenSIPS sends values only when the event names none.
       if (typeof params[0] !== 'string') return fail(`JSON-RPC ${method} params[0] must be the address, got ${JSON.stringify(params[0])}`);
-      return { ok: true, commands: [{ action, target: params[0] }] };
+      return { ok: true, commands: [{ action, target: params[0], ...EVENT_ORIGIN[method] }] };
     }
     if (!params || typeof params !== 'object') return fail(`JSON-RPC ${method} without params`);
-    fieldsFrom = params as Record<string, unknown>;
+    fieldsFrom = { ...EVENT_ORIGIN[method], ...(params as Record<string, unknown>) };
   } else if (o.action !== undefined) {
     if (o.action !== 'block' && o.action !== 'unblock') return fail(`unknown action ${JSON.stringify(o.action)} (block or unblock)`);
     action = o.action;

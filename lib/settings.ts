@@ -13,6 +13,8 @@ export interface Settings {
   amqpPasswordFile: string | undefined;
   /** HOST:PORT of the Prometheus /metrics endpoint (vosctl exporter, consume --metrics-listen). */
   metricsListen: string;
+  /** The cluster's own addresses, comma-separated: vosctl consume never blocks them. */
+  neverBlock: string | undefined;
 }
 
 export type FileConfig = Partial<Record<keyof Settings, unknown>>;
@@ -28,6 +30,7 @@ const ENV: Record<keyof Settings, string> = {
   amqpCaFile: 'VOS_AMQP_CA_FILE',
   amqpPasswordFile: 'VOS_AMQP_PASSWORD_FILE',
   metricsListen: 'VOS_METRICS_LISTEN',
+  neverBlock: 'VOS_NEVER_BLOCK',
 };
 
 export const DEFAULTS: Settings = {
@@ -40,6 +43,7 @@ export const DEFAULTS: Settings = {
   amqpCaFile: undefined,
   amqpPasswordFile: undefined,
   metricsListen: '127.0.0.1:9864',
+  neverBlock: undefined,
 };
 
 export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: FileConfig): Settings {
@@ -52,6 +56,7 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
   if (!['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'].includes(level)) throw new UsageError(`bad log level '${level}'`);
   const ca = pick('amqpCaFile');
   const pw = pick('amqpPasswordFile');
+  const nb = pick('neverBlock');
   return {
     pinDir: String(pick('pinDir')),
     stateDir: String(pick('stateDir')),
@@ -62,6 +67,8 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
     amqpCaFile: ca === undefined ? undefined : String(ca),
     amqpPasswordFile: pw === undefined ? undefined : String(pw),
     metricsListen: String(pick('metricsListen')),
+    // a config file may give a JSON list
+    neverBlock: nb === undefined ? undefined : Array.isArray(nb) ? nb.map(String).join(',') : String(nb),
   };
 }
 

@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_MAX_BODY } from '../messages.js';
 import { checkSourceOption, ttlSeconds } from './common.js';
 import { checkMetricsArgs, metricsOptions, type MetricsArgs } from './exporter.js';
+import { parseTarget, type Cidr } from '../address.js';
 
 interface ConsumeArgs extends MetricsArgs {
   metricsListen?: string;
@@ -23,6 +24,23 @@ interface ConsumeArgs extends MetricsArgs {
   source: string;
   maxBody: number;
   gcInterval: number;
+  pauseHold: number;
+  deliveryLimit: number;
+  neverBlock?: string[];
+}
+
+/** systemd's TimeoutStopSec in contrib/systemd/vos-fastpath-consume.service is 30 s: stop well within it. */
+const STOP_DEADLINE_MS = 20_000;
+
+/** --never-block values (repeatable, each comma-separated) to CIDRs; a bad one is a usage error naming it. */
+export function parseNeverBlock(values: readonly string[]): Cidr[] {
+  const out: Cidr[] = [];
+  for (const v of values.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean)) {
+    const t = parseTarget(v);
+    if (!t.ok) throw new UsageError(`bad --never-block address: ${t.reason}`);
+    out.push({ addr: t.target.addr, prefixlen: t.target.prefixlen });
+  }
+  return out;
 }
 
 function checkConsumeArgs(a: ConsumeArgs): void {
@@ -31,7 +49,7 @@ function checkConsumeArgs(a: ConsumeArgs): void {
   if (a.routingKey !== undefined && !a.exchange) throw new UsageError('--routing-key needs --exchange');
   const positive = { prefetch: a.prefetch, 'batch-size': a.batchSize, 'max-body': a.maxBody };
   for (const [k, v] of Object.entries(positive)) if (!Number.isInteger(v) || v < 1) throw new UsageError(`bad --${k} '${String(v)}': a positive integer`);
-  const nonNegative = { 'batch-wait': a.batchWait, 'gc-interval': a.gcInterval };
+  const nonNegative = { 'batch-wait': a.batchWait, 'gc-interval': a.gcInterval, 'pause-hold': a.pauseHold, 'delivery-limit': a.deliveryLimit };
   for (const [k, v] of Object.entries(nonNegative)) if (!Number.isFinite(v) || v < 0) throw new UsageError(`bad --${k} '${String(v)}': a number >= 0`);
 }
 
@@ -55,29 +73,33 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       .option('source', { type: 'string', default: 'amqp', describe: 'source name for messages that carry none' })
       .option('max-body', { type: 'number', default: DEFAULT_MAX_BODY, describe: 'bytes; a larger message is dead-lettered' })
       .option('gc-interval', { type: 'number', default: 60, describe: 'seconds between expiry sweeps (0 = none)' })
+      .option('pause-hold', { type: 'number', default: 60, describe: 'seconds a pause (maps missing) holds deliveries before returning them to the queue; keep under the broker\'s consumer_timeout' })
+      .option('delivery-limit', { type: 'number', default: 0, describe: 'the queue\'s x-delivery-limit, if any: warn before a pause brings a block near it' })
+      .option('never-block', { type: 'string', array: true, describe: 'the cluster\'s own addresses/CIDRs, comma-separated, the same on every node: never blocked [env VOS_NEVER_BLOCK, config neverBlock]' })
       .option('metrics-listen', { type: 'string', describe: 'also serve Prometheus /metrics on HOST:PORT (bare flag: VOS_METRICS_LISTEN or 127.0.0.1:9864)' })
       .options(metricsOptions) as never,
   handler: async (argv) => {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
     const { Context } = await import('../context.js');
-    const { checkUrl, fanoutQueueName, redactUrl, withPassword } = await import('../consume/broker.js');
+    const { brokerAccess, fanoutQueueName, passwordFromFile, redactUrl } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
     checkConsumeArgs(a);
     await checkMetricsArgs(a);
     await checkSourceOption(a.source);
     const ctx = Context.fromArgs(a);
     const s = ctx.settings;
-    checkUrl(s.amqpUrl);
     if (a.url && redactUrl(a.url) !== a.url) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });
     let password: string | undefined;
     if (s.amqpPasswordFile) {
       try {
-        password = readFileSync(s.amqpPasswordFile, 'utf8').trim();
+        password = passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8'));
       } catch (err) {
         throw new UsageError(`cannot read the password file ${s.amqpPasswordFile}: ${(err as Error).message}`);
       }
     }
+    const access = brokerAccess(s.amqpUrl, password, s.amqpCaFile);
+    const neverBlock = parseNeverBlock(s.neverBlock ? [s.neverBlock] : []);
     const queue = a.queue ?? fanoutQueueName(a.fanout!);
     let metrics: { endpoint: import('../metrics/index.js').MetricsEndpoint; observer: import('../metrics/consume.js').ConsumeMetrics } | undefined;
     if (a.metricsListen !== undefined) {
@@ -87,8 +109,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       metrics = { endpoint, observer: new ConsumeMetrics(endpoint.registry, queue) };
     }
     const consumer = new Consumer(ctx, {
-      url: withPassword(s.amqpUrl, password),
-      caFile: s.amqpCaFile,
+      access,
       queue,
       deadLetter: a.deadLetter ?? `${queue}.dead`,
       exchange: a.exchange,
@@ -100,14 +121,26 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       gcIntervalS: a.gcInterval,
       retryBaseMs: 250,
       retryCapMs: 30_000,
+      pauseHoldMs: a.pauseHold * 1000,
+      deliveryLimit: a.deliveryLimit,
+      permanentAttempts: 3,
+      neverBlock,
       ttlS,
       source: a.source,
       maxBytes: a.maxBody,
       observer: metrics?.observer,
     });
     // on, not once: execa's exit hook re-raises a signal that no other listener holds.
-    process.on('SIGTERM', () => consumer.stop('SIGTERM'));
-    process.on('SIGINT', () => consumer.stop('SIGINT'));
+    const onSignal = (sig: string): void => {
+      consumer.stop(sig);
+      // Every wait of a stop is bounded; this is the last resort (a map helper that hangs, say), inside systemd's stop timeout.
+      setTimeout(() => {
+        ctx.log.error('stop did not finish in time; exiting with work unacked (the broker redelivers it)', { action: 'consume', signal: sig, deadline_ms: STOP_DEADLINE_MS });
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
+    };
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
     try {
       await consumer.run();
     } finally {

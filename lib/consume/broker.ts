@@ -4,8 +4,11 @@
  */
 import { connect, type ChannelModel } from 'amqplib';
 import { readFileSync } from 'node:fs';
+import { connect as netConnect, isIP } from 'node:net';
 import { hostname } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { UsageError } from '../errors.js';
+import type { Endpoint } from './faults.js';
 
 export interface Topology {
   queue: string;
@@ -22,21 +25,6 @@ export function redactUrl(url: string): string {
   return url.replace(/^(amqps?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
 }
 
-/** Put a password (from a file or the environment) into a URL that has a user but none. */
-export function withPassword(url: string, password: string | undefined): string {
-  if (!password) return url;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`bad AMQP URL '${redactUrl(url)}'`);
-  }
-  if (u.password) return url;
-  u.username ||= 'guest';
-  u.password = password;
-  return u.toString();
-}
-
 export function checkUrl(url: string): void {
   if (!/^amqps?:\/\/[^\s]+$/.test(url)) throw new UsageError(`bad AMQP URL '${redactUrl(url)}': use amqp://host[:port][/vhost] or amqps://...`);
 }
@@ -46,12 +34,141 @@ export function fanoutQueueName(exchange: string, host: string = hostname()): st
   return `${exchange}.${host.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 
-export async function connectBroker(url: string, caFile: string | undefined): Promise<ChannelModel> {
-  const socketOptions: Record<string, unknown> = { timeout: 10_000 };
-  if (caFile) socketOptions.ca = [readFileSync(caFile)];
-  // heartbeat: a dead broker or a cut network is noticed within ~30 s even when no message flows.
-  const sep = url.includes('?') ? '&' : '?';
-  return connect(/[?&]heartbeat=/.test(url) ? url : `${url}${sep}heartbeat=15`, socketOptions);
+/** Where and as whom to connect; the password travels in this object, never spliced into a URL. */
+/**
+ * The password file's content as the broker must see it: only the final
+ * newline (LF or CRLF) is dropped; spaces, '%' and non-ASCII are kept.
+ */
+export function passwordFromFile(text: string): string {
+  return text.replace(/\r?\n$/, '');
+}
+
+export interface BrokerAccess {
+  endpoint: Endpoint;
+  username: string;
+  password: string;
+  /** Seconds; the URL's ?heartbeat= or 15 (a dead broker or cut network is noticed within ~30 s). */
+  heartbeatS: number;
+  /** Other tuning from the URL's query (frameMax, channelMax, locale), passed on as amqplib reads them. */
+  tuning: Record<string, string>;
+  caFile?: string;
+  /** The URL for logs: the password, if any, shown as ***. */
+  display: string;
+}
+
+const decode = (s: string): string => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+
+/**
+ * From a URL (amqp[s]://[user[:pass]@]host[:port][/vhost][?heartbeat=N]) and
+ * an optional password read from a file, to connection options. The file's
+ * password is used byte for byte (any '%', non-ASCII or trailing space), as
+ * the broker compares it; it wins over none in the URL, not over one in it.
+ * Vhost and user in the URL are percent-decoded (RabbitMQ URI spec); an
+ * empty path is the vhost '/'.
+ */
+export function brokerAccess(url: string, passwordFromFile?: string, caFile?: string): BrokerAccess {
+  checkUrl(url);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`bad AMQP URL '${redactUrl(url)}'`);
+  }
+  const protocol = u.protocol === 'amqps:' ? 'amqps' : 'amqp';
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new UsageError(`bad AMQP URL '${redactUrl(url)}': no host`);
+  const port = u.port ? Number(u.port) : protocol === 'amqps' ? 5671 : 5672;
+  const vhost = u.pathname.length > 1 ? decode(u.pathname.slice(1)) : '/';
+  const inUrl = u.username !== '' || u.password !== '';
+  const username = inUrl ? decode(u.username) : 'guest';
+  const password = u.password !== '' ? decode(u.password) : (passwordFromFile ?? (inUrl ? '' : 'guest'));
+  const tuning: Record<string, string> = {};
+  for (const [k, v] of u.searchParams) if (['frameMax', 'channelMax', 'locale'].includes(k)) tuning[k] = v;
+  const hb = u.searchParams.get('heartbeat');
+  const heartbeatS = hb === null ? 15 : Number(hb);
+  if (!Number.isInteger(heartbeatS) || heartbeatS < 0) throw new UsageError(`bad heartbeat '${hb}' in the AMQP URL: whole seconds, 0 = none`);
+  let display = redactUrl(url);
+  if (passwordFromFile !== undefined && u.password === '') display = display.replace(/^(amqps?:\/\/)([^@/]*)@/, (_m, p: string, user: string) => `${p}${user}:***@`);
+  return { endpoint: { protocol, host, port, vhost }, username, password, heartbeatS, tuning, caFile, display };
+}
+
+function socketOptions(a: BrokerAccess): Record<string, unknown> {
+  const o: Record<string, unknown> = { timeout: 10_000 };
+  if (a.caFile) o.ca = [readFileSync(a.caFile)];
+  return o;
+}
+
+export async function connectBroker(a: BrokerAccess, name: string): Promise<ChannelModel> {
+  const { protocol, host, port, vhost } = a.endpoint;
+  const num = (k: string): number | undefined => (a.tuning[k] === undefined ? undefined : Number(a.tuning[k]));
+  const o = { ...socketOptions(a), clientProperties: { connection_name: name } };
+  // amqplib unescapes the vhost of an options object once more (connect.js openFrames): hand it escaped.
+  return connect({ protocol, hostname: host, port, username: a.username, password: a.password, vhost: encodeURIComponent(vhost), heartbeat: a.heartbeatS, frameMax: num('frameMax'), channelMax: num('channelMax'), locale: a.tuning.locale }, o);
+}
+
+/**
+ * The broker's reason for refusing connection.open (for example
+ * "NOT_ALLOWED - vhost x not found"), which amqplib drops. A minimal AMQP
+ * 0-9-1 handshake (spec 2.2.4: start, start-ok PLAIN, tune, tune-ok, open)
+ * that reads the connection.close reply text. Undefined when the broker
+ * opens the vhost, or on any other outcome; never throws.
+ */
+export async function openRefusal(a: BrokerAccess): Promise<string | undefined> {
+  const { protocol, host, port, vhost } = a.endpoint;
+  const shortstr = (s: string): Buffer => {
+    const b = Buffer.from(s, 'utf8');
+    return Buffer.concat([Buffer.from([b.length]), b]);
+  };
+  const method = (cls: number, id: number, args: Buffer): Buffer => {
+    const payload = Buffer.concat([Buffer.from([cls >> 8, cls & 255, id >> 8, id & 255]), args]);
+    const head = Buffer.alloc(7);
+    head.writeUInt8(1, 0);
+    head.writeUInt32BE(payload.length, 3);
+    return Buffer.concat([head, payload, Buffer.from([0xce])]);
+  };
+  return new Promise((resolve) => {
+    const sock = protocol === 'amqps' ? tlsConnect({ host, port, ca: a.caFile ? [readFileSync(a.caFile)] : undefined, servername: isIP(host) ? undefined : host }) : netConnect({ host, port });
+    let buf = Buffer.alloc(0);
+    const done = (v: string | undefined): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(undefined), 5000);
+    sock.on('error', () => done(undefined));
+    sock.on('close', () => done(undefined));
+    sock.once(protocol === 'amqps' ? 'secureConnect' : 'connect', () => sock.write(Buffer.from([65, 77, 81, 80, 0, 0, 9, 1])));
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(3)) {
+        const size = buf.readUInt32BE(3);
+        const p = buf.subarray(7, 7 + size);
+        buf = buf.subarray(8 + size);
+        if (p.length < 4) continue; // a heartbeat or content frame: not part of the handshake
+        const key = `${p.readUInt16BE(0)}.${p.readUInt16BE(2)}`;
+        if (key === '10.10') {
+          const response = Buffer.concat([Buffer.from([0]), Buffer.from(a.username, 'utf8'), Buffer.from([0]), Buffer.from(a.password, 'utf8')]);
+          const len = Buffer.alloc(4);
+          len.writeUInt32BE(response.length);
+          sock.write(method(10, 11, Buffer.concat([Buffer.alloc(4), shortstr('PLAIN'), len, response, shortstr('en_US')])));
+        } else if (key === '10.30') {
+          const tune = Buffer.alloc(8);
+          tune.writeUInt16BE(p.readUInt16BE(4), 0);
+          tune.writeUInt32BE(p.readUInt32BE(6) || 131072, 2);
+          sock.write(method(10, 31, tune));
+          sock.write(method(10, 40, Buffer.concat([shortstr(vhost), shortstr(''), Buffer.from([0])])));
+        } else if (key === '10.50') {
+          done(p.subarray(7, 7 + p.readUInt8(6)).toString('utf8'));
+        } else done(undefined);
+      }
+    });
+  });
 }
 
 /**
@@ -76,7 +193,10 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
   const ch = await conn.createChannel();
   try {
     for (const q of [t.queue, t.deadLetter]) {
-      if (await exists((c) => c.checkQueue(q))) continue;
+      if (await exists((c) => c.checkQueue(q))) {
+        if (q === t.queue && (await queueType(conn, q)) === 'stream') throw new StreamQueueError(q);
+        continue;
+      }
       await ch.assertQueue(q, { durable: true });
       created.push(`queue ${q}`);
     }
@@ -95,4 +215,35 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
     await ch.close().catch(() => undefined);
   }
   return { created };
+}
+
+/** A stream keeps no per-consumer position over AMQP 0-9-1: a consumer that restarts skips what came meanwhile. */
+export class StreamQueueError extends UsageError {
+  constructor(readonly queue: string) {
+    super(`queue '${queue}' is a stream (x-queue-type stream): vosctl consume would skip what was published while it was down; consume a classic or quorum queue bound to the same exchange instead`);
+  }
+}
+
+/**
+ * The type of an existing queue, where the broker tells it: a declare with
+ * x-queue-type classic on a channel of its own succeeds for a classic queue
+ * and for another type fails naming the current one ("received 'classic' but
+ * current is 'stream'"). Undefined when the answer names another argument
+ * first (then delivery headers tell: see isStreamDelivery).
+ */
+export async function queueType(conn: ChannelModel, queue: string): Promise<string | undefined> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+    await ch.close().catch(() => undefined);
+    return 'classic';
+  } catch (err) {
+    return /inequivalent arg 'x-queue-type'.*current is '(\w+)'/.exec((err as Error).message)?.[1];
+  }
+}
+
+/** A delivery from a stream carries its offset in the x-stream-offset header. */
+export function isStreamDelivery(headers: Record<string, unknown> | undefined): boolean {
+  return headers?.['x-stream-offset'] !== undefined;
 }

@@ -4,28 +4,42 @@
  * - Messages are taken in micro-batches (up to batchSize, waiting at most
  *   batchWaitMs after the first), applied with one map operation per run of
  *   blocks or unblocks, persisted, and only then acked.
+ * - A delivery tag belongs to the channel that delivered it: each channel is
+ *   a generation (Live), every delivery remembers its own, and a batch is
+ *   acked, and its dead letters published, only while its own channel is the
+ *   open one. A batch applied after its channel closed is left to the
+ *   broker, which redelivers it (applying it again changes nothing).
  * - A bad message goes to the dead-letter queue with its reason in the
- *   x-vos-reason header (publisher-confirmed before the ack); its good
- *   addresses are still applied.
+ *   x-vos-reason header, on a connection of its own (DeadLetterPublisher),
+ *   and is acked only once the broker confirmed the dead letter; its good
+ *   addresses are applied at once, and the rest of the batch is acked
+ *   without waiting for it. A dead letter that is not confirmed keeps its
+ *   message unacked and is retried with backoff, logged for what it is.
  * - A transient failure (maps missing, program detached, bpf error) pauses:
- *   the batch stays unacked and is retried with backoff; prefetch caps what
- *   the broker sends meanwhile.
- * - A lost connection is re-established forever with jittered backoff;
- *   what was unacked is redelivered by the broker.
+ *   the consumer is cancelled (no more deliveries), the batch in hand is
+ *   held unacked and retried with backoff; held past pauseHoldMs (well
+ *   under the broker's consumer_timeout), what is in hand goes back to the
+ *   queue once, and consuming resumes only when the maps are back.
+ * - A lost connection is re-established with jittered backoff, forever for
+ *   transient faults; a permanent one (bad credentials, no such vhost, no
+ *   permission) ends the command after permanentAttempts attempts.
  */
-import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { existsSync } from 'node:fs';
+import type { BlockPolicy, Cidr } from '../address.js';
 import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from '../blocklist.js';
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
 import { isDuplicate, noObserver, queueReadyProbe, type ConsumeObserver } from '../metrics/consume.js';
-import { connectBroker, declareTopology, redactUrl, type Topology } from './broker.js';
+import { connectBroker, declareTopology, isStreamDelivery, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
+import { closeWithin, DeadLetterPublisher } from './deadletter.js';
+import { ConsumerEvents } from './events.js';
+import { classifyBrokerError, type Fault } from './faults.js';
 import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 
 export interface ConsumeOptions extends Topology, Defaults {
-  url: string;
-  caFile?: string;
+  access: BrokerAccess;
   prefetch: number;
   batchSize: number;
   batchWaitMs: number;
@@ -33,23 +47,44 @@ export interface ConsumeOptions extends Topology, Defaults {
   gcIntervalS: number;
   retryBaseMs: number;
   retryCapMs: number;
+  /** How long a pause may hold deliveries unacked before it returns them to the queue (ms); keep it well under consumer_timeout. */
+  pauseHoldMs: number;
+  /** The queue's x-delivery-limit as the operator set it (0 = unknown or none): a return that brings a message near it is logged as an error. */
+  deliveryLimit: number;
+  /** Consecutive connection attempts failing with a permanent error (bad credentials, no vhost, no permission) before giving up. */
+  permanentAttempts: number;
+  /** The cluster's own addresses (never-block): a block that overlaps one is refused. */
+  neverBlock: readonly Cidr[];
   /** Metrics (vosctl consume --metrics-listen); none by default. */
   observer?: ConsumeObserver;
 }
 
+/** The broker refuses us for a reason retrying cannot fix: exit 1 so systemd and the operator see it. */
+export class BrokerRefusedError extends RuntimeError {}
+
 /** The maps or the program are not there: wait for them, do not ack. */
 class NotReady extends EnvError {}
 
+/** One channel generation: the deliveries of this channel can be acked on it only. */
 interface Live {
   conn: ChannelModel;
-  ch: ConfirmChannel;
+  ch: Channel;
   gen: number;
   consumerTag?: string;
+  /** Set once the channel or its connection closed: nothing is acked on it any more. */
+  closed: boolean;
+  /** Delivery tags whose dead letter is not confirmed yet (acked one by one when it is). */
+  held: Set<number>;
+  /** Why it ends, when we end it ourselves (reported instead of "channel closed"). */
+  reason?: Error;
+  /** Resolves with why this generation ended. */
+  ended: Promise<Error>;
+  end: (why: Error) => void;
 }
 
 interface Pending {
   msg: ConsumeMessage;
-  gen: number;
+  live: Live;
   /** performance.now() at delivery. */
   at: number;
 }
@@ -66,6 +101,17 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', done, { once: true });
   });
 
+/** Resolve with the promise's value, or with undefined after ms. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class Consumer {
   private live?: Live;
   private gen = 0;
@@ -74,8 +120,13 @@ export class Consumer {
   private timer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
   private gcDue = false;
+  private fatal?: Error;
   private readonly stopping = new AbortController();
   private idleWaiters: Array<() => void> = [];
+  private readonly dead: DeadLetterPublisher;
+  private deadInFlight = new Set<Promise<void>>();
+  /** Every event the consumer reports (log lines; observers such as metrics). */
+  readonly events: ConsumerEvents;
   /** Totals, for the log line at exit. */
   readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
   private readonly obs: ConsumeObserver;
@@ -88,20 +139,18 @@ export class Consumer {
   ) {
     ctx.sourceIdCache = { mapId: -1, ids: new Map() };
     this.obs = o.observer ?? noObserver;
-  }
-
-  private get log() {
-    return this.ctx.log;
+    this.events = new ConsumerEvents(ctx.log, { queue: o.queue });
+    this.dead = new DeadLetterPublisher(o.access, o.deadLetter, this.events);
   }
 
   /** Ask for a clean stop: no new messages, finish and ack what is here, close. */
   stop(signal = 'stop'): void {
     if (this.stopping.signal.aborted) return;
-    this.log.info('stopping: finishing the batch in flight', { action: 'consume', queue: this.o.queue, signal });
+    this.events.emit('info', 'stopping: finishing the batch in flight', { action: 'consume', signal });
     this.stopping.abort();
   }
 
-  /** Consume until stop(); reconnects forever. */
+  /** Consume until stop(); reconnects forever on transient faults, throws BrokerRefusedError or UsageError on permanent ones. */
   async run(): Promise<void> {
     // The whole state, once: every batch after that reads only what was appended.
     this.ctx.store.load();
@@ -113,76 +162,161 @@ export class Consumer {
       this.gcTimer.unref();
     }
     let attempt = 0;
-    const url = redactUrl(this.o.url);
+    let refusals = 0;
+    const url = this.o.access.display;
     const stopped = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
-    while (!this.stopping.signal.aborted) {
-      let lost: Error | undefined;
-      let conn: ChannelModel | undefined;
-      try {
-        conn = await connectBroker(this.o.url, this.o.caFile);
-        const closed = new Promise<Error | undefined>((resolve) => conn!.once('close', (err?: Error) => resolve(err ?? new Error('connection closed'))));
-        conn.on('error', (err: Error) => this.log.warn('broker connection error', { action: 'consume', url, error: err.message }));
-        const { created } = await declareTopology(conn, this.o);
-        for (const what of created) this.log.info(`declared ${what}`, { action: 'declare', queue: this.o.queue });
-        const ch = await conn.createConfirmChannel();
-        ch.on('error', (err: Error) => this.log.warn('channel error', { action: 'consume', queue: this.o.queue, error: err.message }));
-        ch.on('close', () => void conn!.close().catch(() => undefined));
-        await ch.prefetch(this.o.prefetch);
-        const live: Live = { conn, ch, gen: ++this.gen };
-        this.live = live;
-        live.consumerTag = (await ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false })).consumerTag;
-        attempt = 0;
-        this.obs.onConnection(true, queueReadyProbe(conn, this.o.queue));
-        this.log.info('consuming', { action: 'consume', queue: this.o.queue, dead_letter: this.o.deadLetter, url, prefetch: this.o.prefetch, ...(this.o.exchange || this.o.fanout ? { exchange: this.o.exchange ?? this.o.fanout } : {}) });
-        lost = await Promise.race([closed, stopped]);
-        if (!lost) {
-          await this.shutdown(live);
-          return;
+    try {
+      while (!this.stopping.signal.aborted) {
+        let lost: Error | undefined;
+        let conn: ChannelModel | undefined;
+        let live: Live | undefined;
+        try {
+          conn = await connectBroker(this.o.access, 'vosctl consume');
+          live = this.newLive(conn);
+          const { created } = await declareTopology(conn, this.o);
+          for (const what of created) this.events.emit('info', `declared ${what}`, { action: 'declare' });
+          await this.openChannel(live);
+          attempt = 0;
+          refusals = 0;
+          this.obs.onConnection(true, queueReadyProbe(conn, this.o.queue));
+          this.events.emit('info', 'consuming', { action: 'consume', dead_letter: this.o.deadLetter, url, prefetch: this.o.prefetch, gen: live.gen, ...(this.o.exchange || this.o.fanout ? { exchange: this.o.exchange ?? this.o.fanout } : {}) });
+          lost = await Promise.race([live.ended, stopped]);
+          if (!lost) {
+            await this.shutdown(live);
+            return;
+          }
+        } catch (err) {
+          if (err instanceof UsageError) {
+            if (conn) await closeWithin(conn, 2000);
+            throw err; // a stream queue, a bad option: no retry helps
+          }
+          lost = err as Error;
         }
-      } catch (err) {
-        lost = err as Error;
-        // A connection that failed half-way (declaring, opening the channel) is closed, not leaked.
-        await conn?.close().catch(() => undefined);
+        if (live) this.retire(live);
+        this.obs.onConnection(false);
+        if (conn) await closeWithin(conn, 2000);
+        if (this.fatal) throw this.fatal;
+        if (this.stopping.signal.aborted) break;
+        const fault = await this.classify(lost);
+        if (fault.kind === 'permanent' && ++refusals >= this.o.permanentAttempts) {
+          this.events.emit('error', 'the broker refuses this consumer; giving up', { action: 'reconnect', url, attempts: refusals, error: fault.message });
+          throw new BrokerRefusedError(`the broker at ${url} refuses: ${fault.message} (${refusals} attempts); fix the credentials, vhost or permissions`);
+        }
+        if (fault.kind !== 'permanent') refusals = 0;
+        const delay = backoffMs(attempt++, this.o.retryBaseMs, this.o.retryCapMs);
+        const message = fault.kind === 'permanent' ? 'the broker refuses; retrying' : fault.kind === 'ack-timeout' ? 'acknowledgement timeout: the broker closed the channel; reconnecting' : 'broker unreachable; reconnecting';
+        this.events.emit('warn', message, { action: 'reconnect', url, attempt, retry_in_ms: delay, error: fault.message });
+        await sleep(delay, this.stopping.signal);
       }
-      this.live = undefined;
-      this.obs.onConnection(false);
-      // What was delivered on the lost channel can no longer be acked; the broker redelivers it.
-      this.pending = [];
-      if (this.stopping.signal.aborted) break;
-      const delay = backoffMs(attempt++, this.o.retryBaseMs, this.o.retryCapMs);
-      this.log.warn('broker unreachable; reconnecting', { action: 'reconnect', url, queue: this.o.queue, attempt, retry_in_ms: delay, error: lost.message });
-      await sleep(delay, this.stopping.signal);
+    } finally {
+      await this.close();
     }
-    await this.close();
+  }
+
+  private async classify(err: Error): Promise<Fault> {
+    const refused = /Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message) ? await openRefusal(this.o.access) : undefined;
+    return classifyBrokerError(err, this.o.access.endpoint, refused);
+  }
+
+  private newLive(conn: ChannelModel): Live {
+    let end!: (why: Error) => void;
+    const ended = new Promise<Error>((r) => (end = r));
+    const live: Live = { conn, ch: undefined as unknown as Channel, gen: ++this.gen, closed: false, held: new Set(), ended, end: (why) => ((live.closed = true), end(live.reason ?? why)) };
+    let lastError: Error | undefined;
+    conn.on('error', (err: Error) => {
+      lastError = err;
+      this.events.emit('warn', 'broker connection error', { action: 'consume', url: this.o.access.display, error: err.message });
+    });
+    conn.once('close', (err?: Error) => live.end(err ?? lastError ?? new Error('connection closed')));
+    conn.on('blocked', (reason: string) => this.events.emit('warn', 'blocked', { action: 'broker', connection: 'consume', reason }));
+    conn.on('unblocked', () => this.events.emit('info', 'unblocked', { action: 'broker', connection: 'consume' }));
+    return live;
+  }
+
+  private async openChannel(live: Live): Promise<void> {
+    const ch = await live.conn.createChannel();
+    live.ch = ch;
+    let chError: Error | undefined;
+    ch.on('error', (err: Error) => {
+      chError = err;
+      this.events.emit('warn', 'channel error', { action: 'consume', error: err.message });
+    });
+    ch.on('close', () => live.end(chError ?? new Error('channel closed')));
+    await ch.prefetch(this.o.prefetch);
+    this.live = live;
+    await this.startConsuming(live);
+  }
+
+  private async startConsuming(live: Live): Promise<void> {
+    live.consumerTag = (await live.ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false })).consumerTag;
+  }
+
+  /** A generation ends: nothing of it is acked any more; what it delivered and did not ack, the broker redelivers. */
+  private retire(live: Live): void {
+    live.closed = true;
+    if (this.live === live) this.live = undefined;
+    this.pending = this.pending.filter((p) => p.live !== live);
   }
 
   private async shutdown(live: Live): Promise<void> {
-    if (live.consumerTag) await live.ch.cancel(live.consumerTag).catch(() => undefined);
+    // Every wait is bounded: a blocked or silent broker must not hold up a stop (systemd's TimeoutStopSec).
+    if (live.consumerTag && !live.closed) await within(live.ch.cancel(live.consumerTag).catch(() => undefined), 3000);
     clearTimeout(this.timer);
-    await this.drain();
-    await this.idle();
-    await live.ch.close().catch(() => undefined);
-    await live.conn.close().catch(() => undefined);
-    await this.close();
+    await within(this.drainAll(), 10_000);
+    await within(Promise.all([...this.deadInFlight]), 3000);
+    if (this.dead.unanswered) this.events.emit('warn', 'stopping with dead letters unconfirmed: their messages stay unacked and come back on the next start', { action: 'dead-letter', unconfirmed: this.dead.unanswered });
+    this.retire(live);
+    await this.closeLive(live);
+  }
+
+  /** Channel first: its close-ok comes after its acks; a connection.close alone may overtake acks still queued in the client. */
+  private async closeLive(live: Live): Promise<void> {
+    if (live.ch) await within(live.ch.close().catch(() => undefined), 3000);
+    await closeWithin(live.conn, 3000);
   }
 
   private async close(): Promise<void> {
     clearInterval(this.gcTimer);
+    clearTimeout(this.timer);
+    await this.dead.close();
     await this.ctx.maps.close();
-    this.log.info('consumer stopped', { action: 'consume', queue: this.o.queue, ...this.totals });
+    this.events.emit('info', 'consumer stopped', { action: 'consume', ...this.totals });
   }
 
   private idle(): Promise<void> {
     return this.busy ? new Promise((r) => this.idleWaiters.push(r)) : Promise.resolve();
   }
 
+  /** Apply everything pending, and wait until the worker is idle. */
+  private async drainAll(): Promise<void> {
+    do {
+      await this.idle();
+      await this.drain();
+    } while (this.pending.length && !this.stopping.signal.aborted);
+  }
+
   private onMessage(live: Live, msg: ConsumeMessage | null): void {
+    if (live.closed) return;
     if (!msg) {
-      this.log.warn('the broker cancelled the consumer (queue deleted?)', { action: 'consume', queue: this.o.queue });
-      void live.conn.close().catch(() => undefined);
+      // basic.cancel from the broker: the queue was deleted (or moved). What was delivered is applied and
+      // acked (the channel still takes the acks); then a new generation declares the queue again.
+      this.events.emit('warn', 'the broker cancelled the consumer (queue deleted?): applying what was delivered, then declaring the queue again', { action: 'consume', in_hand: this.pending.filter((p) => p.live === live).length });
+      void (async () => {
+        await within(this.drainAll(), 30_000);
+        await within(Promise.all([...this.deadInFlight]), 5000);
+        live.reason = new Error('consumer cancelled by the broker (queue deleted?)');
+        await this.closeLive(live);
+        live.end(live.reason);
+      })();
       return;
     }
-    this.pending.push({ msg, gen: live.gen, at: performance.now() });
+    if (isStreamDelivery(msg.properties.headers)) {
+      this.fatal = new StreamQueueError(this.o.queue);
+      this.events.emit('error', 'refusing a stream queue', { action: 'consume', error: this.fatal.message });
+      live.end(this.fatal);
+      return;
+    }
+    this.pending.push({ msg, live, at: performance.now() });
     this.obs.onDelivered();
     if (this.pending.length >= this.o.batchSize) void this.drain();
     else this.timer ??= setTimeout(() => {
@@ -199,17 +333,24 @@ export class Consumer {
       while (this.pending.length) {
         clearTimeout(this.timer);
         this.timer = undefined;
-        const batch = this.pending.splice(0, this.o.batchSize);
-        await this.processBatch(batch);
+        const first = this.pending[0]!.live;
+        // One batch, one generation: it is acked on its own channel or not at all.
+        let n = 0;
+        while (n < this.pending.length && n < this.o.batchSize && this.pending[n]!.live === first) n++;
+        const batch = this.pending.splice(0, n);
+        await this.processBatch(batch, first);
       }
       if (this.gcDue && !this.stopping.signal.aborted) {
         this.gcDue = false;
         await this.sweep();
       }
     } catch (err) {
-      this.log.error('batch failed unexpectedly; reconnecting so the broker redelivers it', { action: 'consume', queue: this.o.queue, error: (err as Error).stack ?? String(err) });
-      this.pending = [];
-      await this.live?.conn.close().catch(() => undefined);
+      this.events.emit('error', 'batch failed unexpectedly; reconnecting so the broker redelivers it', { action: 'consume', error: (err as Error).stack ?? String(err) });
+      const live = this.live;
+      if (live) {
+        this.retire(live);
+        void closeWithin(live.conn, 2000);
+      }
     } finally {
       this.busy = false;
       for (const w of this.idleWaiters.splice(0)) w();
@@ -219,53 +360,117 @@ export class Consumer {
   private async sweep(): Promise<void> {
     try {
       const { removed } = await collectExpired(this.ctx);
-      if (removed) this.log.info('expired entries removed', { action: 'gc', removed });
+      if (removed) this.events.emit('info', 'expired entries removed', { action: 'gc', removed });
     } catch (err) {
-      this.log.warn('expiry sweep failed; will try again', { action: 'gc', error: (err as Error).message });
+      this.events.emit('warn', 'expiry sweep failed; will try again', { action: 'gc', error: (err as Error).message });
     }
   }
 
-  private async processBatch(batch: Pending[]): Promise<void> {
+  private ready(): boolean {
+    return existsSync(this.ctx.pin(MAP.blockedIps)) && existsSync(this.ctx.pin('prog'));
+  }
+
+  private async processBatch(batch: Pending[], live: Live): Promise<void> {
     const started = performance.now();
     let planned: PlannedMessage[] | undefined;
     for (let attempt = 0; ; attempt++) {
-      const live = this.live;
-      if (!live || batch.some((p) => p.gen !== live.gen)) return; // channel gone: redelivered later
+      if (live.closed) return; // channel gone: the broker redelivers
       try {
         planned = await this.enforce(batch.map((p) => p.msg));
         const enforcedAt = performance.now();
         batch.forEach((p, i) => planned![i]!.commands.length && this.obs.onApplied((enforcedAt - p.at) / 1000));
-        if (attempt > 0) this.log.info('resumed', { action: 'resume', queue: this.o.queue, attempts: attempt + 1, paused_ms: Math.round(performance.now() - started) });
+        if (attempt > 0) this.events.emit('info', 'resumed', { action: 'resume', attempts: attempt + 1, paused_ms: Math.round(performance.now() - started) });
         break;
       } catch (err) {
         if (!(err instanceof EnvError || err instanceof RuntimeError)) throw err;
+        if (attempt === 0) await this.pauseDeliveries(live);
         const delay = backoffMs(attempt, this.o.retryBaseMs, this.o.retryCapMs);
-        this.log.warn(err instanceof NotReady ? 'paused: not ready to enforce' : 'paused: map update failed', {
+        this.events.emit('warn', err instanceof NotReady ? 'paused: not ready to enforce' : 'paused: map update failed', {
           action: 'pause',
-          queue: this.o.queue,
           unacked: batch.length,
           attempt: attempt + 1,
           retry_in_ms: delay,
           error: err.message,
         });
-        await sleep(delay, this.stopping.signal);
+        if (performance.now() - started >= this.o.pauseHoldMs) {
+          await this.returnInHand(live, batch);
+          await this.waitUntilReady(live, err instanceof NotReady);
+          return;
+        }
+        await sleep(Math.min(delay, Math.max(0, this.o.pauseHoldMs - (performance.now() - started)) + 1), this.stopping.signal);
         if (this.stopping.signal.aborted) {
           // Leave it unacked, and everything after it: an ack of a later message would cover it.
-          this.pending = [];
+          this.retire(live);
           return;
         }
       }
     }
-    await this.settle(batch, planned);
+    this.settle(batch, planned, live);
     this.totals.batches++;
-    this.log.debug('batch done', { action: 'batch', queue: this.o.queue, size: batch.length, ms: Number((performance.now() - started).toFixed(2)) });
+    this.events.emit('debug', 'batch done', { action: 'batch', size: batch.length, gen: live.gen, ms: Number((performance.now() - started).toFixed(2)) });
+    if (!live.consumerTag && !live.closed && !this.stopping.signal.aborted) await this.resumeDeliveries(live);
+  }
+
+  /** No new deliveries while enforcement is unavailable: basic.cancel (RabbitMQ does not implement channel.flow from clients). */
+  private async pauseDeliveries(live: Live): Promise<void> {
+    const tag = live.consumerTag;
+    if (!tag || live.closed) return;
+    live.consumerTag = undefined;
+    await within(live.ch.cancel(tag).catch(() => undefined), 5000);
+  }
+
+  private async resumeDeliveries(live: Live): Promise<void> {
+    try {
+      await this.startConsuming(live);
+      this.events.emit('info', 'consuming again', { action: 'resume', gen: live.gen });
+    } catch (err) {
+      this.events.emit('warn', 'cannot consume again; reconnecting', { action: 'resume', error: (err as Error).message });
+      live.end(err as Error);
+    }
+  }
+
+  /**
+   * Held past pauseHoldMs: give what is in hand back to the queue (one nack
+   * each, requeue), before the broker's consumer_timeout closes the channel
+   * and returns it anyway, again at every timeout. On a quorum queue a
+   * return counts as a delivery attempt (x-delivery-count), so this costs one
+   * per pause, not one per consumer_timeout.
+   */
+  private async returnInHand(live: Live, batch: Pending[]): Promise<void> {
+    const inHand = [...batch, ...this.pending.filter((p) => p.live === live)];
+    this.pending = this.pending.filter((p) => p.live !== live);
+    if (live.closed) return;
+    let maxCount = 0;
+    for (const p of inHand) {
+      maxCount = Math.max(maxCount, Number(p.msg.properties.headers?.['x-delivery-count'] ?? 0) + 1);
+      live.ch.nack(p.msg, false, true);
+    }
+    const fields = { action: 'pause', returned: inHand.length, delivery_count: maxCount, delivery_limit: this.o.deliveryLimit || undefined, hold_ms: this.o.pauseHoldMs };
+    if (this.o.deliveryLimit && maxCount >= this.o.deliveryLimit) {
+      this.events.emit('error', 'paused too long: a block can be dropped by the broker at its delivery limit', { ...fields, hint: 'raise x-delivery-limit on the queue, or bring the maps back' });
+    } else {
+      this.events.emit('warn', 'paused: returned the deliveries in hand to the queue; consuming again once the maps are back', { ...fields, note: 'on a quorum queue each return counts as a delivery attempt' });
+    }
+  }
+
+  /**
+   * After a return: consume again once enforcement can work. Missing maps or
+   * program are polled (cheap); a map update that failed with them present is
+   * retried no faster than a pause lasts, each retry costing a return.
+   */
+  private async waitUntilReady(live: Live, notReady: boolean): Promise<void> {
+    for (let attempt = 0; !live.closed && !this.stopping.signal.aborted; attempt++) {
+      await sleep(notReady ? 1000 : backoffMs(attempt, Math.min(this.o.pauseHoldMs, this.o.retryCapMs), this.o.retryCapMs), this.stopping.signal);
+      if (this.ready()) break;
+    }
+    if (!live.closed && !this.stopping.signal.aborted) await this.resumeDeliveries(live);
   }
 
   /** Apply a batch to the maps and the state. Throws (and changes nothing it cannot redo) when not ready. */
   private async enforce(msgs: ConsumeMessage[]): Promise<PlannedMessage[]> {
     if (!existsSync(this.ctx.pin(MAP.blockedIps))) throw new NotReady(`no maps in ${this.ctx.settings.pinDir}`);
     if (!existsSync(this.ctx.pin('prog'))) throw new NotReady(`the XDP program is not loaded (no ${this.ctx.pin('prog')}); attach it again`);
-    const policy = await this.ctx.policy();
+    const policy: BlockPolicy = { ...(await this.ctx.policy()), peers: this.o.neverBlock };
     const planned = msgs.map((m) => planMessage(m.content, policy, this.o));
     if (this.o.observer) {
       const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
@@ -311,48 +516,93 @@ export class Consumer {
       p.deadReason = [p.deadReason, `map full: ${err.map} holds ${err.capacity} of ${err.capacity}; not blocked: ${missing.map((c) => c.target.text).join(', ')}`].filter(Boolean).join('; ');
     }
     const fill = await fillLevel(this.ctx, err.map).catch(() => undefined);
-    this.log.error('blocklist map full: messages dead-lettered', { action: 'block', queue: this.o.queue, map: err.map, entries: fill?.entries, capacity: err.capacity, fill: fill?.fill, dead_lettered: refused });
+    this.events.emit('error', 'blocklist map full: messages dead-lettered', { action: 'block', map: err.map, entries: fill?.entries, capacity: err.capacity, fill: fill?.fill, dead_lettered: refused });
   }
 
-  /** Dead-letter what must be, log what was applied, then ack the whole batch at once. */
-  private async settle(batch: Pending[], planned: PlannedMessage[] | undefined): Promise<void> {
-    const live = this.live;
-    if (!live || !planned) return;
-    const { ch } = live;
-    const now = Math.floor(Date.now() / 1000);
+  /**
+   * Log what was applied, ack what is done on the batch's own channel, and
+   * hand the bad messages to the dead-letter publisher (each acked when its
+   * dead letter is confirmed). Nothing here waits on the broker.
+   */
+  private settle(batch: Pending[], planned: PlannedMessage[] | undefined, live: Live): void {
+    if (!planned) return;
     batch.forEach(({ msg }, i) => {
       const p = planned[i]!;
-      const msgId = msg.properties.messageId ?? `delivery:${msg.fields.deliveryTag}`;
       for (const c of p.commands) {
-        this.log.info(c.action === 'block' ? 'blocked' : 'unblocked', {
+        this.events.emit('info', c.action === 'block' ? 'blocked' : 'unblocked', {
           action: c.action,
           ip: c.target.text,
           ttl_s: c.action === 'block' ? c.ttlS : undefined,
           source: c.source,
           reason: c.reason ?? undefined,
-          queue: this.o.queue,
-          msg_id: msgId,
+          msg_id: msgId(msg),
         });
       }
       this.totals.applied += p.commands.length;
-      this.obs.onMessages(p.deadReason !== undefined ? 'dead_lettered' : this.duplicates.has(p) ? 'duplicate' : 'applied', 1);
-      if (p.deadReason === undefined) return;
-      this.totals.deadLettered++;
-      this.log.warn('dead-lettered', { action: 'dead-letter', queue: this.o.queue, dead_letter: this.o.deadLetter, msg_id: msgId, reason: p.deadReason });
-      ch.sendToQueue(this.o.deadLetter, msg.content, {
-        persistent: true,
-        contentType: msg.properties.contentType,
-        messageId: msg.properties.messageId,
-        headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': p.deadReason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now },
-      });
+      if (p.deadReason === undefined) this.obs.onMessages(this.duplicates.has(p) ? 'duplicate' : 'applied', 1);
     });
     this.totals.messages += batch.length;
+    if (live.closed || live !== this.live) {
+      this.events.emit('warn', 'applied, but its channel is gone: not acked, no dead letters; the broker redelivers the batch', { action: 'consume', gen: live.gen, size: batch.length });
+      return;
+    }
+    const bad = batch.filter((_, i) => planned[i]!.deadReason !== undefined);
+    if (!bad.length && !live.held.size) {
+      live.ch.ack(batch[batch.length - 1]!.msg, true);
+    } else {
+      // Acked one by one: a multiple ack would also cover the messages still waiting for their dead letter.
+      batch.forEach((p, i) => planned[i]!.deadReason === undefined && live.ch.ack(p.msg));
+    }
+    const now = Math.floor(Date.now() / 1000);
+    batch.forEach(({ msg }, i) => {
+      const reason = planned[i]!.deadReason;
+      if (reason === undefined) return;
+      live.held.add(msg.fields.deliveryTag);
+      const job = this.deadLetter(live, msg, reason, now).finally(() => this.deadInFlight.delete(job));
+      this.deadInFlight.add(job);
+    });
+  }
+
+  /** Publish one dead letter until the broker confirms it, then ack its message; give up when its channel is gone (the broker redelivers it). */
+  private async deadLetter(live: Live, msg: ConsumeMessage, reason: string, now: number): Promise<void> {
+    const fields = { dead_letter: this.o.deadLetter, msg_id: msgId(msg), reason };
     try {
-      await ch.waitForConfirms();
-      ch.ack(batch[batch.length - 1]!.msg, true);
-    } catch (err) {
-      // Channel lost before the ack: the broker redelivers; applying again changes nothing.
-      this.log.warn('could not ack (channel lost); the broker will redeliver', { action: 'consume', queue: this.o.queue, error: (err as Error).message });
+      for (let attempt = 0; ; attempt++) {
+        if (live.closed) return; // redelivered with its channel, and dead-lettered then
+        const outcome = await this.dead.publish(msg.content, {
+          persistent: true,
+          contentType: msg.properties.contentType,
+          messageId: msg.properties.messageId,
+          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now },
+        });
+        if (outcome === 'confirmed') {
+          if (live.closed) {
+            this.events.emit('warn', 'dead-lettered, but the channel of its message is gone: the broker redelivers it, and it is dead-lettered again', { action: 'dead-letter', ...fields });
+            return;
+          }
+          live.ch.ack(msg);
+          this.totals.deadLettered++;
+          this.obs.onMessages('dead_lettered', 1);
+          this.events.emit('warn', 'dead-lettered', { action: 'dead-letter', ...fields });
+          return;
+        }
+        if (this.stopping.signal.aborted) return; // counted in the stop's own warning
+        const why = {
+          nacked: 'the dead-letter queue refused it (full, with x-overflow reject-publish?)',
+          returned: 'the dead-letter queue does not exist and could not be declared',
+          lost: 'the dead-letter connection closed before the broker confirmed it',
+        }[outcome];
+        const delay = backoffMs(attempt, this.o.retryBaseMs * 4, this.o.retryCapMs);
+        this.events.emit('warn', 'not dead-lettered: message kept unacked', { action: 'dead-letter', ...fields, outcome, error: why, attempt: attempt + 1, retry_in_ms: delay });
+        await sleep(delay, this.stopping.signal);
+        if (this.stopping.signal.aborted) return; // unacked: back in the queue when the connection closes
+      }
+    } finally {
+      live.held.delete(msg.fields.deliveryTag);
     }
   }
+}
+
+function msgId(msg: ConsumeMessage): string {
+  return msg.properties.messageId ?? `delivery:${msg.fields.deliveryTag}`;
 }

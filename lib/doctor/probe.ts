@@ -136,21 +136,25 @@ async function checkIface(iface: string, root: boolean, dispatcher: boolean): Pr
 }
 
 async function checkBroker(s: Settings): Promise<Check> {
-  const { connectBroker, redactUrl, withPassword } = await import('../consume/broker.js');
+  const { brokerAccess, connectBroker, openRefusal, passwordFromFile, redactUrl } = await import('../consume/broker.js');
+  const { classifyBrokerError } = await import('../consume/faults.js');
   const shown = redactUrl(s.amqpUrl);
+  let access;
   try {
-    const password = s.amqpPasswordFile ? readFileSync(s.amqpPasswordFile, 'utf8').trim() : undefined;
-    const conn = await connectBroker(withPassword(s.amqpUrl, password), s.amqpCaFile);
+    access = brokerAccess(s.amqpUrl, s.amqpPasswordFile ? passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8')) : undefined, s.amqpCaFile);
+    const conn = await connectBroker(access, 'vosctl doctor');
     await conn.close();
     return { name: 'broker', status: 'ok', detail: `${shown} accepts the configured credentials` };
   } catch (err) {
-    const msg = (err as Error).message;
-    const refused = /ACCESS_REFUSED|403/.test(msg);
+    const e = err as Error;
+    const refused = access && /Expected ConnectionOpenOk; got <ConnectionClose/.test(e.message) ? await openRefusal(access) : undefined;
+    const fault = access ? classifyBrokerError(e, access.endpoint, refused) : { kind: 'transient', message: e.message };
+    const permanent = fault.kind === 'permanent';
     return {
       name: 'broker',
       status: 'fail',
-      detail: `${shown}: ${refused ? 'credentials refused' : msg}`,
-      fix: refused ? 'check the user and password (VOS_AMQP_URL, --password-file) and the user\'s vhost permissions (rabbitmqctl list_permissions)' : 'check the URL, that the broker runs and that this host reaches it (amqps needs --ca-file for a private CA)',
+      detail: `${shown}: ${fault.message}`,
+      fix: permanent ? 'check the user and password (VOS_AMQP_URL, --password-file), the vhost and the user\'s permissions on it (rabbitmqctl list_permissions -p VHOST)' : 'check the URL, that the broker runs and that this host reaches it (amqps needs --ca-file for a private CA)',
     };
   }
 }

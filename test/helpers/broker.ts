@@ -6,6 +6,8 @@
 import { connect, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
 import { execa, type ResultPromise } from 'execa';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, type Lab } from './lab.js';
 
@@ -27,7 +29,12 @@ export class Broker {
   private readonly queues = new Set<string>();
   private readonly exchanges = new Set<string>();
 
-  constructor(readonly lab: Lab) {
+  /** On the shared broker by default; on a PrivateNode with its url and rabbitmqctl. */
+  constructor(
+    readonly lab: Lab,
+    readonly url: string = AMQP_URL,
+    private readonly ctl: (args: string[]) => Promise<string> = async (args) => (await execa('rabbitmqctl', args)).stdout,
+  ) {
     lab.defer('broker queues and exchanges', () => this.cleanup());
   }
 
@@ -42,7 +49,7 @@ export class Broker {
 
   async channel(): Promise<ConfirmChannel> {
     if (!this.ch) {
-      this.conn = await connect(AMQP_URL);
+      this.conn = await connect(this.url);
       this.conn.on('error', () => undefined);
       this.ch = await this.conn.createConfirmChannel();
       this.ch.on('error', () => undefined);
@@ -77,8 +84,8 @@ export class Broker {
 
   /** Ready and unacknowledged counts, as the broker sees them. */
   async depth(queue: string): Promise<{ ready: number; unacked: number }> {
-    const r = await execa('rabbitmqctl', ['-q', 'list_queues', 'name', 'messages_ready', 'messages_unacknowledged']);
-    for (const line of r.stdout.split('\n')) {
+    const out = await this.ctl(['-q', 'list_queues', 'name', 'messages_ready', 'messages_unacknowledged']);
+    for (const line of out.split('\n')) {
       const [name, ready, unacked] = line.trim().split(/\s+/);
       if (name === queue) return { ready: Number(ready), unacked: Number(unacked) };
     }
@@ -93,7 +100,8 @@ export class Broker {
 
   async cleanup(): Promise<void> {
     await this.close();
-    const conn = await connect(AMQP_URL);
+    const conn = await connect(this.url).catch(() => undefined);
+    if (!conn) return; // a private node already stopped took its queues with it
     try {
       for (const q of this.queues) {
         const ch = await conn.createChannel();
@@ -111,6 +119,101 @@ export class Broker {
       await conn.close();
     }
   }
+}
+
+/**
+ * A RabbitMQ node of the test's own (recipe: /work/shared/README.md), for
+ * what must never touch the shared broker: alarms, close_connection, users,
+ * vhosts, consumer_timeout. Ports derive from the pid and are checked free.
+ * One node per test file keeps the suite short (a start costs ~5-10 s).
+ */
+export class PrivateNode {
+  readonly name: string;
+  readonly dir: string;
+  port = 0;
+
+  constructor(private readonly lab: Lab, private readonly conf: string[] = []) {
+    this.name = `vfpt${lab.id}@localhost`;
+    this.dir = join(lab.tmp, 'rabbit');
+  }
+
+  get url(): string {
+    return `amqp://guest:guest@127.0.0.1:${this.port}`;
+  }
+
+  private env(): Record<string, string> {
+    return { RABBITMQ_CONF_ENV_FILE: join(this.dir, 'env.conf') };
+  }
+
+  async ctl(args: string[]): Promise<string> {
+    return (await execa('rabbitmqctl', ['-n', this.name, ...args], { env: this.env() })).stdout;
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePortPair(30_000 + ((process.pid * 7) % 10_000));
+    mkdirSync(this.dir, { recursive: true });
+    writeFileSync(join(this.dir, 'rabbitmq.conf'), [`listeners.tcp.local = 127.0.0.1:${this.port}`, ...this.conf, ''].join('\n'));
+    writeFileSync(join(this.dir, 'env.conf'), 'ERL_EPMD_ADDRESS=127.0.0.1\n');
+    writeFileSync(join(this.dir, 'plugins'), '');
+    await execa('chown', ['-R', 'rabbitmq', this.dir]);
+    await execa('chmod', ['o+x', this.lab.tmp]);
+    this.lab.defer(`rabbitmq node ${this.name}`, () => this.stop());
+    const d = this.dir;
+    await execa('rabbitmq-server', ['-detached'], {
+      env: {
+        RABBITMQ_NODENAME: this.name,
+        RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+        RABBITMQ_NODE_PORT: String(this.port),
+        RABBITMQ_DIST_PORT: String(this.port + 20_000),
+        RABBITMQ_MNESIA_BASE: join(d, 'mnesia'),
+        RABBITMQ_LOG_BASE: join(d, 'log'),
+        RABBITMQ_PID_FILE: join(d, 'pid'),
+        RABBITMQ_CONFIG_FILE: join(d, 'rabbitmq.conf'),
+        RABBITMQ_CONF_ENV_FILE: join(d, 'env.conf'),
+        RABBITMQ_ENABLED_PLUGINS_FILE: join(d, 'plugins'),
+      },
+    });
+    for (let i = 0; ; i++) {
+      const r = await execa('rabbitmqctl', ['-q', '-n', this.name, 'await_startup', '--timeout', '5'], { env: this.env(), reject: false });
+      if (r.exitCode === 0) return;
+      if (i > 60) throw new Error(`private RabbitMQ node ${this.name} did not start: ${r.stderr}`);
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const r = await execa('rabbitmqctl', ['-q', '-n', this.name, 'stop'], { env: this.env(), reject: false });
+    if (r.exitCode === 0) return;
+    // Not answering: end it by the pid in its own pid file, never by name.
+    try {
+      const pid = Number(readFileSync(join(this.dir, 'pid'), 'utf8').trim());
+      if (pid > 1) process.kill(pid, 'SIGKILL');
+    } catch {
+      /* no pid file: it never started */
+    }
+  }
+
+  /** The connection names the broker shows, with their pids (for close_connection). */
+  async connections(): Promise<Array<{ pid: string; name: string }>> {
+    const out = await this.ctl(['-q', 'list_connections', 'pid', 'client_properties']);
+    return out
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.trim())
+      .map((l) => ({ pid: l.split('\t')[0]!, name: /connection_name","([^"]*)"/.exec(l)?.[1] ?? /\{<<"connection_name">>,longstr,<<"([^"]*)">>\}/.exec(l)?.[1] ?? '' }));
+  }
+}
+
+/** A port p with p and p + 20000 (the node's distribution port) both free on 127.0.0.1. */
+async function freePortPair(start: number): Promise<number> {
+  const free = (p: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(p, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+  for (let p = start; p < start + 200; p++) if ((await free(p)) && (await free(p + 20_000)) && (await free(p + 1))) return p;
+  throw new Error(`no free port pair from ${start}`);
 }
 
 export interface LogLine {

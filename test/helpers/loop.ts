@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCounters } from '../../lib/maps/bpftool.js';
 import type { StatName } from '../../lib/maps/layout.js';
-import { Broker, ConsumerProcess } from './broker.js';
+import { AMQP_URL, Broker, ConsumerProcess } from './broker.js';
 import { endForking, Lab, ROOT, type Veth } from './lab.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,6 +19,9 @@ export interface TraceLine {
   at: number;
   text: string;
 }
+
+/** Seconds; the consumer's heartbeat in the loop (the broker drops a connection after two missed ones). */
+export const LOOP_HEARTBEAT_S = 2;
 
 export class LoopLab {
   readonly lab = new Lab();
@@ -56,7 +59,8 @@ export class LoopLab {
     await execa('ip', ['-n', this.attacker.ns, 'addr', 'add', `${this.scannerIp}/24`, 'dev', this.attacker.peer]);
     await this.attach(opts.stealth);
     for (const v of [this.attacker, this.customer]) this.lab.defer(`xdp on ${v.host}`, () => this.lab.script('unload.sh', [v.host]));
-    this.consumer = new ConsumerProcess(this.lab, { VOS_PIN_DIR: this.lab.pinDir, VOS_STATE_DIR: this.stateDir }, ['--queue', this.queue, '--ttl', '10m']);
+    // A 2 s heartbeat, so that the loop test's idle period outlasts every heartbeat in play (Kamailio's rabbitmq module asks for none).
+    this.consumer = new ConsumerProcess(this.lab, { VOS_PIN_DIR: this.lab.pinDir, VOS_STATE_DIR: this.stateDir, VOS_AMQP_URL: `${AMQP_URL}/?heartbeat=${LOOP_HEARTBEAT_S}` }, ['--queue', this.queue, '--ttl', '10m']);
     await this.consumer.start();
     await this.startKamailio();
   }
@@ -143,6 +147,13 @@ export class LoopLab {
       await this.lab.cleanup();
     }
   }
+}
+
+/** sipp scenarios of scripts/lab whose dialogs follow the route set, as real phones do: uac.xml (ACK and BYE), uas.xml (copies Record-Route). */
+export function labScenario(name: 'uac' | 'uas'): string {
+  const path = join(ROOT, `scripts/lab/${name}.xml`);
+  if (!existsSync(path)) throw new Error(`missing ${path}`);
+  return path;
 }
 
 export function registerScenario(): string {

@@ -5,14 +5,15 @@
  */
 import { afterEach, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
-import { Broker, ConsumerProcess, brokerMissing } from '../helpers/broker.js';
+import { Broker, ConsumerProcess, PrivateNode, brokerMissing } from '../helpers/broker.js';
 import { describeWith, kernelMissing } from '../helpers/env.js';
 import { Lab, ROOT } from '../helpers/lab.js';
 import type { ListedEntry as Listed } from '../../lib/blocklist.js';
+import { afterAll, beforeAll } from '@jest/globals';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -66,8 +67,8 @@ class Node {
     return (await this.list()).map((e) => e.ip).sort();
   }
 
-  async consume(args: string[]): Promise<ConsumerProcess> {
-    this.consumer = new ConsumerProcess(this.lab, this.env(), args);
+  async consume(args: string[], env: Record<string, string> = {}): Promise<ConsumerProcess> {
+    this.consumer = new ConsumerProcess(this.lab, { ...this.env(), ...env }, args);
     await this.consumer.start();
     return this.consumer;
   }
@@ -115,6 +116,9 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     const ttl = (Date.parse(first.expires!) - Date.parse(first.added)) / 1000;
     expect(ttl).toBeGreaterThanOrEqual(1799);
     expect(ttl).toBeLessThanOrEqual(1801);
+    // An OpenSIPS pike event is recorded as OpenSIPS's pike, not as the default source.
+    expect(list.find((e) => e.ip === '198.51.100.11')).toMatchObject({ source: 'opensips', reason: 'pike' });
+    expect((await n.vosctl('list', '--json', '--source', 'opensips')).out).toContain('198.51.100.12');
     const defaulted = list.find((e) => e.ip === '198.51.100.2')!;
     expect(defaulted.source).toBe('amqp');
     expect((Date.parse(defaulted.expires!) - Date.parse(defaulted.added)) / 1000).toBeCloseTo(7200, -1);
@@ -192,43 +196,6 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await n.consumer!.stop();
   });
 
-  it('loses no confirmed block across a broker restart (stop_app, start_app)', async () => {
-    const n = await fresh();
-    const q = broker.name('restart');
-    await n.consume(['--queue', q]);
-    const confirmed: string[] = [];
-    let publishing = true;
-    const publisher = (async () => {
-      let i = 0;
-      while (publishing) {
-        const ip = `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-        try {
-          await broker.publish(q, [ip]);
-          confirmed.push(ip);
-          i++;
-        } catch {
-          await broker.close(); // the broker went away: reconnect and publish the same one again
-          await sleep(200);
-        }
-        await sleep(5);
-      }
-    })();
-    await waitFor('some confirmed blocks', async () => confirmed.length, (c) => c >= 20);
-    await execa('rabbitmqctl', ['stop_app']);
-    try {
-      await sleep(1000);
-    } finally {
-      await execa('rabbitmqctl', ['start_app']);
-    }
-    await n.consumer!.waitForLog((l) => l.message === 'broker unreachable; reconnecting', 5000);
-    await waitFor('blocks after the restart', async () => confirmed.length, (c) => c >= 120, 60_000);
-    publishing = false;
-    await publisher;
-    const inMap = new Set(await waitFor('every confirmed block in the map', () => n.ips(), (ips) => confirmed.every((ip) => ips.includes(ip)), 60_000));
-    expect(confirmed.filter((ip) => !inMap.has(ip))).toEqual([]);
-    await n.consumer!.stop();
-  });
-
   it('after kill -9 in the middle of a burst, a restarted consumer applies every message', async () => {
     const n = await fresh();
     const q = broker.name('kill');
@@ -263,6 +230,7 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     // Every message is either applied and acked, or still in the queue: none both, none lost.
     expect(depth.unacked).toBe(0);
     expect(applied).toBeGreaterThan(0);
+    if (depth.ready + applied !== ips.length) console.log(JSON.stringify(c.logs.filter((l) => l.message !== "blocked").slice(-30)));
     expect(depth.ready + applied).toBe(ips.length);
     expect(c.logs.find((l) => l.message === 'consumer stopped')).toMatchObject({ messages: applied });
     await n.consume(['--queue', q]);
@@ -401,4 +369,284 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     expect(await run(['--queue', 'x', '--ttl', 'soon'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --ttl 'soon'") });
     expect(await run(['--queue', 'x', '--url', 'http://nope'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad AMQP URL 'http://nope'") });
   });
+});
+
+/** The map helper (vfp-maptool serve) among the consumer's children, by pid. */
+function maptoolChild(pid: number): number {
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    for (const c of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
+      if (readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'vfp-maptool') return Number(c);
+    }
+  }
+  throw new Error(`no vfp-maptool child of ${pid}`);
+}
+
+/**
+ * Faults that need broker-wide changes (closing connections, alarms, users,
+ * vhosts) run against one private RabbitMQ node for the whole block, never
+ * the shared broker.
+ */
+describeWith('vosctl consume under broker faults (a private RabbitMQ node)', kernelMissing() ?? brokerMissing(), () => {
+  let nodeLab: Lab;
+  let rabbit: PrivateNode;
+  let lab: Lab;
+  let broker: Broker;
+  const ctl = (args: string[]) => rabbit.ctl(args);
+
+  beforeAll(async () => {
+    nodeLab = new Lab();
+    rabbit = new PrivateNode(nodeLab);
+    await rabbit.start();
+  }, 90_000);
+  afterAll(async () => {
+    await nodeLab?.cleanup();
+  }, 60_000);
+
+  const fresh = async (): Promise<{ n: Node; env: Record<string, string> }> => {
+    lab = new Lab();
+    broker = new Broker(lab, rabbit.url, ctl);
+    const n = new Node(lab, 'f');
+    await n.load();
+    return { n, env: { VOS_AMQP_URL: rabbit.url } };
+  };
+  afterEach(async () => {
+    await lab?.cleanup();
+  });
+
+  it('loses no confirmed block across a broker restart (stop_app, start_app)', async () => {
+    const { n, env } = await fresh();
+    const q = broker.name('restart');
+    await n.consume(['--queue', q], env);
+    const confirmed: string[] = [];
+    let publishing = true;
+    const publisher = (async () => {
+      let i = 0;
+      while (publishing) {
+        const ip = `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+        try {
+          await broker.publish(q, [ip]);
+          confirmed.push(ip);
+          i++;
+        } catch {
+          await broker.close(); // the broker went away: reconnect and publish the same one again
+          await sleep(200);
+        }
+        await sleep(5);
+      }
+    })();
+    await waitFor('some confirmed blocks', async () => confirmed.length, (c) => c >= 20);
+    await ctl(['stop_app']);
+    try {
+      await sleep(1000);
+    } finally {
+      await ctl(['start_app']);
+    }
+    await n.consumer!.waitForLog((l) => l.message === 'broker unreachable; reconnecting', 5000);
+    await waitFor('blocks after the restart', async () => confirmed.length, (c) => c >= 120, 60_000);
+    publishing = false;
+    await publisher;
+    const inMap = new Set(await waitFor('every confirmed block in the map', () => n.ips(), (ips) => confirmed.every((ip) => ips.includes(ip)), 60_000));
+    expect(confirmed.filter((ip) => !inMap.has(ip))).toEqual([]);
+    await n.consumer!.stop();
+  });
+
+  it('never acks an old channel\'s batch on a new one: a connection closed in the middle of a large batch loses nothing', async () => {
+    const { n, env } = await fresh();
+    const q = broker.name('gen');
+    const ch = await broker.channel();
+    await ch.assertQueue(q, { durable: true });
+    const per = 500;
+    const msgs = Array.from({ length: 60 }, (_, m) => Array.from({ length: per }, (_, i) => `10.${100 + Math.floor(m / 10)}.${(m % 10) * 25 + Math.floor(i / 20)}.${(i % 20) + 1}`));
+    await broker.publish(q, msgs.map((ips) => JSON.stringify({ ips })));
+    const c = await n.consume(['--queue', q, '--batch-size', '5', '--batch-wait', '1000', '--log-level', 'debug'], env);
+    let done = 0;
+    await c.waitForLog((l) => l.message === 'batch done' && ++done === 2, 30_000);
+    // A slow map update: the batch in flight outlives its channel.
+    const helper = maptoolChild(c.pid!);
+    process.kill(helper, 'SIGSTOP');
+    try {
+      const conns = await waitFor('the consumer\'s connection', () => rabbit.connections(), (cs) => cs.some((x) => x.name === 'vosctl consume'));
+      await ctl(['close_connection', conns.find((x) => x.name === 'vosctl consume')!.pid, 'vfp test: close in the middle of a batch']);
+      await c.waitForLog((l) => l.message === 'consuming' && l.gen === 2, 30_000);
+      await waitFor('redeliveries on the new channel', () => broker.depth(q), (d) => d.unacked > 0);
+    } finally {
+      process.kill(helper, 'SIGCONT');
+    }
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0, 60_000);
+    const inMap = new Set(await n.ips());
+    const missing = msgs.flat().filter((ip) => !inMap.has(ip));
+    expect({ missing: missing.length, sample: missing.slice(0, 3) }).toEqual({ missing: 0, sample: [] });
+    expect(c.logs.filter((l) => /unknown delivery tag/.test(String(l.error)))).toEqual([]);
+    expect(c.logs).toContainEqual(expect.objectContaining({ message: 'applied, but its channel is gone: not acked, no dead letters; the broker redelivers the batch', gen: 1 }));
+    expect(await c.stop()).toBe(0);
+  }, 120_000);
+
+  it('under a resource alarm enforces every good block, logs blocked with the reason, keeps the bad message unacked, and stops on SIGTERM', async () => {
+    const { n, env } = await fresh();
+    const q = broker.name('alarm');
+    const ch = await broker.channel();
+    await ch.assertQueue(q, { durable: true });
+    await ch.assertQueue(`${q}.dead`, { durable: true });
+    const good = Array.from({ length: 1200 }, (_, i) => `10.7.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+    await broker.publish(q, ['not an address', ...good]);
+    await broker.close();
+    await ctl(['set_disk_free_limit', '100000GB']);
+    try {
+      const c = await n.consume(['--queue', q, '--batch-size', '100'], env);
+      await waitFor('every good block in the map', async () => (await n.ips()).length, (k) => k === good.length, 30_000);
+      const blocked = await c.waitForLog((l) => l.message === 'blocked' && l.action === 'broker', 15_000);
+      expect(String(blocked.reason)).toMatch(/disk/i);
+      expect(c.logs.filter((l) => l.message === 'dead-lettered')).toEqual([]);
+      const code = await c.stop();
+      if (code !== 0) console.log(JSON.stringify(c.logs.filter((l) => l.message !== 'blocked' || l.action === 'broker').slice(-15)));
+      expect(code).toBe(0);
+      expect(c.logs).toContainEqual(expect.objectContaining({ message: 'stopping with dead letters unconfirmed: their messages stay unacked and come back on the next start' }));
+    } finally {
+      await ctl(['set_disk_free_limit', '50MB']);
+    }
+    // The bad message is back in the queue, the good ones are gone from it.
+    expect(await waitFor('the queue', () => broker.depth(q), (d) => d.unacked === 0)).toEqual({ ready: 1, unacked: 0 });
+    const c2 = await n.consume(['--queue', q], env);
+    await c2.waitForLog((l) => l.message === 'dead-lettered', 15_000);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    // At least once: the dead letter sent during the alarm may land too once the alarm clears.
+    const dead = (await broker.drain(`${q}.dead`)).map((m) => m.content.toString());
+    expect(dead.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(dead)).toEqual(new Set(['not an address']));
+    await c2.stop();
+  }, 120_000);
+
+  it('a deleted dead-letter queue is declared again; a full one (reject-publish) keeps the message unacked until it takes it', async () => {
+    const { n, env } = await fresh();
+    const q = broker.name('dlq');
+    const ch = await broker.channel();
+    await ch.assertQueue(q, { durable: true });
+    const c = await n.consume(['--queue', q], env);
+    await ch.deleteQueue(`${q}.dead`);
+    await broker.publish(q, ['bad one', '10.8.0.1']);
+    await c.waitForLog((l) => l.message === 'dead-letter queue was missing: declared it again');
+    await c.waitForLog((l) => l.message === 'dead-lettered');
+    expect((await broker.drain(`${q}.dead`)).map((m) => m.content.toString())).toEqual(['bad one']);
+    // Full: at most one message, and publishes beyond it refused (nacked).
+    await ch.deleteQueue(`${q}.dead`);
+    await ch.assertQueue(`${q}.dead`, { durable: true, arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' } });
+    const from = c.logs.length;
+    await broker.publish(q, ['bad two', 'bad three', '10.8.0.2', '10.8.0.3']);
+    const refused = await c.waitForLog((l) => l.message === 'not dead-lettered: message kept unacked', 15_000, from);
+    expect(refused).toMatchObject({ outcome: 'nacked', error: expect.stringContaining('refused') });
+    await waitFor('the good blocks', () => n.ips(), (ips) => ips.includes('10.8.0.3'));
+    // The refused one is neither lost nor acked by the acks of the messages after it.
+    expect(await waitFor('one unacked', () => broker.depth(q), (d) => d.unacked === 1)).toEqual({ ready: 0, unacked: 1 });
+    expect(c.logs.slice(from).map((l) => l.message)).not.toContain('could not ack (channel lost); the broker will redeliver');
+    // Room again: the retry gets through, and the message is acked.
+    const first = await broker.drain(`${q}.dead`);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0, 30_000);
+    const second = await broker.drain(`${q}.dead`);
+    expect([...first, ...second].map((m) => m.content.toString()).sort()).toEqual(['bad three', 'bad two']);
+    await c.stop();
+  }, 90_000);
+
+  it('pausing without maps stops deliveries and returns what it holds once, so a quorum queue\'s delivery limit is not used up', async () => {
+    const { n, env } = await fresh();
+    const q = broker.name('quorum');
+    const ch = await broker.channel();
+    await ch.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 2 } });
+    const c = await n.consume(['--queue', q, '--pause-hold', '1', '--delivery-limit', '2'], env);
+    rmSync(n.pinDir, { recursive: true, force: true });
+    const ips = ['10.9.0.1', '10.9.0.2', '10.9.0.3'];
+    await broker.publish(q, ips);
+    const returned = await c.waitForLog((l) => String(l.message).startsWith('paused: returned the deliveries in hand'), 15_000);
+    expect(returned).toMatchObject({ returned: 3, delivery_count: 1 });
+    // No consumer while paused: the messages wait in the queue, unacked by nobody.
+    expect(await waitFor('ready again', () => broker.depth(q), (d) => d.ready === 3)).toEqual({ ready: 3, unacked: 0 });
+    expect(await ctl(['-q', 'list_consumers'])).not.toContain(q);
+    await sleep(4000); // several pause-holds: no more returns
+    expect(c.logs.filter((l) => String(l.message).startsWith('paused: returned')).length).toBe(1);
+    await n.load();
+    await waitFor('the blocks applied', () => n.ips(), (x) => x.join() === ips.join(), 60_000);
+    await waitFor('the queue to be empty', () => broker.depth(q), (d) => d.ready === 0 && d.unacked === 0);
+    expect(c.logs.map((l) => l.message)).toContain('consuming again');
+    await c.stop();
+  }, 90_000);
+
+  it('a queue deleted while consumed: what was delivered is applied, the queue is declared again and consumed', async () => {
+    const { n, env } = await fresh();
+    const q = broker.name('deleted');
+    const c = await n.consume(['--queue', q, '--batch-size', '100', '--batch-wait', '1500'], env);
+    const ips = Array.from({ length: 10 }, (_, i) => `10.10.0.${i + 1}`);
+    await broker.publish(q, ips);
+    await waitFor('delivered', () => broker.depth(q), (d) => d.unacked === 10);
+    const ch = await broker.channel();
+    await ch.deleteQueue(q); // within the batch wait: all ten are in the consumer's hands
+    await c.waitForLog((l) => String(l.message).startsWith('the broker cancelled the consumer'));
+    await waitFor('the delivered blocks applied', () => n.ips(), (x) => x.length === 10, 15_000);
+    await c.waitForLog((l) => l.message === 'consuming' && l.gen === 2, 15_000);
+    await broker.publish(q, ['10.10.1.1']);
+    await waitFor('consumed again', () => n.ips(), (x) => x.includes('10.10.1.1'));
+    await c.stop();
+  }, 60_000);
+
+  it('refuses a stream queue with a clear error, whether the broker names its type or a delivery shows it', async () => {
+    const { n, env } = await fresh();
+    const ch = await broker.channel();
+    const plain = broker.name('stream');
+    await ch.assertQueue(plain, { durable: true, arguments: { 'x-queue-type': 'stream' } });
+    const r = await execa(join(ROOT, 'bin/vosctl'), ['consume', '--queue', plain], { reject: false, env: { ...n.env(), ...env } });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`queue '${plain}' is a stream`));
+    const capped = broker.name('stream_capped');
+    await ch.assertQueue(capped, { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-length-bytes': 10_000_000 } });
+    const c = new ConsumerProcess(lab, { ...n.env(), ...env }, ['--queue', capped]);
+    await c.start();
+    await broker.publish(capped, ['10.11.0.1']);
+    const err = await c.waitForLog((l) => l.message === 'refusing a stream queue', 15_000);
+    expect(String(err.error)).toContain('is a stream');
+    expect(await c.stop()).toBe(2);
+    expect(await n.ips()).toEqual([]);
+  }, 60_000);
+
+  it('names permanent broker errors and exits non-zero after a few attempts; a password file passes any password', async () => {
+    const { n } = await fresh();
+    const q = broker.name('perm');
+    const vhost = `vfp_${lab.id}`;
+    const user = `vfp_u_${lab.id}`;
+    const odd = `p%41ss wörd €  `;
+    await ctl(['add_vhost', vhost]);
+    nodeLab.defer(`vhost ${vhost}`, () => ctl(['delete_vhost', vhost]));
+    await ctl(['add_user', user, odd]);
+    nodeLab.defer(`user ${user}`, () => ctl(['delete_user', user]));
+    const run = (url: string, extra: Record<string, string> = {}) => execa(join(ROOT, 'bin/vosctl'), ['consume', '--queue', q], { reject: false, env: { ...n.env(), VOS_LOG_FORMAT: 'json', VOS_AMQP_URL: url, ...extra } });
+    const cases: Array<[string, RegExp]> = [
+      [`amqp://guest:wrong@127.0.0.1:${rabbit.port}`, /ACCESS_REFUSED - Login was refused/],
+      [`amqp://guest:guest@127.0.0.1:${rabbit.port}/nope_${lab.id}`, new RegExp(`NOT_ALLOWED - vhost nope_${lab.id} not found`)],
+      [`amqp://guest:guest@127.0.0.1:${rabbit.port}/${vhost}`, new RegExp(`access to vhost '${vhost}' refused for user 'guest'`)],
+    ];
+    for (const [url, re] of cases) {
+      const r = await run(url);
+      expect({ url, code: r.exitCode, named: re.test(r.stderr) }).toEqual({ url, code: 1, named: true });
+      expect(r.stderr.split('\n').filter((l) => l.includes('the broker refuses; retrying')).length).toBe(2);
+    }
+    // No permission to configure the queue: refused on declare, named.
+    await ctl(['set_permissions', '-p', vhost, user, '^$', '.*', '.*']);
+    const pw = join(lab.tmp, 'password');
+    writeFileSync(pw, `${odd}\n`, { mode: 0o600 });
+    const denied = await run(`amqp://${user}@127.0.0.1:${rabbit.port}/${vhost}`, { VOS_AMQP_PASSWORD_FILE: pw });
+    expect(denied.exitCode).toBe(1);
+    expect(denied.stderr).toMatch(/ACCESS_REFUSED - (configure )?access to queue/);
+    // With permission, the same password file works, the odd password byte for byte.
+    await ctl(['set_permissions', '-p', vhost, user, '.*', '.*', '.*']);
+    const vhostBroker = new Broker(lab, `amqp://guest:guest@127.0.0.1:${rabbit.port}/${vhost}`, (args) => ctl(['-p', vhost, ...args]));
+    await ctl(['set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*']);
+    const c = new ConsumerProcess(lab, { ...n.env(), VOS_AMQP_URL: `amqp://${user}@127.0.0.1:${rabbit.port}/${vhost}`, VOS_AMQP_PASSWORD_FILE: pw }, ['--queue', q]);
+    await c.start();
+    await vhostBroker.publish(q, ['10.12.0.1']);
+    await waitFor('the block', () => n.ips(), (x) => x.includes('10.12.0.1'));
+    expect(await c.stop()).toBe(0);
+    await vhostBroker.cleanup();
+    // amqps:// to a plain port: the hint names it.
+    const tls = new ConsumerProcess(lab, { ...n.env(), VOS_AMQP_URL: `amqps://guest:guest@127.0.0.1:${rabbit.port}` }, ['--queue', q]);
+    await expect(tls.start(4000)).rejects.toThrow(/timed out/);
+    expect(tls.logs.find((l) => l.message === 'broker unreachable; reconnecting')?.error).toMatch(new RegExp(`is 127\\.0\\.0\\.1:${rabbit.port} a TLS port\\?`));
+    await tls.stop();
+  }, 120_000);
 });

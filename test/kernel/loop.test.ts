@@ -6,9 +6,12 @@
  * customer registers and calls with sipp.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/lab.js';
 import { brokerMissing } from '../helpers/broker.js';
 import { describeWith, kernelMissing, sipPeersMissing } from '../helpers/env.js';
-import { LoopLab, registerScenario } from '../helpers/loop.js';
+import { LOOP_HEARTBEAT_S, LoopLab, labScenario, registerScenario } from '../helpers/loop.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BLOCKED_EXACT = 'blocked_exact';
@@ -25,14 +28,17 @@ describeWith('the real loop: Kamailio -> RabbitMQ -> vosctl consume -> XDP', ker
   it('blocks a flooding attacker at the NIC while the customer registers and calls throughout', async () => {
     const { attacker, customer } = loop;
     const kamailioHost = customer.hostIp;
+    // Idle first, longer than any heartbeat in play (the broker drops a connection after two missed
+    // ones): the connections of Kamailio and of the consumer must still carry the block afterwards.
+    await sleep(LOOP_HEARTBEAT_S * 3 * 1000 + 1000);
+
     // The customer: a UAS for its calls, registrations every 200 ms, then calls through Kamailio.
-    const uas = loop.sipp(customer.ns, ['-sn', 'uas', '-i', customer.peerIp, '-p', '5062']);
+    const uas = loop.sipp(customer.ns, ['-sf', labScenario('uas'), '-i', customer.peerIp, '-p', '5062']);
     const register = loop.sipp(customer.ns, ['-sf', registerScenario(), `${kamailioHost}:5060`, '-i', customer.peerIp, '-p', '5061', '-s', 'service', '-key', 'contact_port', '5062', '-r', '5', '-m', '60', '-timeout', '40']);
     await sleep(500);
-    const calls = loop.sipp(customer.ns, ['-sn', 'uac', `${kamailioHost}:5060`, '-i', customer.peerIp, '-p', '5063', '-s', 'service', '-r', '4', '-m', '40', '-d', '200', '-timeout', '40']);
+    const calls = loop.sipp(customer.ns, ['-sf', labScenario('uac'), `${kamailioHost}:5060`, '-i', customer.peerIp, '-p', '5063', '-s', 'service', '-r', '4', '-m', '40', '-d', '200', '-timeout', '40']);
 
     // The attacker floods INVITEs at 300/s.
-    await sleep(300);
     const blockedBefore = await loop.counter(BLOCKED_EXACT);
     const floodStart = performance.now();
     const flood = loop.sipp(attacker.ns, ['-sn', 'uac', `${attacker.hostIp}:5060`, '-i', attacker.peerIp, '-p', '5080', '-s', 'nobody', '-r', '300', '-m', '4500', '-timeout', '20']);
@@ -67,6 +73,19 @@ describeWith('the real loop: Kamailio -> RabbitMQ -> vosctl consume -> XDP', ker
     const list = JSON.parse(await loop.mustVosctl('list', '--json')) as Array<{ ip: string; source: string; reason: string }>;
     expect(list).toContainEqual(expect.objectContaining({ ip: attacker.peerIp, source: 'kamailio', reason: 'pike' }));
     expect(list.map((e) => e.ip)).not.toContain(customer.peerIp);
+    // No connection was lost to the idle period.
+    expect(loop.consumer.logs.filter((l) => /reconnecting|refuses/.test(String(l.message)))).toEqual([]);
+    expect(loop.kamailioLog()).not.toMatch(/could not publish|FAIL: rabbitmq_reconnect/);
+
+    // A forged ACK with a To-tag addressed to Kamailio itself matches no transaction: not relayed (once it
+    // was relayed back to Kamailio until pike blocked, and published, the server's own address).
+    const callId = `forged-ack-${process.pid}`;
+    const forged = [`ACK sip:service@${kamailioHost}:5060 SIP/2.0`, `Via: SIP/2.0/UDP ${customer.peerIp}:5070;branch=z9hG4bK-${callId}`, `From: <sip:x@${customer.peerIp}>;tag=f1`, `To: <sip:service@${kamailioHost}>;tag=forged`, `Call-ID: ${callId}`, 'CSeq: 1 ACK', 'Max-Forwards: 70', 'Content-Length: 0', '', ''].join('\r\n');
+    await execa('ip', ['netns', 'exec', customer.ns, process.execPath, join(ROOT, 'scripts/lab/sip-send.mjs'), kamailioHost, '5060'], { input: JSON.stringify([forged]) });
+    await loop.waitForKamailio(new RegExp(`${callId}.*vos-trace: ACK`));
+    await sleep(1000);
+    expect(loop.kamailioLog().split('\n').filter((l) => l.includes(callId) && l.includes('vos-trace'))).toHaveLength(1);
+    expect(loop.kamailioLog()).not.toContain(`published block for ${kamailioHost}`);
 
     const counters = JSON.parse(await loop.mustVosctl('stats', '--json')) as Record<string, { packets: number }>;
     process.stdout.write(

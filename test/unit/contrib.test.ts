@@ -24,6 +24,55 @@ function renderBody(cfg: string, vars: Record<string, string>): string {
     .join('');
 }
 
+/** The body of route[name] (up to the closing brace at the start of a line). */
+function routeBody(cfg: string, name: string): string {
+  const m = new RegExp(`^route\\[${name}\\] \\{\\n([\\s\\S]*?)^\\}`, 'm').exec(cfg);
+  if (!m) throw new Error(`no route[${name}]`);
+  return m[1]!;
+}
+
+const configs = [
+  ['OpenSIPS', 'contrib/opensips/opensips.cfg'],
+  ['Kamailio', 'contrib/kamailio/kamailio.cfg'],
+] as const;
+
+describe('contrib configs keep publishing', () => {
+  it('OpenSIPS 3.x loads a transport module for each socket it listens on (else: "no transport protocol loaded")', () => {
+    const cfg = readFileSync(join(ROOT, 'contrib/opensips/opensips.cfg'), 'utf8');
+    const loaded = [...cfg.matchAll(/^loadmodule "proto_(\w+)\.so"/gm)].map((m) => m[1]);
+    expect(loaded.length).toBeGreaterThan(0);
+    for (const [, proto] of cfg.matchAll(/^socket=(\w+):/gm)) expect(loaded).toContain(proto);
+  });
+
+  it('OpenSIPS asks for no heartbeats it never sends, and retries a failed publish', () => {
+    const cfg = readFileSync(join(ROOT, 'contrib/opensips/opensips.cfg'), 'utf8');
+    for (const [, sid] of cfg.matchAll(/modparam\("rabbitmq", "server_id", "([^"]*)"\)/g)) expect(sid).not.toMatch(/heartbeat=[1-9]/);
+    expect(cfg).toMatch(/server_id", "[^"]*retries=[1-9]/);
+  });
+
+  for (const [name, file] of configs) {
+    it(`${name}: a source counts as reported only after its publish succeeded, which is tried twice`, () => {
+      const body = routeBody(readFileSync(join(ROOT, file), 'utf8'), 'VOS_BLOCK');
+      const publishes = [...body.matchAll(/rabbitmq_publish\(/g)].map((m) => m.index!);
+      const mark = body.search(/cache_store\(|\$sht\(vos_published=>\$si\) = 1/);
+      expect(publishes.length).toBe(2);
+      expect(mark).toBeGreaterThan(Math.max(...publishes));
+      // the failure path returns before the mark
+      expect(body.slice(publishes[1], mark)).toMatch(/return;/);
+    });
+
+    it(`${name}: relays an ACK only when it matches a transaction, answers 404 to an in-dialog request without a route, never reports itself or a peer`, () => {
+      const cfg = readFileSync(join(ROOT, file), 'utf8');
+      expect(cfg).not.toMatch(/loose_route\(\)\s*\|\|\s*is_method\("ACK"\)/);
+      expect(cfg).toMatch(/is_method\("ACK"\)\) \{\s*if \(t_check_trans\(\)\)/);
+      expect(cfg).toMatch(/sl_send_reply\("?404"?, "Not Here"\)/);
+      expect(cfg).toMatch(/src_ip == myself \|\| \$si =~ /);
+      expect(routeBody(cfg, 'VOS_BLOCK')).toMatch(/^\tif \(\$var\(vos_peer\) == 1\)/);
+      expect(cfg).toMatch(/\$var\(vos_peer\) == 0 && !pike_check_req\(\)/);
+    });
+  }
+});
+
 describe('contrib configs', () => {
   it('Kamailio: the rabbitmq_publish body of route[VOS_BLOCK] is a block with TTL, reason and source', () => {
     const cfg = readFileSync(join(ROOT, 'contrib/kamailio/kamailio.cfg'), 'utf8');
@@ -43,7 +92,8 @@ describe('contrib configs', () => {
       '{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":{"ip":"198.51.100.9"}}',
       '{"jsonrpc": "2.0", "method": "E_PIKE_BLOCKED", "params": ["198.51.100.9"]}',
     ]) {
-      expect(parseMessage(Buffer.from(n))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.9' }] });
+      // recorded as OpenSIPS's pike, so `vosctl list --source opensips` tells it apart
+      expect(parseMessage(Buffer.from(n))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.9', source: 'opensips', reason: 'pike' }] });
     }
   });
 });

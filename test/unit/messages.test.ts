@@ -1,7 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
-import { fanoutQueueName, redactUrl, withPassword } from '../../lib/consume/broker.js';
+import { brokerAccess, fanoutQueueName, redactUrl } from '../../lib/consume/broker.js';
+import { classifyBrokerError } from '../../lib/consume/faults.js';
+import { parseNeverBlock } from '../../lib/commands/consume.js';
+import { passwordFromFile } from '../../lib/consume/broker.js';
+import { checkBlockTarget } from '../../lib/address.js';
 import { parseMessage, type ParsedMessage } from '../../lib/messages.js';
 
 const parse = (s: string, max?: number): ParsedMessage => parseMessage(Buffer.from(s), max);
@@ -134,11 +138,48 @@ describe('backoff and broker helpers', () => {
     }));
   });
 
-  it('hides passwords in URLs it logs, and adds one from a file', () => {
+  it('hides passwords in URLs it logs, and passes a password file byte for byte, never through a URL', () => {
     expect(redactUrl('amqp://vos:s3cret@broker:5672/%2f')).toBe('amqp://vos:***@broker:5672/%2f');
     expect(redactUrl('amqps://broker')).toBe('amqps://broker');
-    expect(withPassword('amqps://vos@broker:5671', 'p@ss')).toBe('amqps://vos:p%40ss@broker:5671');
-    expect(withPassword('amqp://vos:given@broker', 'file')).toBe('amqp://vos:given@broker');
+    for (const pw of ['p@ss', 'p%41ss', '%zz%', 'pässwörd €', 'trailing  ', ' lead', 'a:b/c?d#e']) {
+      const a = brokerAccess('amqps://vos@broker:5671', pw);
+      expect({ user: a.username, password: a.password, display: a.display }).toEqual({ user: 'vos', password: pw, display: 'amqps://vos:***@broker:5671' });
+    }
+    expect(brokerAccess('amqp://vos:given@broker', 'file').password).toBe('given');
+    expect(brokerAccess('amqp://v%40s:p%25w@broker/%2F', undefined)).toMatchObject({ username: 'v@s', password: 'p%w', endpoint: { protocol: 'amqp', host: 'broker', port: 5672, vhost: '/' }, heartbeatS: 15 });
+    expect(brokerAccess('amqp://broker/', undefined)).toMatchObject({ username: 'guest', password: 'guest', endpoint: { vhost: '/' } });
+    expect(brokerAccess('amqps://[2001:db8::1]:5671/sip?heartbeat=5', undefined)).toMatchObject({ endpoint: { protocol: 'amqps', host: '2001:db8::1', port: 5671, vhost: 'sip' }, heartbeatS: 5 });
+    expect(() => brokerAccess('amqp://broker?heartbeat=soon', undefined)).toThrow(/bad heartbeat 'soon'/);
+    expect(passwordFromFile('pa ss  \n')).toBe('pa ss  ');
+    expect(passwordFromFile('pass\r\n')).toBe('pass');
+    expect(passwordFromFile('pass\n\n')).toBe('pass\n');
+    expect(passwordFromFile('no newline ')).toBe('no newline ');
+  });
+
+  it('names permanent broker errors by the broker\'s reason, and hints at a TLS mismatch', () => {
+    const at = { protocol: 'amqp' as const, host: 'b', port: 5672, vhost: 'sip' };
+    const login = new Error('Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."');
+    expect(classifyBrokerError(login, at)).toEqual({ kind: 'permanent', message: 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.' });
+    const open = new Error('Expected ConnectionOpenOk; got <ConnectionClose channel:0>');
+    expect(classifyBrokerError(open, at, 'NOT_ALLOWED - vhost sip not found')).toEqual({ kind: 'permanent', message: 'NOT_ALLOWED - vhost sip not found' });
+    expect(classifyBrokerError(open, at).message).toMatch(/refused to open virtual host 'sip'/);
+    const perm = new Error('Operation failed: QueueDeclare; 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - access to queue \'q\' in vhost \'/\' refused for user \'u\'"');
+    expect(classifyBrokerError(perm, at).kind).toBe('permanent');
+    const timeout = new Error('Channel closed by server: 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1800000 ms."');
+    expect(classifyBrokerError(timeout, at)).toMatchObject({ kind: 'ack-timeout', message: expect.stringContaining('consumer_timeout') });
+    const tls = Object.assign(new Error('write EPROTO 40B7:error:0A00010B:SSL routines:ssl3_get_record:wrong version number'), { code: 'EPROTO' });
+    expect(classifyBrokerError(tls, { ...at, protocol: 'amqps', port: 5672 })).toMatchObject({ kind: 'transient', message: expect.stringContaining('is b:5672 a TLS port?') });
+    expect(classifyBrokerError(new Error('connect ECONNREFUSED 127.0.0.1:5672'), at)).toEqual({ kind: 'transient', message: 'connect ECONNREFUSED 127.0.0.1:5672' });
+  });
+
+  it('never blocks the cluster\'s own addresses, nor a prefix that covers one', () => {
+    const peers = parseNeverBlock(['192.0.2.10,192.0.2.11', '198.51.100.0/29']);
+    const policy = { minPrefix: 8, allow: [], own: [], peers };
+    expect(checkBlockTarget('192.0.2.10', policy)).toMatchObject({ ok: false, reason: expect.stringContaining("cluster's own address 192.0.2.10") });
+    expect(checkBlockTarget('192.0.2.0/24', policy)).toMatchObject({ ok: false });
+    expect(checkBlockTarget('198.51.100.3', policy)).toMatchObject({ ok: false });
+    expect(checkBlockTarget('192.0.2.12', policy)).toMatchObject({ ok: true });
+    expect(() => parseNeverBlock(['192.0.2.300'])).toThrow(/bad --never-block address: '192\.0\.2\.300'/);
   });
 
   it('names the per-node fanout queue from the host name', () => {

@@ -1,0 +1,55 @@
+/**
+ * What a broker error means for the consumer. Pure: the consumer and the
+ * dead-letter publisher decide retry, give up or warn from this.
+ *
+ * Reply codes and texts are RabbitMQ's (AMQP 0-9-1 reply codes, spec 1.2
+ * section "Constants"; RabbitMQ's texts such as "NOT_ALLOWED - vhost x not
+ * found").
+ */
+
+export type FaultKind =
+  /** Retrying cannot help until an operator acts: bad credentials, no permission, no such vhost, a stream queue. */
+  | 'permanent'
+  /** The broker closed the channel because a delivery stayed unacked past consumer_timeout. */
+  | 'ack-timeout'
+  /** Network, restart, broker going away: retry with backoff. */
+  | 'transient';
+
+export interface Fault {
+  kind: FaultKind;
+  /** The broker's own words where it gave any, else the client's, plus a hint where one helps. */
+  message: string;
+}
+
+export interface Endpoint {
+  protocol: 'amqp' | 'amqps';
+  host: string;
+  port: number;
+  vhost: string;
+}
+
+const TLS_ON_PLAIN = /wrong version number|packet length too long|unknown protocol|ERR_SSL|EPROTO|tlsv1 alert|before secure TLS connection/i;
+
+/**
+ * Classify an error from connecting, declaring or consuming.
+ * `openRefusal` is the broker's reply text when it refused connection.open
+ * (amqplib reports only "Expected ConnectionOpenOk; got <ConnectionClose>").
+ */
+export function classifyBrokerError(err: Error, at: Endpoint, openRefusal?: string): Fault {
+  const msg = err.message;
+  if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(msg)) {
+    return { kind: 'permanent', message: openRefusal ?? `the broker refused to open virtual host '${at.vhost}' (it does not exist, or this user has no access to it)` };
+  }
+  const text = /with message "([^"]*)"/.exec(msg)?.[1];
+  if (/ACCESS[_-]REFUSED|NOT[_-]ALLOWED/.test(msg)) return { kind: 'permanent', message: text ?? msg };
+  if (/delivery acknowledgement on channel \d+ timed out/.test(msg)) {
+    return { kind: 'ack-timeout', message: `the broker closed the channel: a delivery stayed unacknowledged past its consumer_timeout (${text ?? msg}); what was unacked went back to the queue` };
+  }
+  if (at.protocol === 'amqps' && TLS_ON_PLAIN.test(`${msg} ${(err as NodeJS.ErrnoException).code ?? ''}`)) {
+    return { kind: 'transient', message: `${msg} (is ${at.host}:${at.port} a TLS port? amqps:// needs the broker's TLS listener, 5671 by default; use amqp:// for a plain one)` };
+  }
+  if (at.protocol === 'amqp' && /Socket closed abruptly during opening handshake/.test(msg)) {
+    return { kind: 'transient', message: `${msg} (if ${at.host}:${at.port} is a TLS listener, use amqps://)` };
+  }
+  return { kind: 'transient', message: text ?? msg };
+}
