@@ -272,6 +272,14 @@ export class ConsumerProcess {
     }
   }
 
+  /** Its exit code once it ends by itself; undefined if it still runs after ms. */
+  async exited(ms: number): Promise<number | undefined> {
+    if (!this.child) return undefined;
+    const timer = new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref());
+    const done = this.child.then((r) => r.exitCode, (e: { exitCode?: number }) => e.exitCode);
+    return Promise.race([done, timer]);
+  }
+
   /** SIGTERM, then its exit code. */
   async stop(): Promise<number | undefined> {
     if (!this.child || this.child.exitCode !== null) return this.child?.exitCode ?? undefined;

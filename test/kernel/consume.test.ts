@@ -249,7 +249,11 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await broker.publish(q, ['198.51.100.51', '198.51.100.52', '{"action":"unblock","ip":"198.51.100.50"}']);
     const paused = await c.waitForLog((l) => l.message === 'paused: not ready to enforce', 10_000, from);
     expect(String(paused.error)).toContain('no maps in');
-    expect(await broker.depth(q)).toEqual({ ready: 0, unacked: 3 });
+    // Nothing acked while paused: the batch in hand stays unacked, and the consumer is cancelled, so what the
+    // broker had not delivered yet stays ready (how the three split depends on when the pause began).
+    const depth = await broker.depth(q);
+    expect(depth.ready + depth.unacked).toBe(3);
+    expect(depth.unacked).toBeGreaterThan(0);
     await n.load();
     await waitFor('the paused batch applied', () => n.ips(), (ips) => ips.join() === '198.51.100.51,198.51.100.52', 20_000);
     expect(await c.waitForLog((l) => l.message === 'resumed', 5000, from)).toMatchObject({ action: 'resume', queue: q });
@@ -572,19 +576,20 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
   it('a queue deleted while consumed: what was delivered is applied, the queue is declared again and consumed', async () => {
     const { n, env } = await fresh();
     const q = broker.name('deleted');
-    const c = await n.consume(['--queue', q, '--batch-size', '100', '--batch-wait', '1500'], env);
+    // A long batch wait holds all ten in the consumer's hands while the test deletes the queue (rabbitmqctl is slow on a loaded machine).
+    const c = await n.consume(['--queue', q, '--batch-size', '100', '--batch-wait', '20000'], env);
     const ips = Array.from({ length: 10 }, (_, i) => `10.10.0.${i + 1}`);
     await broker.publish(q, ips);
     await waitFor('delivered', () => broker.depth(q), (d) => d.unacked === 10);
     const ch = await broker.channel();
     await ch.deleteQueue(q); // within the batch wait: all ten are in the consumer's hands
     await c.waitForLog((l) => String(l.message).startsWith('the broker cancelled the consumer'));
-    await waitFor('the delivered blocks applied', () => n.ips(), (x) => x.length === 10, 15_000);
-    await c.waitForLog((l) => l.message === 'consuming' && l.gen === 2, 15_000);
+    await waitFor('the delivered blocks applied', () => n.ips(), (x) => x.length === 10, 30_000);
+    await c.waitForLog((l) => l.message === 'consuming' && l.gen === 2, 30_000);
     await broker.publish(q, ['10.10.1.1']);
-    await waitFor('consumed again', () => n.ips(), (x) => x.includes('10.10.1.1'));
+    await waitFor('consumed again (after the batch wait)', () => n.ips(), (x) => x.includes('10.10.1.1'), 45_000);
     await c.stop();
-  }, 60_000);
+  }, 150_000);
 
   it('refuses a stream queue with a clear error, whether the broker names its type or a delivery shows it', async () => {
     const { n, env } = await fresh();
@@ -601,7 +606,7 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
     await broker.publish(capped, ['10.11.0.1']);
     const err = await c.waitForLog((l) => l.message === 'refusing a stream queue', 15_000);
     expect(String(err.error)).toContain('is a stream');
-    expect(await c.stop()).toBe(2);
+    expect(await c.exited(30_000)).toBe(2); // it ends by itself: no retry helps
     expect(await n.ips()).toEqual([]);
   }, 60_000);
 

@@ -72,6 +72,6 @@ describeKernel('vosctl doctor', () => {
     expect((JSON.parse(ok.stdout) as Report).checks.find((c) => c.name === 'broker')).toMatchObject({ status: 'ok' });
     const bad = await execa(vosctl, ['doctor', '--json'], { env: { ...env(), VOS_AMQP_URL: `amqp://guest:wrong-${lab.id}@127.0.0.1:5672` }, reject: false });
     expect(bad.exitCode).toBe(3);
-    expect((JSON.parse(bad.stdout) as Report).checks.find((c) => c.name === 'broker')).toMatchObject({ status: 'fail', detail: 'amqp://guest:***@127.0.0.1:5672: credentials refused' });
+    expect((JSON.parse(bad.stdout) as Report).checks.find((c) => c.name === 'broker')).toMatchObject({ status: 'fail', detail: expect.stringContaining('amqp://guest:***@127.0.0.1:5672: ACCESS_REFUSED') });
   });
 });
