@@ -126,3 +126,39 @@ describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () =
     await stopBouncer();
   }, 60_000);
 });
+
+describeWith('line feeds while the maps are missing', kernelMissing(), () => {
+  let lab: Lab;
+  beforeAll(() => {
+    lab = new Lab();
+  });
+  afterAll(() => lab.cleanup(), 30_000);
+
+  it('vosctl crowdsec and vosctl stdin hold what they read, log paused, and apply it once the maps are back (no silent hang)', async () => {
+    const env = { VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: join(lab.tmp, 'state'), VOS_LOG_FORMAT: 'json' };
+    const feeds = [
+      { proc: lab.spawn(join(ROOT, 'bin/vosctl'), ['crowdsec'], { env, all: true, buffer: true }), line: '{"action":"add","value":"198.51.100.120","duration":"1h","scope":"Ip","type":"ban","scenario":"startup stream"}' },
+      { proc: lab.spawn(join(ROOT, 'bin/vosctl'), ['stdin', '--source', 'fail2ban-x'], { env, all: true, buffer: true }), line: '{"action":"block","ip":"198.51.100.121","ttl":600}' },
+    ];
+    let logs = ['', ''];
+    feeds.forEach((f, i) => {
+      f.proc.all!.on('data', (d: Buffer) => (logs[i] += d.toString()));
+      f.proc.stdin!.write(`${f.line}\n`);
+    });
+    await waitFor('both feeds to log paused', async () => logs.every((l) => l.includes('paused: not ready to enforce')));
+    await lab.loadUnattached();
+    const list = async () => JSON.parse((await execa(join(ROOT, 'bin/vosctl'), ['list', '--json'], { env })).stdout) as ListedEntry[];
+    await waitFor('both held lines in vosctl list', async () => (await list()).filter((e) => e.ip.startsWith('198.51.100.12')).length === 2, 40_000);
+    for (const f of feeds) f.proc.stdin!.end();
+    const done = await Promise.all(feeds.map((f) => f.proc));
+    expect(done.map((d) => d.exitCode)).toEqual([0, 0]);
+    logs = done.map((d) => String(d.all));
+    for (const l of logs) expect(l).toContain('"message":"resumed"');
+    expect(await list()).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ ip: '198.51.100.120', source: 'crowdsec', reason: 'startup stream' }),
+        expect.objectContaining({ ip: '198.51.100.121', source: 'fail2ban-x' }),
+      ]),
+    );
+  }, 60_000);
+});
