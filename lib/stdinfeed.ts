@@ -14,6 +14,7 @@ import { backoffMs } from './consume/plan.js';
 import { Context, type GlobalArgs } from './context.js';
 import { BadInputError, EnvError, MapFullError, RuntimeError, UsageError } from './errors.js';
 import { MAP } from './maps/layout.js';
+import { MAX_TTL_S } from './duration.js';
 import { planFeedRuns, type FeedCommand, type LineOutcome } from './feedline.js';
 
 export interface FeedTotals {
@@ -60,7 +61,13 @@ function parseBatch(ctx: Context, lines: readonly string[], first: number, parse
     } else if (!r.ok) {
       t.refused++;
       process.stderr.write(`vosctl: ${o.label}: line ${first + i}: ${r.reason}\n`);
-    } else for (const c of r.cmds) cmds.push(c);
+    } else {
+      if (r.note) ctx.log.info('adjusted', { action: 'note', feed: o.label, line: first + i, note: r.note });
+      for (const c of r.cmds) {
+        if (c.action === 'block' && c.ttlS === MAX_TTL_S && !r.note) ctx.log.info('ttl at the 10-year limit (a longer one is taken as 10 years)', { action: 'note', feed: o.label, line: first + i, ip: c.target });
+        cmds.push(c);
+      }
+    }
   });
   return cmds;
 }
@@ -210,6 +217,7 @@ export async function applyOne(args: GlobalArgs, r: LineOutcome, label: string):
   }
   if (!r.ok) throw new BadInputError(`${label}: ${r.reason}`);
   const ctx = Context.fromArgs(args);
+  if (r.note) process.stderr.write(`vosctl: ${label}: note: ${r.note}\n`);
   // One process per decision: no waiting for the maps; a failure is the exit status (the bouncer logs it).
   const t = await runLineFeed(ctx, Readable.from(['x']), () => r, { label, batchSize: 1, batchWaitMs: 0 }, AbortSignal.abort());
   if (t.refused) throw new BadInputError(`${label}: refused (named above)`);
