@@ -29,7 +29,8 @@ describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () =
   let stateDir: string;
   let yaml: string;
   let bouncer: ResultPromise | undefined;
-  const env = () => ({ VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json' });
+  const env = () => ({ VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json', VOS_BOUNCER_LOG: bouncerLog() });
+  const bouncerLog = () => join(lab.tmp, 'log/crowdsec-bouncer.log');
   const vosctl = (...args: string[]) => execa(join(ROOT, 'bin/vosctl'), args, { env: env(), reject: false });
   const list = async () => JSON.parse((await vosctl('list', '--json')).stdout) as ListedEntry[];
   const entry = async (ip: string) => (await list()).find((e) => e.ip === ip);
@@ -109,6 +110,17 @@ describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () =
     // A decision on an address the operator blocked never owned it: its deletion leaves the block.
     await new Promise((r) => setTimeout(r, 2500));
     expect(await entry('192.0.2.9')).toMatchObject({ source: 'manual', expires: null });
+  }, 60_000);
+
+  it("vosctl's notes and skips under the real bouncer land in the wrapper's log; a Range with host bits is its network", async () => {
+    await lapi.cscli('decisions', 'add', '--range', '198.51.100.77/28', '--duration', '1h', '--reason', 'host bits');
+    await lapi.cscli('decisions', 'add', '--ip', '192.0.2.201', '--type', 'captcha', '--duration', '1h');
+    expect(await waitFor('the range as its network', () => entry('198.51.100.64/28'))).toMatchObject({ source: 'crowdsec', reason: 'host bits' });
+    const log = await waitFor('the skipped captcha decision in the log', async () => {
+      const text = existsSync(bouncerLog()) ? readFileSync(bouncerLog(), 'utf8') : '';
+      return text.includes('type \\"captcha\\" of 192.0.2.201: only bans are enforced') && text;
+    });
+    expect(log).toContain('198.51.100.77/28 has host bits set: taken as its network 198.51.100.64/28');
   }, 60_000);
 
   it('a bouncer restart keeps what CrowdSec still wants and drops what was deleted meanwhile', async () => {
