@@ -51,7 +51,7 @@ export function setupFail2ban(lab: Lab, o: { jail: string; action: string; banti
     start: async () => {
       server = lab.spawn('fail2ban-server', ['-f', '-x', '-c', dir, '-s', sock, '-p', join(dir, 'fail2ban.pid')], { env: o.env, all: true });
       await waitFor('fail2ban to answer on its socket', async () => {
-        if (server!.exitCode !== null) throw new Error(`fail2ban-server exited: ${(await server!).all}\n${readFileSync(join(dir, 'fail2ban.log'), 'utf8').slice(-3000)}`);
+        if (server!.exitCode !== null) throw new Error(`fail2ban-server exited: ${(await server!).all}\n${existsSync(join(dir, 'fail2ban.log')) ? readFileSync(join(dir, 'fail2ban.log'), 'utf8').slice(-3000) : ''}`);
         const r = existsSync(sock) && (await execa('fail2ban-client', ['-c', dir, '-s', sock, 'status', o.jail], { reject: false }));
         return r && r.exitCode === 0;
       });

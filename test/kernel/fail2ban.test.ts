@@ -5,7 +5,7 @@
  * vosctl) writing the real maps.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -51,11 +51,29 @@ describeWith('fail2ban with the vos-fastpath actions', missing, () => {
       await f.client('unban', '203.0.113.79');
       await waitFor('the unbanned offender to leave vosctl list', async () => !(await entry('192.0.2.77')));
       expect(await entry('203.0.113.79')).toMatchObject({ source: 'manual' });
+      // A bantime above vosctl's 10-year limit is taken as 10 years (with a note), not refused.
+      await f.client('set', f.jail, 'bantime', '1000000000');
+      await f.client('set', f.jail, 'banip', '198.51.100.91');
+      const long = await waitFor('the very long ban', () => entry('198.51.100.91'));
+      expect((Date.parse(long.expires!) - Date.now()) / 1000).toBeGreaterThan(315360000 - 60);
     } finally {
       await f.stop();
     }
     // actionflush: stopping fail2ban unbanned nothing.
-    expect(await entry('198.51.100.78')).toMatchObject({ source: `fail2ban-sip${lab.id}` });
+    const before = await entry('198.51.100.78');
+    expect(before).toMatchObject({ source: `fail2ban-sip${lab.id}` });
+    // `vosctl unblock --all --source` empties the jail's source (what to run after unban --all with this action) ...
+    expect(await vosctl('unblock', '--all', '--source', `fail2ban-${f.jail}`)).toMatchObject({ exitCode: 0, stdout: 'removed 2 entries of source fail2ban-' + f.jail });
+    expect(await entry('203.0.113.79')).toMatchObject({ source: 'manual' });
+    // ... and a restart restores each ban with its remaining time (<time> + <bantime>), not a fresh bantime.
+    await new Promise((r) => setTimeout(r, 2000));
+    await f.start();
+    try {
+      const after = await waitFor('the restored ban', () => entry('198.51.100.78'));
+      expect(Math.abs(Date.parse(after.expires!) - Date.parse(before!.expires!))).toBeLessThanOrEqual(1500);
+    } finally {
+      await f.stop();
+    }
   }, 90_000);
 
   it('action vos-fastpath.py: bans through one vosctl; a restart restores them with their remaining TTL, and unban lifts one', async () => {
@@ -79,10 +97,37 @@ describeWith('fail2ban with the vos-fastpath actions', missing, () => {
       expect(Math.abs(Date.parse(after!.expires!) - Date.parse(before!.expires!))).toBeLessThanOrEqual(2000);
       await f.client('unban', '192.0.2.88');
       await waitFor('the unbanned address to go', async () => !(await entry('192.0.2.88')));
+      // unban --all (unlike a stop) removes every entry of the jail's source, and only those.
+      expect((await vosctl('block', '198.18.9.9', '--source', 'other')).exitCode).toBe(0);
+      await f.client('unban', '--all');
+      await waitFor('unban --all to empty the source', async () => !(await list()).some((e) => e.source === `fail2ban-${f.jail}`));
+      expect(await entry('198.18.9.9')).toMatchObject({ source: 'other' });
     } finally {
       await f.stop();
     }
   }, 120_000);
+
+  it('action vos-fastpath.py: a vosctl that stops reading does not wedge fail2ban: it is ended after the timeout and a new one applies the next bans', async () => {
+    // A stand-in for vosctl that takes no input while the flag file exists (a wedged child), else the real one.
+    const flag = join(lab.tmp, 'wedge');
+    const shim = join(lab.tmp, 'vosctl-wedge');
+    writeFileSync(shim, `#!/bin/sh\nif [ "$1" = stdin ] && [ -e ${flag} ]; then exec sleep 600; fi\nexec ${join(ROOT, 'bin/vosctl')} "$@"\n`, { mode: 0o755 });
+    writeFileSync(flag, '');
+    const f = setupFail2ban(lab, { jail: `wg${lab.id}`, action: `vos-fastpath.py[vosctl="${shim}", timeout=2]`, bantime: 3600, env: env() });
+    await f.start();
+    try {
+      // More than a pipe's 64 KiB of lines: the writes must block on the wedged child.
+      const ips = Array.from({ length: 1500 }, (_, i) => `198.19.${i >> 8}.${(i & 255) + 1}`);
+      await f.client('set', f.jail, 'banip', ...ips);
+      await waitFor('the action to end the wedged vosctl', async () => readFileSync(join(f.dir, 'fail2ban.log'), 'utf8').includes('took no input for 2 s'), 60_000);
+      rmSync(flag);
+      await waitFor('the bans after the wedge to be applied', () => entry(ips[ips.length - 1]!), 60_000);
+      expect(await f.client('status', f.jail)).toContain('Currently banned:');
+    } finally {
+      rmSync(flag, { force: true });
+      await f.stop();
+    }
+  }, 150_000);
 });
 
 describeWith('the Kamailio filter takes only the packet source', existsSync('/usr/sbin/kamailio') && existsSync('/usr/bin/fail2ban-regex') ? null : 'kamailio or fail2ban is not installed (scripts/setup.sh installs them)', () => {
