@@ -104,7 +104,8 @@ class VosFastpathAction(ActionBase):
 					return
 				self._end(proc, 'exited' if proc.poll() is not None else 'took no input for %g s' % self.timeout)
 				self.proc = None
-			raise RuntimeError('vosctl stdin took no input twice; %s not applied' % message['ip'])
+			# Logged here, not raised: fail2ban's own report of a failed ban renders every ban tag (database look-ups).
+			self._logSys.error("vosctl stdin took no input twice; %s %s not applied", message['action'], message['ip'])
 
 	def start(self):
 		with self.lock:
