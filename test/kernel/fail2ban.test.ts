@@ -106,6 +106,27 @@ describeWith('fail2ban with the vos-fastpath actions', missing, () => {
       await f.stop();
     }
   }, 120_000);
+
+  it('action vos-fastpath.py: a vosctl that stops reading does not wedge fail2ban: it is ended after the timeout and a new one applies the next bans', async () => {
+    // A stand-in for vosctl that, the first time, takes no input (a wedged child); then the real one.
+    const flag = join(lab.tmp, 'wedge');
+    const shim = join(lab.tmp, 'vosctl-wedge');
+    writeFileSync(shim, `#!/bin/sh\nif [ "$1" = stdin ] && [ -e ${flag} ]; then rm -f ${flag}; exec sleep 600; fi\nexec ${join(ROOT, 'bin/vosctl')} "$@"\n`, { mode: 0o755 });
+    writeFileSync(flag, '');
+    const f = setupFail2ban(lab, { jail: `wg${lab.id}`, action: `vos-fastpath.py[vosctl="${shim}", timeout=2]`, bantime: 3600, env: env() });
+    await f.start();
+    try {
+      // More than a pipe's 64 KiB of lines: the writes block on the wedged child.
+      const ips = Array.from({ length: 1000 }, (_, i) => `198.19.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+      await f.client('set', f.jail, 'banip', ...ips);
+      await waitFor('the action to end the wedged vosctl', async () => readFileSync(join(f.dir, 'fail2ban.log'), 'utf8').includes('took no input for 2 s'), 60_000);
+      await waitFor('the bans after the wedge to be applied', () => entry(ips[ips.length - 1]!), 60_000);
+      await f.client('set', f.jail, 'banip', '198.19.9.9');
+      await waitFor('a later ban', () => entry('198.19.9.9'));
+    } finally {
+      await f.stop();
+    }
+  }, 150_000);
 });
 
 describeWith('the Kamailio filter takes only the packet source', existsSync('/usr/sbin/kamailio') && existsSync('/usr/bin/fail2ban-regex') ? null : 'kamailio or fail2ban is not installed (scripts/setup.sh installs them)', () => {
