@@ -96,6 +96,21 @@ export function parseTarget(input: string): Checked {
   return { ok: true, target: { text: prefixlen === 32 && !text.includes('/') ? text : formatTarget(addr, prefixlen), addr, prefixlen } };
 }
 
+/**
+ * The network of a CIDR written with host bits set ("198.51.100.77/28" to
+ * "198.51.100.64/28"), or null when `input` is no such CIDR. For inputs whose
+ * own rules allow it (a CrowdSec Range); parseTarget itself keeps refusing.
+ */
+export function networkOf(input: string): string | null {
+  const m = /^\s*([^/\s]+)\/(\d{1,2})\s*$/.exec(input);
+  if (!m || Number(m[2]) > 32) return null;
+  const host = parseTarget(m[1]!);
+  if (!host.ok || host.target.prefixlen !== 32) return null;
+  const n = Number(m[2]);
+  const network = (host.target.addr & mask(n)) >>> 0;
+  return network === host.target.addr ? null : formatTarget(network, n);
+}
+
 /** The rules for anything that goes into the blocklist. */
 export function checkBlockable(t: Target, policy: BlockPolicy): string | null {
   const first = t.addr >>> 24;

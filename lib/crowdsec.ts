@@ -9,9 +9,10 @@
  *     "scope":"Ip","type":"ban","origin":"cscli","scenario":"manual 'ban' from '...'",...}
  *   - one process per decision: `add|del <value> <duration_s> <reason> <json>`.
  */
+import { networkOf } from './address.js';
+import { MAX_TTL_S } from './duration.js';
 import type { FeedCommand, LineOutcome } from './feedline.js';
 
-const MAX_TTL_S = 10 * 365 * 86400;
 const GO_UNIT_S: Record<string, number> = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, 'μs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
 
 /**
@@ -53,21 +54,33 @@ export function decisionCommand(d: unknown, o: DecisionOptions, actionOverride?:
   const r = d as Record<string, unknown>;
   const action = actionOverride ?? r.action;
   if (action !== 'add' && action !== 'del') return { ok: false, reason: `unknown action ${JSON.stringify(action)} (add or del)` };
-  const value = r.value;
-  if (typeof value !== 'string' || !value) return { ok: false, reason: `decision without a "value": ${JSON.stringify(d)}` };
+  if (typeof r.value !== 'string' || !r.value) return { ok: false, reason: `decision without a "value": ${JSON.stringify(d)}` };
+  let value: string = r.value;
   const scope = typeof r.scope === 'string' ? r.scope : 'Ip';
   if (!SCOPES.has(scope.toLowerCase())) return { skip: `scope ${scope} of ${value} is not an address or range` };
   if (value.includes(':')) return { skip: `IPv6 ${value} is not enforced yet (IPv4 only until IPv6 support lands)` };
-  if (action === 'del') return { ok: true, cmds: [{ action: 'unblock', target: value, ttlS: 0, source: o.source, reason: null }] };
+  // CrowdSec accepts a Range with host bits set and means its network; the operator's CLI keeps refusing one.
+  let note: string | undefined;
+  const network = scope.toLowerCase() === 'range' ? networkOf(value) : null;
+  if (network) {
+    note = `range ${value} has host bits set: taken as its network ${network}`;
+    value = network;
+  }
+  if (action === 'del') return { ok: true, cmds: [{ action: 'unblock', target: value, ttlS: 0, source: o.source, reason: null }], note };
   if (r.type !== undefined && r.type !== 'ban') return { skip: `type ${JSON.stringify(r.type)} of ${value}: only bans are enforced at the NIC` };
-  if (typeof r.duration !== 'string') return { ok: false, reason: `decision for ${value} without a "duration"` };
-  const seconds = parseGoDuration(r.duration);
-  if (seconds === null) return { ok: false, reason: `bad duration ${JSON.stringify(r.duration)} for ${value}: a Go duration like 3h59m56.919s` };
-  if (seconds <= 0) return { skip: `decision for ${value} has already expired (duration ${r.duration})` };
+  // Go durations as the bouncer sends them ("3h59m56.919s"); a bare number is taken as seconds.
+  let seconds: number | null;
+  if (typeof r.duration === 'number') seconds = Number.isFinite(r.duration) ? r.duration : null;
+  else if (typeof r.duration === 'string') seconds = parseGoDuration(r.duration);
+  else return { ok: false, reason: `decision for ${value} without a "duration" (a Go duration like "4h" or a number of seconds)` };
+  if (seconds === null) return { ok: false, reason: `bad duration ${JSON.stringify(r.duration)} for ${value}: a Go duration like "3h59m56.919s" or a number of seconds` };
+  if (seconds <= 0) return { skip: `decision for ${value} has already expired (duration ${JSON.stringify(r.duration)})` };
   const scenario = typeof r.scenario === 'string' && r.scenario ? r.scenario.slice(0, 200) : null;
-  // Capped like every other TTL we take (10 years); CrowdSec writes "forever" as a very long duration.
-  const cmd: FeedCommand = { action: 'block', target: value, ttlS: Math.min(Math.ceil(seconds), MAX_TTL_S), source: o.source, reason: scenario };
-  return { ok: true, cmds: [cmd] };
+  // Capped like every other TTL we take (10 years, lib/duration.ts); CrowdSec writes "forever" as a very long duration.
+  const ttlS = Math.min(Math.ceil(seconds), MAX_TTL_S);
+  if (ttlS === MAX_TTL_S && seconds > MAX_TTL_S) note = [note, `duration ${JSON.stringify(r.duration)} of ${value} is above the 10-year limit: taken as 3650d`].filter(Boolean).join('; ');
+  const cmd: FeedCommand = { action: 'block', target: value, ttlS, source: o.source, reason: scenario };
+  return { ok: true, cmds: [cmd], note };
 }
 
 /** One line of the feed_via_stdin stream. */
@@ -83,19 +96,21 @@ export function parseDecisionLine(line: string, o: DecisionOptions): LineOutcome
 
 /**
  * The one-process-per-decision form: `add|del <value> <duration_s> <reason> [<json>]`.
- * The JSON, when given, is the whole decision and wins; else the positional values are used.
+ * The positional values are the decision; the JSON, when given, adds what they
+ * lack (scope, type, and its duration, which is more precise) and wins where both say.
  */
 export function parseDecisionArgs(args: readonly string[], o: DecisionOptions): LineOutcome {
   const [action, value, duration, reason, json] = args;
-  if (json) {
-    let d: unknown;
-    try {
-      d = JSON.parse(json);
-    } catch (err) {
-      return { ok: false, reason: `decision JSON is not JSON: ${(err as Error).message}` };
-    }
-    return decisionCommand(d, o, action);
-  }
   if (duration !== undefined && !/^-?\d+$/.test(duration)) return { ok: false, reason: `bad duration '${duration}': whole seconds` };
-  return decisionCommand({ value, duration: `${duration ?? 0}s`, scenario: reason, scope: value?.includes('/') ? 'Range' : 'Ip' }, o, action);
+  const positional: Record<string, unknown> = { value, duration: `${duration ?? 0}s`, scenario: reason, scope: value?.includes('/') ? 'Range' : 'Ip' };
+  if (!json) return decisionCommand(positional, o, action);
+  let d: unknown;
+  try {
+    d = JSON.parse(json);
+  } catch (err) {
+    return { ok: false, reason: `decision JSON is not JSON: ${(err as Error).message}` };
+  }
+  if (!d || typeof d !== 'object' || Array.isArray(d)) return { ok: false, reason: `decision JSON is not an object: ${json}` };
+  const fields = Object.fromEntries(Object.entries(d as Record<string, unknown>).filter(([, v]) => v !== null && v !== undefined && v !== ''));
+  return decisionCommand({ ...positional, ...fields }, o, action);
 }

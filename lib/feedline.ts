@@ -19,8 +19,8 @@ export interface FeedCommand {
   reason: string | null;
 }
 
-/** A line's commands, or why it is refused (reported, counted, skipped), or why it is ignored on purpose. */
-export type LineOutcome = { ok: true; cmds: FeedCommand[] } | { ok: false; reason: string } | { skip: string };
+/** A line's commands (with a note to log when the input was adjusted), or why it is refused (reported, counted, skipped), or why it is ignored on purpose. */
+export type LineOutcome = { ok: true; cmds: FeedCommand[]; note?: string } | { ok: false; reason: string } | { skip: string };
 
 export type FeedRun = { action: 'block'; reqs: BlockRequest[] } | { action: 'unblock'; source: string; targets: Target[] };
 

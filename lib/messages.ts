@@ -51,7 +51,7 @@ function optionalFields(o: Record<string, unknown>): Fields | string {
   const out: Fields = {};
   if (o.ttl !== undefined && o.ttl !== null) {
     const ttl = typeof o.ttl === 'number' || typeof o.ttl === 'string' ? parseDuration(o.ttl) : null;
-    if (ttl === null) return `bad ttl ${JSON.stringify(o.ttl)}: seconds or 30m, 2h, 7d`;
+    if (ttl === null) return `bad ttl ${JSON.stringify(o.ttl)}: seconds or 30m, 2h, 7d (a longer one than 10 years is taken as 10 years)`;
     out.ttlS = ttl;
   }
   for (const k of ['reason', 'source'] as const) {

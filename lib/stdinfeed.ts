@@ -8,9 +8,13 @@
  */
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import { existsSync } from 'node:fs';
 import { applyBlocks, applyUnblocks } from './blocklist.js';
+import { backoffMs } from './consume/plan.js';
 import { Context, type GlobalArgs } from './context.js';
-import { BadInputError, MapFullError, RuntimeError, UsageError } from './errors.js';
+import { BadInputError, EnvError, MapFullError, RuntimeError, UsageError } from './errors.js';
+import { MAP } from './maps/layout.js';
+import { MAX_TTL_S } from './duration.js';
 import { planFeedRuns, type FeedCommand, type LineOutcome } from './feedline.js';
 
 export interface FeedTotals {
@@ -36,10 +40,16 @@ export interface FeedOptions {
   batchSize: number;
   /** ms a batch waits for more lines after its first one. */
   batchWaitMs: number;
+  /** Pause between tries while the maps are missing or an update fails: first and longest, ms (default 250 and 30,000). */
+  retryBaseMs?: number;
+  retryCapMs?: number;
 }
 
-/** Apply one batch of lines; `first` is the line number of lines[0]. */
-async function applyBatch(ctx: Context, lines: readonly string[], first: number, parse: (line: string) => LineOutcome, o: FeedOptions, t: FeedTotals): Promise<void> {
+/** Not ready to enforce (maps or program not pinned): the batch waits, it is not dropped. */
+class NotReady extends EnvError {}
+
+/** Parse one batch of lines; `first` is the line number of lines[0]. Bad lines are reported and counted here, once. */
+function parseBatch(ctx: Context, lines: readonly string[], first: number, parse: (line: string) => LineOutcome, o: FeedOptions, t: FeedTotals): FeedCommand[] {
   const cmds: FeedCommand[] = [];
   lines.forEach((line, i) => {
     if (!line.trim()) return;
@@ -51,9 +61,57 @@ async function applyBatch(ctx: Context, lines: readonly string[], first: number,
     } else if (!r.ok) {
       t.refused++;
       process.stderr.write(`vosctl: ${o.label}: line ${first + i}: ${r.reason}\n`);
-    } else for (const c of r.cmds) cmds.push(c);
+    } else {
+      if (r.note) ctx.log.info('adjusted', { action: 'note', feed: o.label, line: first + i, note: r.note });
+      for (const c of r.cmds) {
+        if (c.action === 'block' && c.ttlS === MAX_TTL_S && !r.note) ctx.log.info('ttl at the 10-year limit (a longer one is taken as 10 years)', { action: 'note', feed: o.label, line: first + i, ip: c.target });
+        cmds.push(c);
+      }
+    }
   });
-  if (!cmds.length) return;
+  return cmds;
+}
+
+/**
+ * Apply a batch's commands, waiting (and logging `paused`, then `resumed`)
+ * while the maps are missing or an update fails: a bouncer sends its start-up
+ * stream once, so what was read is kept, never dropped. A full map is not
+ * waited for (see applyCommands). Returns when applied or when `stop` aborts.
+ */
+async function applyWithRetry(ctx: Context, cmds: FeedCommand[], lineCount: number, o: FeedOptions, t: FeedTotals, stop: AbortSignal): Promise<void> {
+  const started = performance.now();
+  for (let attempt = 0; ; attempt++) {
+    // Totals of a failed try are thrown away: a retry applies the whole batch again (idempotent).
+    const tryTotals = { ...t };
+    try {
+      if (!existsSync(ctx.pin(MAP.blockedIps))) throw new NotReady(`no maps in ${ctx.settings.pinDir}; attach first (vosctl attach <iface>)`);
+      await applyCommands(ctx, cmds, lineCount, o, tryTotals);
+      Object.assign(t, tryTotals);
+      if (attempt > 0) ctx.log.info('resumed', { action: 'resume', feed: o.label, attempts: attempt + 1, paused_ms: Math.round(performance.now() - started) });
+      return;
+    } catch (err) {
+      if (!(err instanceof EnvError || err instanceof RuntimeError) || stop.aborted) throw err;
+      const delay = backoffMs(attempt, o.retryBaseMs ?? 250, o.retryCapMs ?? 30_000);
+      ctx.log.warn(err instanceof NotReady ? 'paused: not ready to enforce' : 'paused: map update failed', {
+        action: 'pause',
+        feed: o.label,
+        held: cmds.length,
+        attempt: attempt + 1,
+        retry_in_ms: delay,
+        error: err.message,
+      });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        stop.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+      if (stop.aborted) throw err;
+      // A map recreated by a new attach has new source ids.
+      ctx.sourceIdCache = { mapId: -1, ids: new Map() };
+    }
+  }
+}
+
+async function applyCommands(ctx: Context, cmds: FeedCommand[], lineCount: number, o: FeedOptions, t: FeedTotals): Promise<void> {
   const { runs, refused } = planFeedRuns(cmds, await ctx.policy());
   t.refused += refused.length;
   for (const why of refused) process.stderr.write(`vosctl: ${o.label}: refused ${why}\n`);
@@ -78,11 +136,16 @@ async function applyBatch(ctx: Context, lines: readonly string[], first: number,
       ctx.log.error(err.message, { action: 'block', feed: o.label, failed: run.reqs.length - err.appliedTargets.length });
     }
   }
-  ctx.log.info('applied', { action: 'feed', feed: o.label, lines: lines.length, blocks: cmds.filter((c) => c.action === 'block').length, unblocks: cmds.filter((c) => c.action === 'unblock').length });
+  ctx.log.info('applied', { action: 'feed', feed: o.label, lines: lineCount, blocks: cmds.filter((c) => c.action === 'block').length, unblocks: cmds.filter((c) => c.action === 'unblock').length });
 }
 
-/** Read `input` to its end, applying as it goes. Returns the totals; throws only on a runtime failure. */
-export async function runLineFeed(ctx: Context, input: Readable, parse: (line: string) => LineOutcome, o: FeedOptions): Promise<FeedTotals> {
+/**
+ * Read `input` to its end, applying as it goes. Returns the totals. While the
+ * maps are missing it holds what it read and retries (reading stops when a few
+ * batches wait: the writer blocks, nothing is lost); throws only on an
+ * unexpected failure or when `stop` aborts a wait.
+ */
+export async function runLineFeed(ctx: Context, input: Readable, parse: (line: string) => LineOutcome, o: FeedOptions, stop: AbortSignal = new AbortController().signal): Promise<FeedTotals> {
   const t: FeedTotals = { lines: 0, added: 0, extended: 0, unchanged: 0, removed: 0, kept: 0, refused: 0, skipped: 0, failed: 0 };
   ctx.sourceIdCache = { mapId: -1, ids: new Map() };
   const rl = createInterface({ input, crlfDelay: Infinity });
@@ -117,8 +180,9 @@ export async function runLineFeed(ctx: Context, input: Readable, parse: (line: s
       paused = false;
       rl.resume();
     }
-    await applyBatch(ctx, batch, lineNo, parse, o, t);
+    const cmds = parseBatch(ctx, batch, lineNo, parse, o, t);
     lineNo += batch.length;
+    if (cmds.length) await applyWithRetry(ctx, cmds, batch.length, o, t, stop);
   }
   ctx.log.info('feed ended', { action: 'feed', feed: o.label, ...t });
   return t;
@@ -133,7 +197,13 @@ function checkBatchOptions(o: FeedOptions): void {
 export async function feedFromStdin(args: GlobalArgs, parse: (line: string) => LineOutcome, o: FeedOptions): Promise<void> {
   checkBatchOptions(o);
   const ctx = Context.fromArgs(args);
-  const t = await runLineFeed(ctx, process.stdin, parse, o);
+  let t: FeedTotals;
+  try {
+    t = await runLineFeed(ctx, process.stdin, parse, o);
+  } finally {
+    // Whatever ended the feed, stop reading: an open stdin would keep the process alive, silent.
+    process.stdin.destroy();
+  }
   process.stdout.write(`${o.label}: ${t.lines} lines: ${t.added} new, ${t.extended} extended, ${t.unchanged} unchanged, ${t.removed} removed, ${t.kept} kept (another source's), ${t.skipped} skipped, ${t.refused} refused, ${t.failed} failed (map full)\n`);
   if (t.failed) throw new RuntimeError(`${t.failed} block(s) did not fit: the blocklist map is full (logged above)`);
   if (t.refused) throw new BadInputError(`${t.refused} line(s) or value(s) refused (named above); every good one was applied`);
@@ -147,7 +217,9 @@ export async function applyOne(args: GlobalArgs, r: LineOutcome, label: string):
   }
   if (!r.ok) throw new BadInputError(`${label}: ${r.reason}`);
   const ctx = Context.fromArgs(args);
-  const t = await runLineFeed(ctx, Readable.from(['x']), () => r, { label, batchSize: 1, batchWaitMs: 0 });
+  if (r.note) process.stderr.write(`vosctl: ${label}: note: ${r.note}\n`);
+  // One process per decision: no waiting for the maps; a failure is the exit status (the bouncer logs it).
+  const t = await runLineFeed(ctx, Readable.from(['x']), () => r, { label, batchSize: 1, batchWaitMs: 0 }, AbortSignal.abort());
   if (t.refused) throw new BadInputError(`${label}: refused (named above)`);
   process.stdout.write(`${label}: ${r.cmds.map((c) => `${c.action} ${c.target}`).join(', ')}: ${t.added} new, ${t.extended} extended, ${t.unchanged} unchanged, ${t.removed} removed, ${t.kept} kept\n`);
 }

@@ -5,11 +5,17 @@
 # unblock everything it listed. Special-purpose addresses a feed should not
 # carry (private, shared, documentation, ... and IPv6 for now) are skipped and
 # reported; a line that is no address at all fails the run (the rest is loaded).
+# An answer that is not a list (an error page served with HTTP 200: more bad
+# lines than addresses) or that would remove more than --max-shrink of the
+# source's entries (default 0.5: half) changes nothing and exits 1; when a feed
+# really shrank, run once with --force (or a higher --max-shrink).
 #
 #   feed-import.sh <url|file> <source> [--format plain|voipbl] [--ttl 1d] [--min-entries N]
+#                  [--max-shrink F] [--force]
 #       a list of addresses/CIDRs (VoIPBL: https://www.voipbl.org/update/)
 #   feed-import.sh apiban <source> [--url URL] [--key-file FILE] [--state-dir DIR]
 #                  [--full] [--refresh-after SECONDS] [--max-pages N] [--ttl 1d]
+#                  [--max-shrink F] [--force]
 #       APIBAN, incrementally: pages from the last ID kept in the state folder,
 #       1 s apart (APIBAN rate-limits; "rate limit exceeded" ends the run early
 #       and the next run goes on from the saved ID). The pages since the last
@@ -27,8 +33,9 @@ me=${0##*/}
 usage() {
 	cat >&2 <<USAGE
 usage: $me <url|file> <source> [--format plain|voipbl] [--ttl 1d] [--min-entries N]
+                  [--max-shrink F] [--force]
        $me apiban <source> [--url URL] [--key-file FILE] [--state-dir DIR] [--full]
-                  [--refresh-after SECONDS] [--max-pages N] [--ttl 1d]
+                  [--refresh-after SECONDS] [--max-pages N] [--ttl 1d] [--max-shrink F] [--force]
 USAGE
 	exit 2
 }
@@ -36,7 +43,7 @@ USAGE
 [ $# -ge 2 ] || usage
 feed=$1 source=$2
 shift 2
-ttl=() min_entries=1 format=plain
+ttl=() min_entries=1 format=plain max_shrink=0.5
 api_url=https://apiban.org/api/get key_file=/etc/vos-fastpath/apiban.key
 state_dir=${VOS_STATE_DIR:-/var/lib/vos-fastpath}/feeds full=0 refresh_after=86400 max_pages=200
 number() { [[ ${1:-} =~ ^[0-9]+$ ]] || usage; }
@@ -44,6 +51,12 @@ while (($#)); do
 	case $1 in
 	--ttl) [ $# -ge 2 ] || usage; ttl=(--ttl "$2"); shift 2 ;;
 	--min-entries) number "${2:-}"; min_entries=$2; shift 2 ;;
+	--max-shrink)
+		[[ ${2:-} =~ ^(0(\.[0-9]+)?|1(\.0*)?)$ ]] || usage
+		max_shrink=$2
+		shift 2
+		;;
+	--force) max_shrink=1; shift ;;
 	--format)
 		case ${2:-} in plain | voipbl) format=$2 ;; *) usage ;; esac
 		shift 2
@@ -123,7 +136,7 @@ if [ "$feed" = apiban ]; then
 		cp "$since" "$work/since"
 	fi
 	rc=0
-	"$vosctl" load-file "$work/set" --format apiban --replace --source "$source" "${ttl[@]}" || rc=$?
+	"$vosctl" load-file "$work/set" --format apiban --replace --max-shrink "$max_shrink" --source "$source" "${ttl[@]}" || rc=$?
 	# 2: some entries were bad (reported) and every good one applied: the set stands.
 	if [ "$rc" = 0 ] || [ "$rc" = 2 ]; then
 		mv "$work/set" "$pages"
@@ -151,4 +164,4 @@ if [ "$entries" -lt "$min_entries" ]; then
 	exit 1
 fi
 # not exec: the EXIT trap must still remove the download
-"$vosctl" load-file "$work/feed" --format "$format" --skip-special --replace --source "$source" "${ttl[@]}"
+"$vosctl" load-file "$work/feed" --format "$format" --skip-special --replace --max-shrink "$max_shrink" --source "$source" "${ttl[@]}"

@@ -1,14 +1,16 @@
 /** Small helpers shared by command modules. Keep this import-light: every command loads it. */
 import type { GlobalArgs } from '../context.js';
 import { BadInputError, UsageError } from '../errors.js';
-import { parseDuration } from '../duration.js';
+import { parseDuration, ttlCapNote } from '../duration.js';
 
 export type Args<T> = GlobalArgs & T & { _: (string | number)[]; $0: string };
 
 export function ttlSeconds(ttl: string | number | undefined): number {
   if (ttl === undefined) return 0;
   const s = parseDuration(ttl);
-  if (s === null) throw new UsageError(`bad --ttl '${ttl}': use seconds or a number with s, m, h or d (30m, 2h, 7d)`);
+  if (s === null) throw new UsageError(`bad --ttl '${ttl}': use seconds or a number with s, m, h or d (30m, 2h, 7d), at most 10 years (3650d)`);
+  const note = ttlCapNote(ttl);
+  if (note) process.stderr.write(`vosctl: note: ${note}\n`);
   return s;
 }
 

@@ -7,6 +7,15 @@ interface ListArgs {
   json: boolean;
 }
 
+/**
+ * Text a terminal shows as written: control characters (C0, DEL, C1: a reason
+ * comes from feeds and SIP servers and could move the cursor or fake rows)
+ * become \xNN escapes, and a backslash becomes \\ so an escape cannot be faked.
+ */
+export function visible(text: string): string {
+  return text.replace(/[\\\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
 export const list: CommandModule<object, ListArgs> = {
   command: 'list',
   describe: 'Every blocklist entry in force, with source, reason, time added and expiry',
@@ -20,7 +29,7 @@ export const list: CommandModule<object, ListArgs> = {
     const { listEntries } = await import('../blocklist.js');
     const entries = await listEntries(Context.fromArgs(a), a.source);
     if (a.json) return printJson(entries);
-    const rows = entries.map((e) => [e.ip, e.source, e.added.replace('.000Z', 'Z'), e.expires?.replace('.000Z', 'Z') ?? 'never', e.reason ?? '']);
+    const rows = entries.map((e) => [e.ip, e.source, e.added.replace('.000Z', 'Z'), e.expires?.replace('.000Z', 'Z') ?? 'never', visible(e.reason ?? '')]);
     const head = ['ip', 'source', 'added', 'expires', 'reason'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

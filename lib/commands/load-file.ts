@@ -11,6 +11,7 @@ interface LoadFileArgs {
   replace: boolean;
   format: string;
   skipSpecial?: boolean;
+  maxShrink: number;
 }
 
 export const loadFile: CommandModule<object, LoadFileArgs> = {
@@ -24,16 +25,21 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       .option('reason', { type: 'string', describe: 'why, kept with each entry' })
       .option('replace', { type: 'boolean', default: false, describe: "make the file the source's whole set: add new, then remove what is no longer listed" })
       .option('format', { type: 'string', choices: ['auto', 'plain', 'apiban', 'voipbl'], default: 'auto', describe: 'plain/voipbl: one address or CIDR per line; apiban: APIBAN JSON pages; auto: by content' })
+      .option('max-shrink', { type: 'number', default: 1, describe: "with --replace: refuse (change nothing, exit 1) when more than this fraction of the source's entries would be removed, e.g. 0.5 (default 1: no limit)" })
       .option('skip-special', { type: 'boolean', describe: 'skip and report special-purpose addresses (private, shared, documentation, ...) and IPv6 instead of failing (default: on for apiban and voipbl)' }) as never,
   handler: async (argv) => {
     const a = argv as Args<LoadFileArgs>;
     // yargs hands a lone "-" positional over as an empty string.
     if (a.file === '') a.file = '-';
     const ttlS = ttlSeconds(a.ttl);
+    if (!(a.maxShrink >= 0 && a.maxShrink <= 1)) {
+      const { UsageError } = await import('../errors.js');
+      throw new UsageError(`bad --max-shrink '${a.maxShrink}': a fraction from 0 to 1 (0.5 = refuse to remove more than half)`);
+    }
     const { Context } = await import('../context.js');
     const { parseApibanList, parseList } = await import('../listfile.js');
     const { applyBlocks, replaceSource } = await import('../blocklist.js');
-    const { BadInputError, UsageError } = await import('../errors.js');
+    const { BadInputError, RuntimeError, UsageError } = await import('../errors.js');
     await checkSourceOption(a.source);
     if (a.replace && a.source === 'manual') throw new UsageError('--replace needs --source NAME: it replaces that source\'s entries only');
     let text: string;
@@ -54,6 +60,21 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       throw new BadInputError(`${a.file}: ${parsed.pageErrors} page(s) unreadable; nothing applied, source '${a.source}' left as it was`);
     }
     for (const e of errors) process.stderr.write(`vosctl: ${a.file}: ${e.where}: ${e.reason}\n`);
+    // A feed's error page served as 200 (HTML, a rate-limit note) is not a list: replacing with it would unblock the whole set.
+    if (a.replace && (errors.length || skipped.length) && errors.length >= targets.length) {
+      throw new RuntimeError(`${a.file}: ${errors.length} bad line(s) and ${targets.length} address(es): not a list; nothing applied, source '${a.source}' left as it was`);
+    }
+    if (a.replace && a.maxShrink < 1) {
+      const { listEntries } = await import('../blocklist.js');
+      const keep = new Set(targets.map((t) => t.text));
+      const before = await listEntries(ctx, a.source);
+      const removing = before.filter((e) => !keep.has(e.ip)).length;
+      if (removing > a.maxShrink * before.length) {
+        throw new RuntimeError(
+          `${a.file}: would remove ${removing} of the ${before.length} entries of source '${a.source}' (more than --max-shrink ${a.maxShrink}); nothing applied. If the feed really shrank, run again with a higher --max-shrink (1 = no limit)`,
+        );
+      }
+    }
     for (const e of skipped) process.stderr.write(`vosctl: ${a.file}: ${e.where}: skipped: ${e.reason}\n`);
     const reqs = targets.map((target) => ({ target, ttlS, source: a.source, reason: a.reason ?? null }));
     const started = Date.now();

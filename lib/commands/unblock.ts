@@ -3,24 +3,39 @@ import type { Args } from './common.js';
 import { failIfRefused } from './common.js';
 
 interface UnblockArgs {
-  targets: string[];
+  targets?: string[];
   source?: string;
+  all: boolean;
 }
 
 export const unblock: CommandModule<object, UnblockArgs> = {
-  command: 'unblock <targets..>',
-  describe: 'Remove addresses or CIDR prefixes from the blocklist (idempotent)',
+  command: 'unblock [targets..]',
+  describe: 'Remove addresses or CIDR prefixes from the blocklist (idempotent); --all --source NAME removes every entry of one source',
   builder: (y) =>
     y
-      .positional('targets', { type: 'string', array: true, demandOption: true })
-      .option('source', { type: 'string', describe: "only entries of this source (another source's block of the address stays)" }) as never,
+      .positional('targets', { type: 'string', array: true })
+      .option('source', { type: 'string', describe: "only entries of this source (another source's block of the address stays)" })
+      .option('all', { type: 'boolean', default: false, describe: 'every entry of --source (e.g. after fail2ban-client unban --all)' }) as never,
   handler: async (argv) => {
     const a = argv as Args<UnblockArgs>;
     const { Context } = await import('../context.js');
+    const { UsageError } = await import('../errors.js');
+    const given = (a.targets ?? []).map(String);
+    if (a.all) {
+      if (!a.source) throw new UsageError('--all needs --source NAME: it removes that source\'s entries only');
+      if (given.length) throw new UsageError('--all takes no addresses');
+      const { replaceSource } = await import('../blocklist.js');
+      const ctx = Context.fromArgs(a);
+      const { removed } = await replaceSource(ctx, a.source, []);
+      ctx.log.info('unblocked source', { action: 'unblock', source: a.source, removed });
+      process.stdout.write(`removed ${removed} entries of source ${a.source}\n`);
+      return;
+    }
+    if (!given.length) throw new UsageError('name addresses or CIDR prefixes to unblock (or --all --source NAME)');
     const { parseTarget, partitionTargets } = await import('../address.js');
     const { applyUnblocks } = await import('../blocklist.js');
     const ctx = Context.fromArgs(a);
-    const { targets, refused } = partitionTargets(a.targets, parseTarget);
+    const { targets, refused } = partitionTargets(given, parseTarget);
     if (targets.length) {
       const { removed, absent, kept } = await applyUnblocks(ctx, targets, { source: a.source });
       for (const ip of removed) {
@@ -30,6 +45,6 @@ export const unblock: CommandModule<object, UnblockArgs> = {
       for (const ip of absent) process.stdout.write(`${ip} was not blocked\n`);
       for (const ip of kept) process.stdout.write(`${ip} kept: blocked by another source than ${a.source}\n`);
     }
-    failIfRefused(refused, a.targets.length);
+    failIfRefused(refused, given.length);
   },
 };

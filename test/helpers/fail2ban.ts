@@ -19,10 +19,11 @@ export interface Fail2ban {
   stop: () => Promise<void>;
 }
 
-/** A Kamailio log line as syslog writes it (kamailio.cfg's route[VOS_BLOCK]), stamped now. */
+/** A Kamailio log line as syslog writes it (kamailio.cfg's log_prefix and route[VOS_BLOCK]), stamped now. */
 export function kamailioLine(ip: string, why: string, published = false, at = new Date()): string {
   const stamp = at.toString().slice(4, 24).replace(/ (\d{4}) /, ' ').replace(/^(\w{3}) 0/, '$1  ');
-  return `${stamp} sbc1 /usr/sbin/kamailio[4242]: ${published ? 'NOTICE' : 'ERROR'}: {1 1 OPTIONS 1-4242@${ip}} <script>: vos-fastpath: ${published ? 'published' : 'could not publish'} block for ${ip} (${why})`;
+  const callId = Buffer.from(`1-4242@${ip}`).toString('hex');
+  return `${stamp} sbc1 /usr/sbin/kamailio[4242]: ${published ? 'NOTICE' : 'ERROR'}: {1 1 OPTIONS ${callId}} <script>: vos-fastpath: ${published ? 'published' : 'could not publish'} block for ${ip} (${why})`;
 }
 
 export function setupFail2ban(lab: Lab, o: { jail: string; action: string; bantime: number; env: Record<string, string> }): Fail2ban {
@@ -50,7 +51,7 @@ export function setupFail2ban(lab: Lab, o: { jail: string; action: string; banti
     start: async () => {
       server = lab.spawn('fail2ban-server', ['-f', '-x', '-c', dir, '-s', sock, '-p', join(dir, 'fail2ban.pid')], { env: o.env, all: true });
       await waitFor('fail2ban to answer on its socket', async () => {
-        if (server!.exitCode !== null) throw new Error(`fail2ban-server exited: ${(await server!).all}\n${readFileSync(join(dir, 'fail2ban.log'), 'utf8').slice(-3000)}`);
+        if (server!.exitCode !== null) throw new Error(`fail2ban-server exited: ${(await server!).all}\n${existsSync(join(dir, 'fail2ban.log')) ? readFileSync(join(dir, 'fail2ban.log'), 'utf8').slice(-3000) : ''}`);
         const r = existsSync(sock) && (await execa('fail2ban-client', ['-c', dir, '-s', sock, 'status', o.jail], { reject: false }));
         return r && r.exitCode === 0;
       });

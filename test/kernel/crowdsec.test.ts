@@ -29,7 +29,8 @@ describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () =
   let stateDir: string;
   let yaml: string;
   let bouncer: ResultPromise | undefined;
-  const env = () => ({ VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json' });
+  const env = () => ({ VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json', VOS_BOUNCER_LOG: bouncerLog() });
+  const bouncerLog = () => join(lab.tmp, 'log/crowdsec-bouncer.log');
   const vosctl = (...args: string[]) => execa(join(ROOT, 'bin/vosctl'), args, { env: env(), reject: false });
   const list = async () => JSON.parse((await vosctl('list', '--json')).stdout) as ListedEntry[];
   const entry = async (ip: string) => (await list()).find((e) => e.ip === ip);
@@ -111,6 +112,17 @@ describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () =
     expect(await entry('192.0.2.9')).toMatchObject({ source: 'manual', expires: null });
   }, 60_000);
 
+  it("vosctl's notes and skips under the real bouncer land in the wrapper's log; a Range with host bits is its network", async () => {
+    await lapi.cscli('decisions', 'add', '--range', '198.51.100.77/28', '--duration', '1h', '--reason', 'host bits');
+    await lapi.cscli('decisions', 'add', '--ip', '192.0.2.201', '--type', 'captcha', '--duration', '1h');
+    expect(await waitFor('the range as its network', () => entry('198.51.100.64/28'))).toMatchObject({ source: 'crowdsec', reason: 'host bits' });
+    const log = await waitFor('the skipped captcha decision in the log', async () => {
+      const text = existsSync(bouncerLog()) ? readFileSync(bouncerLog(), 'utf8') : '';
+      return text.includes('type \\"captcha\\" of 192.0.2.201: only bans are enforced') && text;
+    });
+    expect(log).toContain('198.51.100.77/28 has host bits set: taken as its network 198.51.100.64/28');
+  }, 60_000);
+
   it('a bouncer restart keeps what CrowdSec still wants and drops what was deleted meanwhile', async () => {
     const before = await entry('203.0.113.7');
     await stopBouncer();
@@ -124,5 +136,41 @@ describeWith('CrowdSec through crowdsec-custom-bouncer', crowdsecMissing(), () =
     expect(after).toMatchObject({ source: 'crowdsec', reason: 'stays', added: before!.added });
     expect(Math.abs(Date.parse(after!.expires!) - Date.parse(before!.expires!))).toBeLessThanOrEqual(2000);
     await stopBouncer();
+  }, 60_000);
+});
+
+describeWith('line feeds while the maps are missing', kernelMissing(), () => {
+  let lab: Lab;
+  beforeAll(() => {
+    lab = new Lab();
+  });
+  afterAll(() => lab.cleanup(), 30_000);
+
+  it('vosctl crowdsec and vosctl stdin hold what they read, log paused, and apply it once the maps are back (no silent hang)', async () => {
+    const env = { VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: join(lab.tmp, 'state'), VOS_LOG_FORMAT: 'json' };
+    const feeds = [
+      { proc: lab.spawn(join(ROOT, 'bin/vosctl'), ['crowdsec'], { env, all: true, buffer: true }), line: '{"action":"add","value":"198.51.100.120","duration":"1h","scope":"Ip","type":"ban","scenario":"startup stream"}' },
+      { proc: lab.spawn(join(ROOT, 'bin/vosctl'), ['stdin', '--source', 'fail2ban-x'], { env, all: true, buffer: true }), line: '{"action":"block","ip":"198.51.100.121","ttl":600}' },
+    ];
+    let logs = ['', ''];
+    feeds.forEach((f, i) => {
+      f.proc.all!.on('data', (d: Buffer) => (logs[i] += d.toString()));
+      f.proc.stdin!.write(`${f.line}\n`);
+    });
+    await waitFor('both feeds to log paused', async () => logs.every((l) => l.includes('paused: not ready to enforce')));
+    await lab.loadUnattached();
+    const list = async () => JSON.parse((await execa(join(ROOT, 'bin/vosctl'), ['list', '--json'], { env })).stdout) as ListedEntry[];
+    await waitFor('both held lines in vosctl list', async () => (await list()).filter((e) => e.ip.startsWith('198.51.100.12')).length === 2, 40_000);
+    for (const f of feeds) f.proc.stdin!.end();
+    const done = await Promise.all(feeds.map((f) => f.proc));
+    expect(done.map((d) => d.exitCode)).toEqual([0, 0]);
+    logs = done.map((d) => String(d.all));
+    for (const l of logs) expect(l).toContain('"message":"resumed"');
+    expect(await list()).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ ip: '198.51.100.120', source: 'crowdsec', reason: 'startup stream' }),
+        expect.objectContaining({ ip: '198.51.100.121', source: 'fail2ban-x' }),
+      ]),
+    );
   }, 60_000);
 });

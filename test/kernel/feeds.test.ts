@@ -87,9 +87,11 @@ describeKernel('SIP threat feeds (APIBAN, VoIPBL) through feed-import.sh', () =>
     expect(requests.map((q) => JSON.parse(q.body).id)).toEqual(['1700000200', '1700000300']);
     expect(await entries('apiban')).toHaveLength(292);
 
-    // A full fetch with churn replaces the set: delisted addresses leave.
+    // A full fetch with churn replaces the set: delisted addresses leave; one that shrinks the set by more than half needs --force.
     apiban = { '100': { ipaddress: ['45.134.9.1', ...page2.slice(0, 3)], ID: '1800000000' } };
-    expect((await importFeed('apiban', 'apiban', '--url', `${base}/api/get`, '--full')).exitCode).toBe(0);
+    expect(await importFeed('apiban', 'apiban', '--url', `${base}/api/get`, '--full')).toMatchObject({ exitCode: 1, stderr: expect.stringContaining("would remove 289 of the 292 entries of source 'apiban'") });
+    expect(await entries('apiban')).toHaveLength(292);
+    expect((await importFeed('apiban', 'apiban', '--url', `${base}/api/get`, '--full', '--force')).exitCode).toBe(0);
     expect(await entries('apiban')).toEqual(sorted(['45.134.9.1', ...page2.slice(0, 3)]));
 
     // An outage (nothing listens) or a refused key changes nothing.
@@ -105,8 +107,30 @@ describeKernel('SIP threat feeds (APIBAN, VoIPBL) through feed-import.sh', () =>
     expect(r.stderr).toContain("line 9: skipped: '0.1.0.1' is \"this network\"");
     expect(await entries('voipbl')).toEqual(sorted([...offenders(4, 5), '45.134.5.0/24']));
     voipbl = `45.134.4.1/32\n45.134.6.0/23\nnot-an-address\n`;
-    const churn = await importFeed(`${base}/voipbl/update/`, 'voipbl', '--format', 'voipbl');
+    const churn = await importFeed(`${base}/voipbl/update/`, 'voipbl', '--format', 'voipbl', '--max-shrink', '0.9');
     expect(churn).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("line 3: 'not-an-address' is not an IPv4 address") });
     expect(await entries('voipbl')).toEqual(['45.134.4.1', '45.134.6.0/23']);
+  });
+
+  it('VoIPBL: an error page served with HTTP 200 or a list cut to one line changes nothing (exit 1); --force applies a real shrink', async () => {
+    const source = `vbl${lab.id}`;
+    voipbl = offenders(7, 40).join('\n') + '\n';
+    expect((await importFeed(`${base}/voipbl/update/`, source, '--format', 'voipbl')).exitCode).toBe(0);
+    voipbl = '<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>Service Unavailable</h1>\n<p>Try again later.</p></body>\n</html>\n';
+    const html = await importFeed(`${base}/voipbl/update/`, source, '--format', 'voipbl');
+    expect(html).toMatchObject({ exitCode: 1, stderr: expect.stringContaining(`not a list; nothing applied, source '${source}' left as it was`) });
+    // Mostly bad with a line that parses is still not a list.
+    voipbl = `${voipbl}45.134.7.1\n`;
+    expect((await importFeed(`${base}/voipbl/update/`, source, '--format', 'voipbl')).exitCode).toBe(1);
+    voipbl = '45.134.7.1\n';
+    const cut = await importFeed(`${base}/voipbl/update/`, source, '--format', 'voipbl');
+    expect(cut).toMatchObject({ exitCode: 1, stderr: expect.stringContaining(`would remove 39 of the 40 entries of source '${source}' (more than --max-shrink 0.5)`) });
+    expect(await entries(source)).toHaveLength(40);
+    // Plain load-file --replace: every line bad (or only special-purpose ones) refuses too.
+    const vosctl = (...args: string[]) => execa(join(ROOT, 'bin/vosctl'), args, { env: env(), reject: false, input: '<html>\n<body>oops</body>\n' });
+    expect(await vosctl('load-file', '-', '--replace', '--source', source)).toMatchObject({ exitCode: 1, stderr: expect.stringContaining('not a list') });
+    expect(await entries(source)).toHaveLength(40);
+    expect((await importFeed(`${base}/voipbl/update/`, source, '--format', 'voipbl', '--force')).exitCode).toBe(0);
+    expect(await entries(source)).toEqual(['45.134.7.1']);
   });
 });

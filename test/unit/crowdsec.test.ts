@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseDecisionArgs, parseDecisionLine, parseGoDuration } from '../../lib/crowdsec.js';
 import { parseMessageLine, planFeedRuns, type FeedCommand } from '../../lib/feedline.js';
+import { networkOf } from '../../lib/address.js';
+import { visible } from '../../lib/commands/list.js';
 
 const o = { source: 'crowdsec' };
 
@@ -76,5 +78,42 @@ describe('planFeedRuns', () => {
     expect(parseMessageLine('{"action":"block","ip":"192.0.2.8","ttl":600,"source":"fail2ban-sip","reason":"auth"}', { ttlS: 0, source: 'stdin' })).toEqual({ ok: true, cmds: [{ action: 'block', target: '192.0.2.8', ttlS: 600, source: 'fail2ban-sip', reason: 'auth' }] });
     expect(parseMessageLine('192.0.2.8', { ttlS: 5, source: 'stdin' })).toEqual({ ok: true, cmds: [{ action: 'block', target: '192.0.2.8', ttlS: 5, source: 'stdin', reason: null }] });
     expect(parseMessageLine('{"ip":1}', { ttlS: 5, source: 'stdin' })).toMatchObject({ ok: false });
+  });
+});
+
+describe('CrowdSec inputs as CrowdSec means them', () => {
+  const line = (d: Record<string, unknown>) => JSON.stringify({ action: 'add', value: '198.51.100.7', duration: '1h', scope: 'Ip', type: 'ban', ...d });
+
+  it('a Range with host bits set is its network, with a note (the operator CLI still refuses one)', () => {
+    expect(parseDecisionLine(line({ scope: 'Range', value: '198.51.100.77/28' }), o)).toMatchObject({ ok: true, cmds: [{ action: 'block', target: '198.51.100.64/28' }], note: expect.stringContaining('198.51.100.77/28 has host bits set: taken as its network 198.51.100.64/28') });
+    expect(parseDecisionLine(line({ action: 'del', scope: 'Range', value: '198.51.100.77/28' }), o)).toMatchObject({ ok: true, cmds: [{ action: 'unblock', target: '198.51.100.64/28' }] });
+    expect(parseDecisionLine(line({ scope: 'Range', value: '198.51.100.64/28' }), o)).not.toHaveProperty('note', expect.anything());
+    expect(networkOf('10.1.2.3/8')).toBe('10.0.0.0/8');
+    expect(networkOf('10.0.0.0/8')).toBeNull();
+    expect(networkOf('10.1.2.3/33')).toBeNull();
+    expect(networkOf('10.1.2.3')).toBeNull();
+  });
+
+  it('a numeric duration is seconds; a duration of another type is named precisely', () => {
+    expect(parseDecisionLine(line({ duration: 3600 }), o)).toMatchObject({ ok: true, cmds: [{ ttlS: 3600 }] });
+    expect(parseDecisionLine(line({ duration: 0 }), o)).toHaveProperty('skip');
+    expect(parseDecisionLine(line({ duration: true }), o)).toMatchObject({ ok: false, reason: expect.stringContaining('a Go duration like "4h" or a number of seconds') });
+  });
+
+  it('a duration above 10 years is capped with a note naming the limit', () => {
+    expect(parseDecisionLine(line({ duration: '876000h' }), o)).toMatchObject({ ok: true, cmds: [{ ttlS: 315360000 }], note: expect.stringContaining('above the 10-year limit') });
+  });
+
+  it("per-decision form: the arguments are the decision; a JSON that lacks fields ('{}') takes them from the arguments", () => {
+    expect(parseDecisionArgs(['add', '198.51.100.43', '3600', 'r', '{}'], o)).toMatchObject({ ok: true, cmds: [{ action: 'block', target: '198.51.100.43', ttlS: 3600, reason: 'r' }] });
+    expect(parseDecisionArgs(['del', '198.51.100.43', '0', 'r', '{"value":""}'], o)).toMatchObject({ ok: true, cmds: [{ action: 'unblock', target: '198.51.100.43' }] });
+    expect(parseDecisionArgs(['add', '198.51.100.43', '3600', 'r', '[]'], o)).toMatchObject({ ok: false, reason: expect.stringContaining('not an object') });
+  });
+});
+
+describe('vosctl list text output', () => {
+  it('shows control characters of a reason as escapes, and a backslash doubled', () => {
+    expect(visible('scan\x1b[2J\r\nfake 1.2.3.4\x07\x9b\\x41')).toBe('scan\\x1b[2J\\x0d\\x0afake 1.2.3.4\\x07\\x9b\\\\x41');
+    expect(visible('plain reason é')).toBe('plain reason é');
   });
 });

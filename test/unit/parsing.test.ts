@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { formatDuration, parseDuration } from '../../lib/duration.js';
+import { formatDuration, MAX_TTL_S, parseDuration, ttlCapNote } from '../../lib/duration.js';
 import { parseList } from '../../lib/listfile.js';
 import { blockKey, decodeBlockValue, decodeSourceName, encodeBlockValue, encodeSourceName, keyToText, lpmKey } from '../../lib/maps/layout.js';
 import { parseConfigFile, resolveSettings } from '../../lib/settings.js';
@@ -17,7 +17,18 @@ describe('parseDuration', () => {
     [3600, 3600],
   ])('%j is %d seconds', (text, s) => expect(parseDuration(text)).toBe(s));
 
-  it.each(['', '-5', '5 minutes', '1.5h', '2w', 'h', '99999999999d', -1, 1.5])('refuses %j', (text) => expect(parseDuration(text)).toBeNull());
+  it.each(['', '-5', '5 minutes', '1.5h', '2w', 'h', '9999999999999999d', -1, 1.5])('refuses %j', (text) => expect(parseDuration(text)).toBeNull());
+
+  it('one rule for every input: a TTL above 10 years is taken as 10 years, with a note naming the limit', () => {
+    expect(MAX_TTL_S).toBe(315360000);
+    for (const t of [1000000000, '1000000000', '99999999999d', '3651d']) {
+      expect(parseDuration(t)).toBe(MAX_TTL_S);
+      expect(ttlCapNote(t)).toMatch(/above the 10-year limit: taken as 3650d/);
+    }
+    expect(parseDuration('3650d')).toBe(MAX_TTL_S);
+    expect(ttlCapNote('3650d')).toBeNull();
+    expect(ttlCapNote('1h')).toBeNull();
+  });
 
   it('formats back', () => {
     expect([90, 1800, 7200, 604800].map(formatDuration)).toEqual(['90s', '30m', '2h', '7d']);
