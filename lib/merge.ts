@@ -15,9 +15,16 @@ export function isLive(e: { expires: number }, nowS: number): boolean {
   return e.expires === 0 || e.expires > nowS;
 }
 
+/** The source of an operator's own blocks (`vosctl block`'s default): it outranks every automated source. */
+export const OPERATOR_SOURCE = 'manual';
+
 /**
  * An address has one entry. Blocking it again keeps its source, reason and
  * time added, and moves its expiry later, never earlier (0 = never is latest).
+ * One exception: an operator's block (source `manual`) of an address an
+ * automated source holds takes the entry over (source, and reason if given),
+ * so that the automated source withdrawing its decision (`unblock --source`,
+ * a feed's `--replace`) never lifts the operator's block.
  * An expired entry counts as absent.
  */
 export function mergeBlock(existing: Entry | undefined, b: BlockIntent, nowS: number): { entry: Entry; change: Change } {
@@ -26,8 +33,10 @@ export function mergeBlock(existing: Entry | undefined, b: BlockIntent, nowS: nu
     return { entry: { ip: b.ip, source: b.source, reason: b.reason, added: nowS, expires }, change: 'added' };
   }
   const later = existing.expires === 0 || expires === 0 ? 0 : Math.max(existing.expires, expires);
-  if (later === existing.expires) return { entry: existing, change: 'unchanged' };
-  return { entry: { ...existing, expires: later }, change: 'extended' };
+  const takeOver = b.source === OPERATOR_SOURCE && existing.source !== OPERATOR_SOURCE;
+  if (later === existing.expires && !takeOver) return { entry: existing, change: 'unchanged' };
+  const owner = takeOver ? { source: b.source, reason: b.reason ?? existing.reason } : {};
+  return { entry: { ...existing, ...owner, expires: later }, change: 'extended' };
 }
 
 /** What `--replace` removes: entries of that source that the new list no longer has. */

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { failIfRefused, ttlSeconds } from './common.js';
+import { OPERATOR_SOURCE } from '../merge.js';
 
 interface BlockArgs {
   targets: string[];
@@ -17,7 +18,7 @@ export const block: CommandModule<object, BlockArgs> = {
       .positional('targets', { type: 'string', array: true, demandOption: true, describe: 'IPv4 addresses or CIDRs' })
       .option('ttl', { type: 'string', describe: 'expire after 90, 90s, 30m, 2h or 7d (default: never)' })
       .option('reason', { type: 'string', describe: 'why, kept with the entry' })
-      .option('source', { type: 'string', default: 'manual', describe: 'who blocked it (a feed or system name)' }) as never,
+      .option('source', { type: 'string', default: OPERATOR_SOURCE, describe: 'who blocked it (a feed or system name)' }) as never,
   handler: async (argv) => {
     const a = argv as Args<BlockArgs>;
     const ttlS = ttlSeconds(a.ttl);

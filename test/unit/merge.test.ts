@@ -6,6 +6,17 @@ const NOW = 1_800_000_000;
 const entry = (ip: string, over: Partial<Entry> = {}): Entry => ({ ip, source: 'manual', reason: null, added: NOW - 100, expires: 0, ...over });
 
 describe('mergeBlock', () => {
+  it("an operator's block takes over an automated source's entry (source, reason), so that source's withdrawal cannot lift it", () => {
+    const held = { ip: '192.0.2.51', source: 'crowdsec', reason: 'ssh-bf', added: NOW - 60, expires: NOW + 3600 };
+    const m = mergeBlock(held, { ip: '192.0.2.51', source: 'manual', reason: 'operator: never', ttlS: 0 }, NOW);
+    expect(m).toEqual({ change: 'extended', entry: { ...held, source: 'manual', reason: 'operator: never', expires: 0 } });
+    // a shorter operator TTL still takes ownership, and never shortens the expiry
+    expect(mergeBlock(held, { ip: '192.0.2.51', source: 'manual', reason: null, ttlS: 60 }, NOW).entry).toEqual({ ...held, source: 'manual' });
+    // an automated source never takes an operator's entry
+    const mine = { ...held, source: 'manual' };
+    expect(mergeBlock(mine, { ip: '192.0.2.51', source: 'crowdsec', reason: 'x', ttlS: 60 }, NOW)).toEqual({ change: 'unchanged', entry: mine });
+  });
+
   const intent = { ip: '203.0.113.5', source: 'amqp', reason: 'pike', ttlS: 3600 };
 
   it('adds a new entry with its expiry', () => {
