@@ -3,7 +3,9 @@
  * systemd units and the config example of contrib/, pointed at the installed
  * package instead of the /opt/vos-fastpath they name in the checkout.
  */
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { isAbsolute, join, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
 
 export interface InstallFile {
   /** Absolute path under the target root. */
@@ -12,6 +14,47 @@ export interface InstallFile {
   mode: number;
   /** Keep an existing file (operator's configuration): written only when missing. */
   keepExisting?: boolean;
+}
+
+/**
+ * The --root value as a folder: '' is refused (UsageError, exit 2: it would
+ * mean the live system by accident); a relative one is resolved against the
+ * working folder, and `note` says so.
+ */
+export function targetRoot(root: string, cwd: string): { root: string; note?: string } {
+  if (root.trim() === '') throw new UsageError("--root '' is empty: give the folder to install below (/ for this host)");
+  if (isAbsolute(root)) return { root: resolve(root) };
+  const abs = resolve(cwd, root);
+  return { root: abs, note: `--root ${root} is relative: installing below ${abs}` };
+}
+
+/** Where install-units records what it wrote (sha256 and path a line), so a later run can tell an admin's edit from its own file. */
+export const MANIFEST = 'etc/vos-fastpath/installed-files.sha256';
+
+export const sha256 = (text: string | Buffer): string => createHash('sha256').update(text).digest('hex');
+
+/** The manifest's text, parsed: path -> sha256 of what install-units wrote there. */
+export function parseManifest(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
+    if (m) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}
+
+/**
+ * What to do with one planned file given what is on disk: 'write' (missing,
+ * ours unchanged, or --force), 'same' (already identical), 'keep' (the
+ * operator's config, kept), 'changed' (edited since install-units wrote it,
+ * or not written by it: refused without --force).
+ */
+export function decide(f: InstallFile, existing: string | undefined, recorded: string | undefined, force: boolean): 'write' | 'same' | 'keep' | 'changed' {
+  if (existing === undefined) return 'write';
+  if (f.keepExisting) return 'keep';
+  if (existing === f.content) return 'same';
+  if (force || (recorded !== undefined && sha256(existing) === recorded)) return 'write';
+  return 'changed';
 }
 
 /** The folder contrib/systemd/ files name; the package's root replaces it. */
