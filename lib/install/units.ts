@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.js';
 
 export interface InstallFile {
@@ -61,6 +62,23 @@ export function decide(f: InstallFile, existing: string | undefined, recorded: s
 export const CHECKOUT_PREFIX = '/opt/vos-fastpath';
 
 /**
+ * One word of a unit's command line naming `path`, per systemd.syntax(7) and
+ * systemd.service(5): % doubled (specifiers), $ doubled (variables), and the
+ * word double-quoted with \\ and \" escaped when it holds a space or quote.
+ */
+export function systemdWord(path: string): string {
+  const s = path.replaceAll('%', '%%').replaceAll('$', '$$$$');
+  return /[\s"'\\]/.test(s) ? `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : s;
+}
+
+/** A contrib unit pointed at the package: its file:// URLs encoded, its command words escaped. */
+function unitText(text: string, pkg: string): string {
+  return text
+    .replaceAll(`file://${CHECKOUT_PREFIX}/README.md`, pathToFileURL(join(pkg, 'README.md')).href.replaceAll('%', '%%'))
+    .replace(new RegExp(`${CHECKOUT_PREFIX}(\\S*)`, 'g'), (_, rest: string) => systemdWord(pkg + rest));
+}
+
+/**
  * @param root  where / is (an image being built, a test's temp folder); '/' on a host
  * @param pkg   the installed package's folder (holding bin/vosctl)
  * @param contrib  name -> text of each contrib/systemd/ file
@@ -69,8 +87,9 @@ export const CHECKOUT_PREFIX = '/opt/vos-fastpath';
 export function installPlan(root: string, pkg: string, contrib: Record<string, string>, completion: { bash: string; zsh: string }): InstallFile[] {
   const out: InstallFile[] = [];
   for (const [name, text] of Object.entries(contrib).sort()) {
-    const content = text.replaceAll(CHECKOUT_PREFIX, pkg);
-    if (/\.(service|timer)$/.test(name)) out.push({ path: join(root, 'etc/systemd/system', name), content, mode: 0o644 });
+    const unit = /\.(service|timer)$/.test(name);
+    const content = unit ? unitText(text, pkg) : text.replaceAll(CHECKOUT_PREFIX, pkg);
+    if (unit) out.push({ path: join(root, 'etc/systemd/system', name), content, mode: 0o644 });
     else if (name === 'consume.env.example') {
       out.push({ path: join(root, 'etc/vos-fastpath', name), content, mode: 0o644 });
       // The live file holds the broker password: root only, and never overwritten.

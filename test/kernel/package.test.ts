@@ -126,7 +126,8 @@ describeKernel('the npm package, installed with npm install -g', () => {
     const root = join(lab.tmp, 'root');
     expect((await vosctl('install-units', '--root', root)).code).toBe(0);
     const attach = readFileSync(join(root, 'etc/systemd/system/vos-fastpath-attach@.service'), 'utf8');
-    expect(attach).toContain(`ExecStart=${pkgDir}/bin/vosctl attach %i`);
+    // The prefix holds a space: the command word is quoted for systemd.
+    expect(attach).toContain(`ExecStart="${pkgDir}/bin/vosctl" attach %i`);
     expect(attach).not.toContain('/opt/vos-fastpath');
     expect(statSync(join(root, 'etc/vos-fastpath/consume.env')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(root, 'usr/share/bash-completion/completions/vosctl'), 'utf8')).toContain('_vosctl_yargs_completions');
