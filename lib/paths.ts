@@ -19,3 +19,6 @@ export const XDP_OBJECT = process.env.VOS_XDP_OBJ ?? join(ROOT, 'build/vos_fastp
  * after them, e.g. better_sqlite3-node115-linux-x64.node.
  */
 export const SQLITE_ADDON = join(ROOT, 'build', `better_sqlite3-node${process.versions.modules}-${process.platform}-${process.arch}.node`);
+
+/** The element-count iterator vfp-maptool loads from beside itself (xdp/map_count.bpf.c). */
+export const MAP_COUNT_OBJECT = join(dirname(MAPTOOL), 'map_count.bpf.o');

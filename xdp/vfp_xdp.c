@@ -88,6 +88,23 @@ static struct xdp_multiprog *multiprog_of(int ifindex)
 	return mp;
 }
 
+/*
+ * The command that removes another program: its owner's (xdp-filter names its
+ * programs xdpfilt_*; xdp-loader's dispatcher), else ip link's flag for the
+ * mode it runs in: plain `xdp off` leaves a generic-mode program (ip-link(8)).
+ * Same rule as lib/doctor/judge.ts detachCommand.
+ */
+static void detach_command(const char *iface, enum xdp_attach_mode m, const char *name, char *out, size_t size)
+{
+	if (!strncmp(name, "xdpfilt_", 8))
+		snprintf(out, size, "xdp-filter unload %s", iface);
+	else if (!strcmp(name, "xdp_dispatcher"))
+		snprintf(out, size, "xdp-loader unload %s --all", iface);
+	else
+		snprintf(out, size, "ip link set dev %s %s off", iface,
+			 m == XDP_MODE_SKB ? "xdpgeneric" : m == XDP_MODE_NATIVE ? "xdpdrv" : m == XDP_MODE_HW ? "xdpoffload" : "xdp");
+}
+
 /* libxdp needs BPF_PROG_TYPE_EXT for its dispatcher; a locked-down kernel may refuse it. */
 static int dispatcher_supported(void)
 {
@@ -393,15 +410,18 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 			return err;
 		}
 		if (!is_ours(other)) {
+			char off[96];
+
+			detach_command(iface, xdp_multiprog__attach_mode(mp), other ? xdp_program__name(other) : "", off, sizeof(off));
 			fprintf(stderr, "vfp-xdp: %s runs XDP program %u (%s), attached without libxdp's dispatcher; it is not replaced.\n",
 				iface, other ? xdp_program__id(other) : 0, other ? xdp_program__name(other) : "?");
 			if (dispatcher_supported())
-				fprintf(stderr, "  Detach it (ip link set dev %s xdp off) and attach it again with xdp-loader (xdp-loader load %s <obj>);\n"
-						"  then vos-fastpath and it share the interface through the dispatcher.\n", iface, iface);
+				fprintf(stderr, "  Detach it (%s) and attach it again with xdp-loader (xdp-loader load %s <obj>);\n"
+						"  then vos-fastpath and it share the interface through the dispatcher.\n", off, iface);
 			else
 				fprintf(stderr, "  This kernel refuses freplace programs (BPF_PROG_TYPE_EXT), which libxdp's dispatcher needs,\n"
-						"  so %s can run only one XDP program: detach that one (ip link set dev %s xdp off) to use vos-fastpath here.\n",
-					iface, iface);
+						"  so %s can run only one XDP program: detach that one (%s) to use vos-fastpath here.\n",
+					iface, off);
 			xdp_multiprog__close(mp);
 			return 3;
 		}
