@@ -91,6 +91,26 @@ export function sqliteAddon(): string {
   throw new EnvError(`the SQLite addon for this Node (${process.version}, ABI ${process.versions.modules}, ${process.arch}) is not in ${dirname(SQLITE_ADDON)}: ${sqliteBuildAdvice()}`);
 }
 
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdir reports ENOENT where
+ * the real cause is EROFS or EACCES. StateError (exit 1) naming the folder
+ * and the errno; the root hint for a permission error.
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && d !== dirname(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode: 0o750 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+      if (code === 'EEXIST') continue;
+      const words: Record<string, string> = { EROFS: 'the file system is read-only', EACCES: `permission denied; ${NEEDS_ROOT}`, ENOSPC: 'the file system is full' };
+      throw new StateError(dir, code, `cannot create the state folder ${dir} (at ${d}): ${words[code] ?? (err as Error).message} (${code})`);
+    }
+  }
+}
+
 let loaded: object | undefined;
 
 /** The addon, loaded once; EnvError (exit 3) with dlopen's words and the build command when it does not load (another libc, Node ABI). */
@@ -146,11 +166,7 @@ export class StateStore {
   /** The open database; created (or migrated from the old format) on first use. */
   get db(): Database.Database {
     if (this.conn) return this.conn;
-    try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-    } catch (err) {
-      throw new EnvError(`cannot create the state folder ${this.dir}: ${(err as Error).message}`);
-    }
+    makeDir(this.dir);
     const main = this.path === join(this.dir, STATE_FILE);
     if (main && !existsSync(this.path) && legacyFiles(this.dir).length) migrateLegacy(this.dir);
     this.conn = this.openAt(this.path);
