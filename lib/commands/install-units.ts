@@ -23,7 +23,7 @@ export const installUnits: CommandModule<object, InstallUnitsArgs> = {
     const a = argv as Args<InstallUnitsArgs>;
     const { execa } = await import('execa');
     const { ROOT } = await import('../paths.js');
-    const { decide, installPlan, MANIFEST, parseManifest, sha256, targetRoot } = await import('../install/units.js');
+    const { decide, EXAMPLES, installPlan, MANIFEST, parseManifest, sha256, targetRoot } = await import('../install/units.js');
     const { RuntimeError } = await import('../errors.js');
     const { root, note } = targetRoot(a.root, process.cwd());
     if (note) process.stderr.write(`vosctl: ${note}\n`);
@@ -31,7 +31,8 @@ export const installUnits: CommandModule<object, InstallUnitsArgs> = {
     const contrib = Object.fromEntries(readdirSync(contribDir).map((f) => [f, readFileSync(join(contribDir, f), 'utf8')]));
     const vosctl = join(ROOT, 'bin/vosctl');
     const script = async (shell: string) => (await execa(process.execPath, [vosctl, 'completion', '--shell', shell])).stdout + '\n';
-    const plan = installPlan(root, ROOT, contrib, { bash: await script('bash'), zsh: await script('zsh') });
+    const examples = Object.fromEntries(EXAMPLES.filter((f) => existsSync(join(ROOT, 'contrib', f))).map((f) => [f, readFileSync(join(ROOT, 'contrib', f), 'utf8')]));
+    const plan = installPlan(root, ROOT, contrib, { bash: await script('bash'), zsh: await script('zsh') }, examples);
     const manifestPath = join(root, MANIFEST);
     const recorded = existsSync(manifestPath) ? parseManifest(readFileSync(manifestPath, 'utf8')) : new Map<string, string>();
     const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
@@ -70,7 +71,9 @@ export const installUnits: CommandModule<object, InstallUnitsArgs> = {
     if (a.reload && root === '/') await execa('systemctl', ['daemon-reload'], { reject: false });
     process.stdout.write(
       `\nnext: put the broker URL and password in /etc/vos-fastpath/consume.env, then\n` +
-        `  systemctl enable --now vos-fastpath-attach@eth0 vos-fastpath-consume vos-fastpath-gc.timer\n`,
+        `  systemctl enable --now vos-fastpath-attach@eth0 vos-fastpath-consume vos-fastpath-gc.timer\n` +
+        `feeds, CrowdSec, fail2ban: the examples in ${join(root, 'etc/vos-fastpath/examples')} name this install's paths\n` +
+        `  (e.g. cp ${join(root, 'etc/vos-fastpath/examples/cron/vos-fastpath.cron')} /etc/cron.d/vos-fastpath after editing its feeds)\n`,
     );
   },
 };

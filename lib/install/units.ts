@@ -71,6 +71,14 @@ export function systemdWord(path: string): string {
   return /[\s"'\\]/.test(s) ? `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : s;
 }
 
+/** A word for sh: as it is when plain, else single-quoted. */
+export function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** contrib/ examples (beside the units) that name the package's path; install-units installs them pointed at it. */
+export const EXAMPLES = ['cron/vos-fastpath.cron', 'crowdsec/crowdsec-custom-bouncer.yaml', 'fail2ban/jail.d/vos-fastpath-kamailio.conf', 'fail2ban/action.d/vos-fastpath.conf'];
+
 /** A contrib unit pointed at the package: its file:// URLs encoded, its command words escaped. */
 function unitText(text: string, pkg: string): string {
   return text
@@ -84,8 +92,14 @@ function unitText(text: string, pkg: string): string {
  * @param contrib  name -> text of each contrib/systemd/ file
  * @param completion  the bash and zsh completion scripts
  */
-export function installPlan(root: string, pkg: string, contrib: Record<string, string>, completion: { bash: string; zsh: string }): InstallFile[] {
+export function installPlan(root: string, pkg: string, contrib: Record<string, string>, completion: { bash: string; zsh: string }, examples: Record<string, string> = {}): InstallFile[] {
   const out: InstallFile[] = [];
+  // The other contrib examples that name the package's path, pointed at it, to copy where they go
+  // (cron.d, CrowdSec, fail2ban); a cron line runs through sh, so its words are shell-quoted.
+  for (const [rel, text] of Object.entries(examples).sort()) {
+    const content = rel.endsWith('.cron') ? text.replace(new RegExp(`${CHECKOUT_PREFIX}(\\S*)`, 'g'), (_, rest: string) => shellWord(pkg + rest)) : text.replaceAll(CHECKOUT_PREFIX, pkg);
+    out.push({ path: join(root, 'etc/vos-fastpath/examples', rel), content, mode: 0o644 });
+  }
   for (const [name, text] of Object.entries(contrib).sort()) {
     const unit = /\.(service|timer)$/.test(name);
     const content = unit ? unitText(text, pkg) : text.replaceAll(CHECKOUT_PREFIX, pkg);

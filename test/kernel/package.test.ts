@@ -129,6 +129,11 @@ describeKernel('the npm package, installed with npm install -g', () => {
     // The prefix holds a space: the command word is quoted for systemd.
     expect(attach).toContain(`ExecStart="${pkgDir}/bin/vosctl" attach %i`);
     expect(attach).not.toContain('/opt/vos-fastpath');
+    // The cron, CrowdSec and fail2ban examples name this install too (a cron line quoted for sh).
+    const cron = readFileSync(join(root, 'etc/vos-fastpath/examples/cron/vos-fastpath.cron'), 'utf8');
+    expect(cron).toContain(`root '${pkgDir}/bin/vosctl' gc`);
+    expect(cron).not.toContain('/opt/vos-fastpath');
+    expect(readFileSync(join(root, 'etc/vos-fastpath/examples/fail2ban/action.d/vos-fastpath.conf'), 'utf8')).toContain(`${pkgDir}/bin/vosctl`);
     expect(statSync(join(root, 'etc/vos-fastpath/consume.env')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(root, 'usr/share/bash-completion/completions/vosctl'), 'utf8')).toContain('_vosctl_yargs_completions');
     expect(readFileSync(join(root, 'usr/share/zsh/vendor-completions/_vosctl'), 'utf8')).toContain('#compdef vosctl');
