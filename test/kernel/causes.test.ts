@@ -56,4 +56,16 @@ describeKernel('failures name their cause', () => {
     expect(r.err).toContain('"message":"nothing attached"');
     expect(r.err).not.toContain('"message":"detached"');
   });
+
+  it('attach with a full state folder reports no success: the program is attached, the blocklist NOT restored', async () => {
+    const full = join(lab.tmp, 'full');
+    mkdirSync(full);
+    const script = `mount -t tmpfs -o size=64k tmpfs "$0" && (head -c 1M /dev/zero > "$0/fill" || true) && exec ${vosctl} attach ${v.host} --state-dir "$0/state"`;
+    const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, full], { env: { ...lab.env(), VOS_LOG_FORMAT: 'json' }, reject: false });
+    lab.defer(`xdp on ${v.host}`, () => execa(join(ROOT, 'scripts/unload.sh'), [v.host], { env: lab.env(), reject: false }));
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).not.toMatch(/^restored /m);
+    expect(r.stderr).toContain(`the program is attached to ${v.host} and enforcing what the pinned maps hold, but the blocklist was NOT restored from ${full}/state`);
+    expect(r.stderr).toMatch(/ENOSPC|full/);
+  });
 });
