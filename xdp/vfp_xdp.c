@@ -206,15 +206,20 @@ static void pin_dir_of(__u32 id, char *out, size_t size)
 }
 
 /* Exit 3 naming another vos-fastpath instance's program on iface (not this pin folder's). */
-static int refuse_other_instance(const char *iface, const struct xdp_program *p)
+static int refuse_other_instance(const char *iface, const struct xdp_program *p, enum xdp_attach_mode m)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], off[96];
 
 	pin_dir_of(xdp_program__id(p), dir, sizeof(dir));
-	fprintf(stderr, "vfp-xdp: %s runs another vos-fastpath instance (program %u, maps %s%s), not the one of %s; it is not replaced.\n"
-			"  Detach it with its own pin folder (vosctl detach %s --pin-dir %s), or use that folder.\n",
-		iface, xdp_program__id(p), *dir ? "pinned in " : "not in ", *dir ? dir : pin_dir_g, pin_dir_g, iface,
-		*dir ? dir : "<its folder>");
+	fprintf(stderr, "vfp-xdp: %s runs another vos-fastpath instance (program %u, maps %s%s), not the one of %s; it is not replaced.\n",
+		iface, xdp_program__id(p), *dir ? "pinned in " : "not in ", *dir ? dir : pin_dir_g, pin_dir_g);
+	if (*dir) {
+		fprintf(stderr, "  Detach it with its own pin folder (vosctl detach %s --pin-dir %s), or use that folder.\n", iface, dir);
+	} else {
+		/* Its pins are gone (a folder removed by hand): only the interface still holds it. */
+		detach_command(iface, m, PROG_NAME, off, sizeof(off));
+		fprintf(stderr, "  Its pin folder is not found below /sys/fs/bpf; if it is a leftover, detach it (%s).\n", off);
+	}
 	return 3;
 }
 
@@ -405,7 +410,7 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 		struct xdp_program *other = xdp_multiprog__main_prog(mp);
 
 		if (is_vfp(other) && !is_ours(other)) {
-			err = refuse_other_instance(iface, other);
+			err = refuse_other_instance(iface, other, xdp_multiprog__attach_mode(mp));
 			xdp_multiprog__close(mp);
 			return err;
 		}
@@ -538,7 +543,7 @@ static int cmd_detach(const char *iface, const char *pin_dir)
 		p = xdp_multiprog__is_legacy(mp) ? xdp_multiprog__main_prog(mp) : xdp_multiprog__next_prog(NULL, mp);
 		for (; p; p = xdp_multiprog__is_legacy(mp) ? NULL : xdp_multiprog__next_prog(p, mp))
 			if (is_vfp(p) && !is_ours(p)) {
-				refuse_other_instance(iface, p);
+				refuse_other_instance(iface, p, xdp_multiprog__attach_mode(mp));
 				xdp_multiprog__close(mp);
 				return 3;
 			}
