@@ -205,6 +205,8 @@ export class StateStore {
     try {
       return fn();
     } catch (err) {
+      // An environment error (the SQLite addon missing) is no fault of the database: as it is, exit 3.
+      if (err instanceof EnvError) throw err;
       throw stateError(this.path, err, doing);
     }
   }

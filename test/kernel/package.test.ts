@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
@@ -177,5 +177,24 @@ describeKernel('the npm package, installed with npm install -g', () => {
     const fed = await execa(join(prefix, 'bin/vosctl'), ['stdin'], { input: '', cwd: lab.tmp, env: { PATH: nocc, VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: join(lab.tmp, 'state') }, reject: false });
     expect(fed.stderr).not.toMatch(/unexpected error|ERR_VM/);
     expect(await vosctl('detach', v.host)).toMatchObject({ code: 0 });
+  });
+
+  it('where the shipped SQLite addon does not fit (another Node ABI), postinstall, vosctl and doctor say what to run', async () => {
+    const addon = join(pkgDir, `build/better_sqlite3-node${process.versions.modules}-linux-${process.arch}.node`);
+    const aside = `${addon}.aside`;
+    renameSync(addon, aside);
+    try {
+      const build = `npm install --prefix ${pkgDir} --no-save --no-package-lock better-sqlite3@`;
+      const post = await execa('sh', [join(pkgDir, 'scripts/postinstall.sh')], { env: { PATH: nocc }, reject: false });
+      expect(post.stderr).toContain(build);
+      const list = await vosctl('list');
+      expect(list.code).toBe(3);
+      expect(list.err).toContain(`the SQLite addon for this Node (${process.version}, ABI ${process.versions.modules}, ${process.arch}) is not in ${join(pkgDir, 'build')}`);
+      expect(list.err).toContain(build);
+      const doc = JSON.parse((await vosctl('doctor', '--json')).out) as { checks: Array<{ name: string; status: string; detail: string }> };
+      expect(doc.checks.find((c) => c.name === 'files')).toMatchObject({ status: 'fail', detail: expect.stringContaining(build) });
+    } finally {
+      renameSync(aside, addon);
+    }
   });
 });
