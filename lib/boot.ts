@@ -7,6 +7,10 @@
  * There is one cache file per command, written after that command's first
  * successful run, so it holds the functions that command needed. A missing
  * or rejected cache costs time, never correctness: V8 then compiles as usual.
+ *
+ * Node 20 runs no dynamic `import()` from a vm.Script given cachedData
+ * (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING on every run after the first), so
+ * the bundle must hold none: scripts/bundle.sh refuses a bundle that does.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,9 +19,22 @@ import vm from 'node:vm';
 
 type Bundle = { main(argv: string[]): Promise<number> };
 
-/** First word that looks like a command; options and their values before it are skipped. */
-export function cacheName(argv: string[]): string {
-  return argv.find((a) => /^[a-z][a-z-]{0,31}$/.test(a)) ?? 'none';
+/**
+ * The bundle's first line, written by scripts/bundle.sh: `// vfp-commands: attach detach ...`,
+ * the command names, so the cache is picked without loading yargs.
+ */
+export function bundleCommands(source: string): Set<string> {
+  const m = /^\/\/ vfp-commands:([ a-z-]*)\n/.exec(source);
+  return new Set(m ? m[1]!.trim().split(/ +/) : []);
+}
+
+/**
+ * The cache's name: the first argument that is one of the bundle's commands
+ * (an option's value such as `--log-format text` is never taken for one);
+ * 'none' when no command is named (--help, --version, a typo).
+ */
+export function cacheName(argv: string[], commands: Set<string>): string {
+  return argv.find((a) => commands.has(a)) ?? 'none';
 }
 
 /**
@@ -31,7 +48,7 @@ export function cacheKey(size: number, mtimeMs: number, v8Version: string, arch:
 export async function runBundle(bundle: string, argv: string[]): Promise<number> {
   const source = readFileSync(bundle, 'utf8');
   const st = statSync(bundle);
-  const cacheFile = join(dirname(bundle), '.v8cache', `${cacheName(argv)}-${cacheKey(st.size, st.mtimeMs, process.versions.v8, process.arch)}.bin`);
+  const cacheFile = join(dirname(bundle), '.v8cache', `${cacheName(argv, bundleCommands(source))}-${cacheKey(st.size, st.mtimeMs, process.versions.v8, process.arch)}.bin`);
   let cachedData: Buffer | undefined;
   try {
     cachedData = readFileSync(cacheFile);

@@ -6,6 +6,34 @@ import yargs, { type Argv } from 'yargs';
 import { closeAll } from './closers.js';
 import { commands } from './commands/index.js';
 import { UsageError, VosError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './paths.js';
+
+/** The package's version, from the package.json beside the install (or checkout). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * `completion --shell bash|zsh`: yargs' completion command picks zsh from
+ * $SHELL when the Argv is made, so the option is read here, set as SHELL, and
+ * taken out of the arguments yargs sees. UsageError for another shell.
+ */
+export function completionShell(argv: string[]): string[] {
+  if (!argv.includes('completion')) return argv;
+  const i = argv.findIndex((a) => a === '--shell' || a.startsWith('--shell='));
+  if (i < 0) return argv;
+  const eq = argv[i]!.indexOf('=');
+  const shell = eq >= 0 ? argv[i]!.slice(eq + 1) : argv[i + 1];
+  if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`--shell '${shell ?? ''}': give bash or zsh`);
+  process.env.SHELL = `/bin/${shell}`;
+  return argv.filter((_, j) => j !== i && (eq >= 0 || j !== i + 1));
+}
 
 export function buildCli(argv: string[]): Argv {
   const width = Math.min(110, process.stdout.columns || 100);
@@ -25,10 +53,10 @@ export function buildCli(argv: string[]): Argv {
     .demandCommand(1, 'Name a command; vosctl --help lists them.')
     .recommendCommands()
     // `vosctl completion` prints the bash script (zsh's when SHELL is zsh); install-units installs both.
-    .completion('completion', 'Print the shell completion script: vosctl completion >> ~/.bashrc (SHELL=/bin/zsh for zsh)')
+    .completion('completion', 'Print the shell completion script: vosctl completion >> ~/.bashrc (--shell bash|zsh; default from $SHELL)')
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(packageVersion())
     .wrap(helpAsked ? width : null)
     .fail((msg, err, y) => {
       if (err) throw err;
@@ -47,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   });
   try {
-    await buildCli(argv).parseAsync();
+    await buildCli(completionShell(argv)).parseAsync();
     return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof VosError) {

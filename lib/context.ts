@@ -4,6 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { BlockPolicy, Cidr } from './address.js';
 import { closeAtEnd } from './closers.js';
+import { EnvError, UsageError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { LPM_KEY, MARK_VALUE, MAP, records } from './maps/layout.js';
 import { MapServer } from './maps/maptool.js';
@@ -11,6 +12,24 @@ import { parseConfigFile, resolveSettings, type FileConfig, type Flags, type Set
 import { StateStore } from './state.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/vos-fastpath/config.json';
+
+/**
+ * The config file's text. UsageError (exit 2) when it is empty-named,
+ * missing or not a file; EnvError (exit 3) when it cannot be read (it holds
+ * the broker URL and is often root-only); both name the path and the reason.
+ */
+export function readConfigFile(file: string, from: string): string {
+  if (file === '') throw new UsageError(`${from} is empty: give the config file's path`);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UsageError(`config file ${file} (${from}) does not exist`);
+    if (code === 'EISDIR') throw new UsageError(`config file ${file} (${from}) is a folder, not a file`);
+    if (code === 'EACCES' || code === 'EPERM') throw new EnvError(`config file ${file} (${from}) is not readable by this user (${code}): it usually is root-only (it holds the broker URL); run as root`);
+    throw new EnvError(`config file ${file} (${from}) cannot be read: ${(err as Error).message}`);
+  }
+}
 
 export interface GlobalArgs {
   pinDir?: string;
@@ -38,7 +57,7 @@ export class Context {
   static fromArgs(args: GlobalArgs, env: NodeJS.ProcessEnv = process.env): Context {
     const file = args.config ?? env.VOS_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
     let fileConfig: FileConfig = {};
-    if (file) fileConfig = parseConfigFile(readFileSync(file, 'utf8'), file);
+    if (file !== undefined) fileConfig = parseConfigFile(readConfigFile(file, args.config !== undefined ? '--config' : env.VOS_CONFIG !== undefined ? 'VOS_CONFIG' : 'the default config'), file);
     const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile, neverBlock: args.neverBlock };
     const ctx = new Context(resolveSettings(flags, env, fileConfig));
     closeAtEnd(() => ctx.maps.close());

@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
-import { SCRIPTS } from './paths.js';
+import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
 
 export interface Entry {
@@ -74,17 +74,67 @@ export function stateError(path: string, err: unknown, doing: string): StateErro
 }
 
 /**
- * better-sqlite3's compiled addon, by path: its default lookup (the
- * `bindings` package) tries a dozen paths first, a few ms of every command.
- * Undefined (the default lookup) when it is not where the build puts it.
+ * better-sqlite3's compiled addon, by path (its own lookup, the `bindings`
+ * package, is not in the bundle): one built here in node_modules (the
+ * checkout, or the command below run in the package) first, else the one the
+ * package ships for this Node ABI and architecture. EnvError (exit 3) naming
+ * what to run when neither is there.
  */
-function addonPath(): string | undefined {
+export function sqliteAddon(): string {
   try {
-    const path = join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node');
-    return existsSync(path) ? path : undefined;
+    const built = join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node');
+    if (existsSync(built)) return built;
   } catch {
-    return undefined;
+    // Not installed in node_modules: the package's prebuilt one.
   }
+  if (existsSync(SQLITE_ADDON)) return SQLITE_ADDON;
+  throw new EnvError(`the SQLite addon for this Node (${process.version}, ABI ${process.versions.modules}, ${process.arch}) is not in ${dirname(SQLITE_ADDON)}: ${sqliteBuildAdvice()}`);
+}
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdir reports ENOENT where
+ * the real cause is EROFS or EACCES. StateError (exit 1) naming the folder
+ * and the errno; the root hint for a permission error.
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && d !== dirname(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode: 0o750 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+      if (code === 'EEXIST') continue;
+      const words: Record<string, string> = { EROFS: 'the file system is read-only', EACCES: `permission denied; ${NEEDS_ROOT}`, ENOSPC: 'the file system is full' };
+      throw new StateError(dir, code, `cannot create the state folder ${dir} (at ${d}): ${words[code] ?? (err as Error).message} (${code})`);
+    }
+  }
+}
+
+let loaded: object | undefined;
+
+/** The addon, loaded once; EnvError (exit 3) with dlopen's words and the build command when it does not load (another libc, Node ABI). */
+export function loadSqliteAddon(): object {
+  if (loaded) return loaded;
+  const addon = sqliteAddon();
+  try {
+    loaded = createRequire(import.meta.url)(addon) as object;
+    return loaded;
+  } catch (err) {
+    throw new EnvError(`the SQLite addon ${addon} does not load here: ${(err as Error).message.split('\n')[0]}; ${sqliteBuildAdvice()}`);
+  }
+}
+
+/** The command that builds better-sqlite3's addon beside this vosctl (needs a compiler). */
+export function sqliteBuildAdvice(): string {
+  let version = '12';
+  try {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies?: Record<string, string> };
+    version = pkg.devDependencies?.['better-sqlite3']?.replace(/^[^\d]*/, '') ?? version;
+  } catch {
+    // The major version is enough for npm.
+  }
+  return `build it here: apt-get install g++ make python3 && npm install --prefix ${ROOT} --no-save --no-package-lock better-sqlite3@${version}`;
 }
 
 function timeoutS(): number {
@@ -116,11 +166,7 @@ export class StateStore {
   /** The open database; created (or migrated from the old format) on first use. */
   get db(): Database.Database {
     if (this.conn) return this.conn;
-    try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-    } catch (err) {
-      throw new EnvError(`cannot create the state folder ${this.dir}: ${(err as Error).message}`);
-    }
+    makeDir(this.dir);
     const main = this.path === join(this.dir, STATE_FILE);
     if (main && !existsSync(this.path) && legacyFiles(this.dir).length) migrateLegacy(this.dir);
     this.conn = this.openAt(this.path);
@@ -130,8 +176,9 @@ export class StateStore {
 
   private openAt(path: string): Database.Database {
     let db: Database.Database | undefined;
+    const addon = loadSqliteAddon();
     try {
-      db = new Database(path, { timeout: timeoutS() * 1000, nativeBinding: addonPath() });
+      db = new Database(path, { timeout: timeoutS() * 1000, nativeBinding: addon as never });
       db.pragma('synchronous = FULL');
       // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
       db.pragma('journal_size_limit = 67108864');
@@ -158,6 +205,8 @@ export class StateStore {
     try {
       return fn();
     } catch (err) {
+      // An environment error (the SQLite addon missing) is no fault of the database: as it is, exit 3.
+      if (err instanceof EnvError) throw err;
       throw stateError(this.path, err, doing);
     }
   }

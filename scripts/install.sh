@@ -49,8 +49,20 @@ major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 ((major >= 20)) || { say "vosctl needs Node.js 20 or later (found ${major}); on Debian 12 use NodeSource's nodejs 20"; exit 3; }
 
 if [ -z "$tarball" ]; then
-	if [ ! -f "$here/../dist/vosctl.cjs" ] || [ ! -f "$here/../build/vos_fastpath.bpf.o" ]; then
+	co=$(cd "$here/.." && pwd)
+	if [ ! -f "$co/dist/vosctl.cjs" ] || [ ! -f "$co/build/vos_fastpath.bpf.o" ]; then
 		say "this checkout is not built: run scripts/setup.sh (a build host) or give --tarball"
+		exit 3
+	fi
+	# npm pack runs with --ignore-scripts (prepack would rebuild with compilers a
+	# production host lacks): refuse a build older than its sources.
+	stale=$(find "$co/lib" "$co/xdp" "$co/bin" -newer "$co/dist/vosctl.cjs" -type f \( -name '*.ts' -o -name '*.c' -o -name '*.h' -o -name vosctl \) -print -quit)
+	# The C side by make's own rules (what it would rebuild), where make is here.
+	if [ -z "$stale" ] && command -v make >/dev/null && ! make -q -C "$co/xdp" ../build/vos_fastpath.bpf.o ../build/map_count.bpf.o tools >/dev/null 2>&1; then
+		stale="its sources in xdp/ (make -C xdp would rebuild)"
+	fi
+	if [ -n "$stale" ]; then
+		say "the build is older than $stale: rebuild first (npm run build, or scripts/setup.sh), then run this again"
 		exit 3
 	fi
 	out=$(mktemp -d)
@@ -58,7 +70,9 @@ if [ -z "$tarball" ]; then
 	tarball="$out/$(cd "$here/.." && npm pack --silent --ignore-scripts --pack-destination "$out" | tail -n 1)"
 fi
 [ -f "$tarball" ] || { say "no tarball '$tarball'"; exit 2; }
-allow=vos-fastpath,better-sqlite3 # npm 11 asks which packages may run install scripts
+# npm 11 lists packages with install scripts not in allow-scripts; 11.19 runs
+# them anyway and prints that warning even with the flag (README: Install).
+allow=vos-fastpath
 args=(install -g --no-audit --no-fund "--allow-scripts=$allow")
 [ -z "$prefix" ] || args+=(--prefix "$prefix")
 npm "${args[@]}" "$tarball" >&2

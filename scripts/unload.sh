@@ -27,17 +27,27 @@ dir=$(vfp_pin_dir)
 xdp_tool=${VOS_XDP_TOOL:-$here/../build/vfp-xdp}
 [ -x "$xdp_tool" ] || vfp_die 3 "no $xdp_tool; run 'make -C xdp' or scripts/setup.sh"
 if ip link show dev "$iface" >/dev/null 2>&1; then
-	# Only vos-fastpath leaves the dispatcher; other programs on it stay attached.
-	n=$("$xdp_tool" detach "$iface") || vfp_die 1 "cannot detach from $iface"
+	# Only this pin folder's vos-fastpath leaves the dispatcher; other programs
+	# (another instance's included: exit 3, named by vfp-xdp) stay attached.
+	rc=0
+	n=$("$xdp_tool" detach "$iface" "$dir") || rc=$?
+	((rc == 0)) || vfp_die "$((rc == 3 ? 3 : 1))" "cannot detach from $iface (above)"
 	if ((n > 0)); then echo "detached from $iface"; else echo "vos-fastpath was not attached to $iface"; fi
 else
 	echo "${0##*/}: no interface '$iface'; nothing to detach" >&2
 fi
 
 if ((purge)); then
-	case $dir in /sys/fs/bpf/?*) ;; *) vfp_die 2 "refusing to purge '$dir': not below /sys/fs/bpf" ;; esac
-	rm -rf -- "$dir"
-	echo "purged $dir"
+	# The same judgement as load.sh's: a folder on a bpffs (load.sh mounts one
+	# where --pin-dir is not), so only pins are ever removed.
+	if [ ! -e "$dir" ]; then
+		echo "nothing to purge: no $dir"
+	elif [ "$(stat -f -c %T -- "$dir")" != bpf_fs ]; then
+		vfp_die 2 "refusing to purge '$dir': not on a bpffs"
+	else
+		rm -rf -- "$dir"
+		echo "purged $dir"
+	fi
 elif [ -e "$dir/prog" ]; then
 	# The program pin goes once no interface runs it; the maps stay.
 	prog_id=$(bpftool -j prog show pinned "$dir/prog" | jq -r .id)

@@ -11,9 +11,11 @@
  *       detaches any older vos-fastpath program on that dispatcher and pins
  *       the new one as <pin-dir>/prog. Prints the new program's id and
  *       "dispatcher", or "alone" where the kernel runs no dispatcher.
- *   vfp-xdp detach <iface>
+ *   vfp-xdp detach <iface> [<pin-dir>]
  *       Removes only the vos-fastpath programs from the interface's dispatcher
  *       (or a pre-dispatcher vos-fastpath attached with ip link). Prints how many.
+ *       With <pin-dir>, only those using that folder's maps; another
+ *       instance's program there: exit 3 naming its folder.
  *   vfp-xdp probe
  *       Prints "dispatcher yes" or "dispatcher no": the dispatcher needs the
  *       kernel to load freplace (BPF_PROG_TYPE_EXT) programs; without them
@@ -27,6 +29,7 @@
  * Exit: 0 ok, 2 usage, 3 the interface or host is not ready, 1 other.
  */
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <net/if.h>
@@ -46,7 +49,7 @@ static const char *action_names[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XD
 static int usage(void)
 {
 	fprintf(stderr, "usage: vfp-xdp attach <iface> <obj> <pin-dir> <native|skb> <priority>\n"
-			"       vfp-xdp detach <iface>\n"
+			"       vfp-xdp detach <iface> [<pin-dir>]\n"
 			"       vfp-xdp probe\n"
 			"       vfp-xdp list [<iface>]\n");
 	return 2;
@@ -85,15 +88,139 @@ static struct xdp_multiprog *multiprog_of(int ifindex)
 	return mp;
 }
 
+/*
+ * The command that removes another program: its owner's (xdp-filter names its
+ * programs xdpfilt_*; xdp-loader's dispatcher), else ip link's flag for the
+ * mode it runs in: plain `xdp off` leaves a generic-mode program (ip-link(8)).
+ * Same rule as lib/doctor/judge.ts detachCommand.
+ */
+static void detach_command(const char *iface, enum xdp_attach_mode m, const char *name, char *out, size_t size)
+{
+	if (!strncmp(name, "xdpfilt_", 8))
+		snprintf(out, size, "xdp-filter unload %s", iface);
+	else if (!strcmp(name, "xdp_dispatcher"))
+		snprintf(out, size, "xdp-loader unload %s --all", iface);
+	else
+		snprintf(out, size, "ip link set dev %s %s off", iface,
+			 m == XDP_MODE_SKB ? "xdpgeneric" : m == XDP_MODE_NATIVE ? "xdpdrv" : m == XDP_MODE_HW ? "xdpoffload" : "xdp");
+}
+
 /* libxdp needs BPF_PROG_TYPE_EXT for its dispatcher; a locked-down kernel may refuse it. */
 static int dispatcher_supported(void)
 {
 	return libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_EXT, NULL) == 1;
 }
 
-static int is_ours(const struct xdp_program *p)
+/*
+ * The pin folder this run works on: a program is ours when it is named
+ * vfp_xdp AND uses this folder's maps (its map ids hold the id of the pinned
+ * OWN_MAP). Another vos-fastpath instance (another pin folder) on the same
+ * interface is then never replaced or removed. NULL (detach without a
+ * folder, as before): any vfp_xdp program.
+ */
+static const char *pin_dir_g;
+#define OWN_MAP "stats" /* every vos-fastpath program counts into it */
+
+static __u32 map_id_of(const char *path)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
+/* 1 when program id uses the map with id map_id. */
+static int prog_uses_map(__u32 id, __u32 map_id)
+{
+	__u32 ids[64], len, i;
+	struct bpf_prog_info info = {};
+	int fd = bpf_prog_get_fd_by_id(id), hit = 0;
+
+	if (fd < 0)
+		return 0;
+	len = sizeof(info);
+	info.nr_map_ids = 64;
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		for (i = 0; i < info.nr_map_ids && i < 64; i++)
+			hit |= ids[i] == map_id;
+	close(fd);
+	return hit;
+}
+
+static int is_vfp(const struct xdp_program *p)
 {
 	return p && !strcmp(xdp_program__name(p), PROG_NAME);
+}
+
+static int is_ours(const struct xdp_program *p)
+{
+	char path[PATH_MAX];
+
+	if (!is_vfp(p))
+		return 0;
+	if (!pin_dir_g)
+		return 1;
+	snprintf(path, sizeof(path), "%s/" OWN_MAP, pin_dir_g);
+	return prog_uses_map(xdp_program__id(p), map_id_of(path));
+}
+
+/*
+ * The pin folder of another instance's program, if it pinned it as
+ * <folder>/prog one or two levels below /sys/fs/bpf (where load.sh pins);
+ * "" when not found.
+ */
+static void pin_dir_of(__u32 id, char *out, size_t size)
+{
+	char pattern[2][32] = { "/sys/fs/bpf/*/prog", "/sys/fs/bpf/*/*/prog" };
+	int k;
+
+	*out = 0;
+	for (k = 0; k < 2 && !*out; k++) {
+		glob_t g;
+		size_t i;
+
+		if (glob(pattern[k], 0, NULL, &g))
+			continue;
+		for (i = 0; i < g.gl_pathc && !*out; i++) {
+			struct bpf_prog_info info = {};
+			__u32 len = sizeof(info);
+			int fd = bpf_obj_get(g.gl_pathv[i]);
+
+			if (fd < 0)
+				continue;
+			if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.id == id) {
+				snprintf(out, size, "%s", g.gl_pathv[i]);
+				*strrchr(out, '/') = 0;
+			}
+			close(fd);
+		}
+		globfree(&g);
+	}
+}
+
+/* Exit 3 naming another vos-fastpath instance's program on iface (not this pin folder's). */
+static int refuse_other_instance(const char *iface, const struct xdp_program *p, enum xdp_attach_mode m)
+{
+	char dir[PATH_MAX], off[96];
+
+	pin_dir_of(xdp_program__id(p), dir, sizeof(dir));
+	fprintf(stderr, "vfp-xdp: %s runs another vos-fastpath instance (program %u, maps %s%s), not the one of %s; it is not replaced.\n",
+		iface, xdp_program__id(p), *dir ? "pinned in " : "not in ", *dir ? dir : pin_dir_g, pin_dir_g);
+	if (*dir) {
+		fprintf(stderr, "  Detach it with its own pin folder (vosctl detach %s --pin-dir %s), or use that folder.\n", iface, dir);
+	} else {
+		/* Its pins are gone (a folder removed by hand): only the interface still holds it. */
+		detach_command(iface, m, PROG_NAME, off, sizeof(off));
+		fprintf(stderr, "  Its pin folder is not found below /sys/fs/bpf; if it is a leftover, detach it (%s).\n", off);
+	}
+	return 3;
 }
 
 static void print_prog(const struct xdp_program *p, int first)
@@ -276,21 +403,30 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 	ifindex = ifindex_of(iface);
 	if (!ifindex)
 		return 2;
+	pin_dir_g = pin_dir;
 
 	mp = multiprog_of(ifindex);
 	if (mp && xdp_multiprog__is_legacy(mp)) {
 		struct xdp_program *other = xdp_multiprog__main_prog(mp);
 
+		if (is_vfp(other) && !is_ours(other)) {
+			err = refuse_other_instance(iface, other, xdp_multiprog__attach_mode(mp));
+			xdp_multiprog__close(mp);
+			return err;
+		}
 		if (!is_ours(other)) {
+			char off[96];
+
+			detach_command(iface, xdp_multiprog__attach_mode(mp), other ? xdp_program__name(other) : "", off, sizeof(off));
 			fprintf(stderr, "vfp-xdp: %s runs XDP program %u (%s), attached without libxdp's dispatcher; it is not replaced.\n",
 				iface, other ? xdp_program__id(other) : 0, other ? xdp_program__name(other) : "?");
 			if (dispatcher_supported())
-				fprintf(stderr, "  Detach it (ip link set dev %s xdp off) and attach it again with xdp-loader (xdp-loader load %s <obj>);\n"
-						"  then vos-fastpath and it share the interface through the dispatcher.\n", iface, iface);
+				fprintf(stderr, "  Detach it (%s) and attach it again with xdp-loader (xdp-loader load %s <obj>);\n"
+						"  then vos-fastpath and it share the interface through the dispatcher.\n", off, iface);
 			else
 				fprintf(stderr, "  This kernel refuses freplace programs (BPF_PROG_TYPE_EXT), which libxdp's dispatcher needs,\n"
-						"  so %s can run only one XDP program: detach that one (ip link set dev %s xdp off) to use vos-fastpath here.\n",
-					iface, iface);
+						"  so %s can run only one XDP program: detach that one (%s) to use vos-fastpath here.\n",
+					iface, off);
 			xdp_multiprog__close(mp);
 			return 3;
 		}
@@ -391,14 +527,28 @@ static int cmd_attach(const char *iface, const char *obj_path, const char *pin_d
 	return err ? 1 : 0;
 }
 
-static int cmd_detach(const char *iface)
+static int cmd_detach(const char *iface, const char *pin_dir)
 {
 	int ifindex = ifindex_of(iface), count = 0, err;
+	struct xdp_multiprog *mp;
+	struct xdp_program *p;
 	char msg[256];
 
 	if (!ifindex)
 		return 2;
+	pin_dir_g = pin_dir;
 	err = detach_ours(ifindex, 0, &count);
+	if (!err && !count && pin_dir && (mp = multiprog_of(ifindex))) {
+		/* Nothing of this folder's, but another instance's: say so rather than "not attached". */
+		p = xdp_multiprog__is_legacy(mp) ? xdp_multiprog__main_prog(mp) : xdp_multiprog__next_prog(NULL, mp);
+		for (; p; p = xdp_multiprog__is_legacy(mp) ? NULL : xdp_multiprog__next_prog(p, mp))
+			if (is_vfp(p) && !is_ours(p)) {
+				refuse_other_instance(iface, p, xdp_multiprog__attach_mode(mp));
+				xdp_multiprog__close(mp);
+				return 3;
+			}
+		xdp_multiprog__close(mp);
+	}
 	if (err) {
 		libxdp_strerror(err, msg, sizeof(msg));
 		fprintf(stderr, "vfp-xdp: cannot detach from %s: %s\n", iface, msg);
@@ -420,8 +570,8 @@ int main(int argc, char **argv)
 	libxdp_set_print((libxdp_print_fn_t)quiet);
 	if (argc == 7 && !strcmp(argv[1], "attach"))
 		return cmd_attach(argv[2], argv[3], argv[4], argv[5], argv[6]);
-	if (argc == 3 && !strcmp(argv[1], "detach"))
-		return cmd_detach(argv[2]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "detach"))
+		return cmd_detach(argv[2], argc == 4 ? argv[3] : NULL);
 	if (argc == 2 && !strcmp(argv[1], "probe")) {
 		printf("dispatcher %s\n", dispatcher_supported() ? "yes" : "no");
 		return 0;

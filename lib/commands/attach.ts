@@ -15,7 +15,7 @@ interface AttachArgs {
   stealth: boolean;
   malformed: boolean;
   shadow: boolean;
-  priority?: number;
+  priority?: string;
 }
 
 export const attach: CommandModule<object, AttachArgs> = {
@@ -32,14 +32,14 @@ export const attach: CommandModule<object, AttachArgs> = {
       .option('stealth', { type: 'boolean', default: true, describe: 'drop OPTIONS from sources not in the OPTIONS allow set (--no-stealth: off)' })
       .option('malformed', { type: 'boolean', default: true, describe: 'drop malformed REGISTER (--no-malformed: off)' })
       .option('shadow', { type: 'boolean', default: false, describe: 'count would-drops, drop nothing' })
-      .option('priority', { type: 'number', describe: "run priority in libxdp's dispatcher, 1-999, lower runs first (default 5: before xdp-filter's 10)" }) as never,
+      .option('priority', { type: 'string', describe: "run priority in libxdp's dispatcher, 1-999, lower runs first (default 5: before xdp-filter's 10)" }) as never,
   handler: async (argv) => {
     const a = argv as Args<AttachArgs>;
     const { Context } = await import('../context.js');
     const { runScript } = await import('../scripts.js');
     const { restoreFromState } = await import('../blocklist.js');
     const { StateError } = await import('../state.js');
-    const { RuntimeError } = await import('../errors.js');
+    const { RuntimeError, UsageError } = await import('../errors.js');
     const ctx = Context.fromArgs(a);
     // What the state will restore sizes maps created now (existing maps keep their size: load.sh says so).
     let unreadable: InstanceType<typeof StateError> | undefined;
@@ -61,15 +61,30 @@ export const attach: CommandModule<object, AttachArgs> = {
     if (!a.stealth) args.push('--no-stealth');
     if (!a.malformed) args.push('--no-malformed');
     if (a.shadow) args.push('--shadow');
-    if (a.priority !== undefined) args.push('--priority', String(a.priority));
-    process.stdout.write(`${await runScript(ctx, 'load.sh', args)}\n`);
-    if (unreadable) {
-      // Enforcement first: the program is attached; the operator learns why the blocklist is empty.
-      ctx.log.error('attached, restored nothing', { action: 'attach', iface: a.iface, state: ctx.store.path, error: unreadable.message });
-      process.stdout.write(`restored nothing: the state could not be read\n`);
-      throw new RuntimeError(`attached to ${a.iface}, but restored nothing: ${unreadable.message}`);
+    if (a.priority !== undefined) {
+      // Given as text: yargs' number type turns 'abc' into NaN and '' into 0.
+      if (!/^[1-9]\d{0,2}$/.test(a.priority)) throw new UsageError(`bad --priority '${a.priority}': a whole number from 1 to 999 (lower runs first)`);
+      args.push('--priority', a.priority);
     }
-    const { restored, purged } = await restoreFromState(ctx);
+    const loaded = await runScript(ctx, 'load.sh', args);
+    // Success is reported once the blocklist is back; until then the program enforces what the maps hold.
+    const failed = (why: string) => {
+      ctx.log.error('attached, blocklist not restored', { action: 'attach', iface: a.iface, state: ctx.store.path, error: why });
+      process.stdout.write(`${loaded}\n`);
+      return new RuntimeError(
+        `the program is attached to ${a.iface} and enforcing what the pinned maps hold, but the blocklist was NOT restored from ${ctx.settings.stateDir}: ${why}. ` +
+          `Fix that, then run vosctl attach ${a.iface} again (or vosctl detach ${a.iface})`,
+      );
+    };
+    if (unreadable) throw failed(unreadable.message);
+    let result: { restored: number; purged: number };
+    try {
+      result = await restoreFromState(ctx);
+    } catch (err) {
+      throw failed((err as Error).message);
+    }
+    const { restored, purged } = result;
+    process.stdout.write(`${loaded}\n`);
     ctx.log.info('attached', { action: 'attach', iface: a.iface, mode: a.mode, restored, purged });
     process.stdout.write(`restored ${restored} entries from ${ctx.settings.stateDir}${purged ? `, purged ${purged} expired` : ''}\n`);
   },
@@ -90,7 +105,10 @@ export const detach: CommandModule<object, DetachArgs> = {
     const { Context } = await import('../context.js');
     const { runScript } = await import('../scripts.js');
     const ctx = Context.fromArgs(a);
-    process.stdout.write(`${await runScript(ctx, 'unload.sh', a.purge ? [a.iface, '--purge'] : [a.iface])}\n`);
-    ctx.log.info('detached', { action: 'detach', iface: a.iface, purge: a.purge });
+    const out = await runScript(ctx, 'unload.sh', a.purge ? [a.iface, '--purge'] : [a.iface]);
+    process.stdout.write(`${out}\n`);
+    // unload.sh says "detached from X" only when it removed a program.
+    const detached = /^detached from /m.test(out);
+    ctx.log.info(detached ? 'detached' : 'nothing attached', { action: 'detach', iface: a.iface, detached, purge: a.purge });
   },
 };

@@ -4,6 +4,7 @@ import { printJson } from './common.js';
 
 interface DoctorArgs {
   iface?: string;
+  mode: 'native' | 'skb';
   json: boolean;
 }
 
@@ -14,6 +15,7 @@ export const doctor: CommandModule<object, DoctorArgs> = {
     y
       .positional('iface', { type: 'string', describe: 'also check this interface: its driver, native XDP, programs already on it' })
       .option('json', { type: 'boolean', default: false })
+      .option('mode', { type: 'string', choices: ['native', 'skb'], default: 'native', describe: 'the attach mode to judge the interface for (as vosctl attach --mode)' })
       .option('url', { type: 'string', describe: 'broker URL to check [env VOS_AMQP_URL]; checked when one is configured' })
       .option('ca-file', { type: 'string', describe: 'CA certificate for amqps [env VOS_AMQP_CA_FILE]' })
       .option('password-file', { type: 'string', describe: 'file holding the broker password [env VOS_AMQP_PASSWORD_FILE]' }) as never,
@@ -25,7 +27,7 @@ export const doctor: CommandModule<object, DoctorArgs> = {
     const { report, renderText } = await import('../doctor/judge.js');
     const ctx = Context.fromArgs(a);
     const brokerConfigured = a.url !== undefined || process.env.VOS_AMQP_URL !== undefined || ctx.settings.amqpUrl !== DEFAULTS.amqpUrl;
-    const r = report(await run(ctx.settings, { iface: a.iface, brokerConfigured }));
+    const r = report(await run(ctx.settings, { iface: a.iface, mode: a.mode, brokerConfigured }));
     if (a.json) printJson(r);
     else process.stdout.write(renderText(r));
     // 3: the host is not ready (lib/errors.ts EnvError), without a second message on stderr.

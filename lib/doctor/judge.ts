@@ -4,7 +4,8 @@
  */
 
 /** ok: fine; warn: an attach works, with a cost or a limit worth knowing; fail: an attach would not work. */
-export type Status = 'ok' | 'warn' | 'fail';
+/** skip: not checked (no interface named); it neither passes nor fails. */
+export type Status = 'ok' | 'warn' | 'fail' | 'skip';
 
 export interface Check {
   /** Stable name, for --json readers: privileges, kernel, btf, bpffs, tools, ... */
@@ -81,13 +82,27 @@ export const NATIVE_XDP_DRIVERS = new Set([
 export const SKB_MODE_COST =
   'generic XDP (--mode skb) runs after the kernel has built the socket buffer, so every packet it drops has already cost that allocation and the driver path: several times the CPU of a native drop, and a flood the NIC could shed natively reaches the stack';
 
-export function judgeDriver(iface: string, driver: string | null): Check {
-  if (!driver) return { name: 'driver', status: 'warn', detail: `${iface}: driver unknown`, fix: `native mode may fail; ${SKB_MODE_COST}` };
-  if (NATIVE_XDP_DRIVERS.has(driver)) return { name: 'driver', status: 'ok', detail: `${iface}: driver ${driver}, native XDP supported` };
+/**
+ * Link kinds that run no native XDP (no ndo_bpf): bridge, dummy and the
+ * tunnel and stacked devices. An attach in native mode fails on them.
+ */
+export const NO_NATIVE_XDP = new Set(['bridge', 'dummy', 'macvlan', 'macvtap', 'ipvlan', 'ipvtap', 'vlan', '8021q', 'vxlan', 'geneve', 'gre', 'gretap', 'ip6gre', 'ip6gretap', 'ipip', 'ip6tnl', 'sit', 'vti', 'vti6', 'wireguard', 'team', 'vrf', 'ifb', 'nlmon', 'loopback']);
+
+/**
+ * Whether the attach mode (vosctl attach --mode, default native) works on
+ * this driver: native on a kind without native XDP is a fail (the attach
+ * would fail), on a driver not known either way a warning; skb always runs.
+ */
+export function judgeDriver(iface: string, driver: string | null, mode: 'native' | 'skb' = 'native'): Check {
+  if (mode === 'skb') return { name: 'driver', status: 'ok', detail: `${iface}: driver ${driver ?? 'unknown'}, generic XDP (--mode skb) runs on any driver; ${SKB_MODE_COST}` };
+  if (driver && NATIVE_XDP_DRIVERS.has(driver)) return { name: 'driver', status: 'ok', detail: `${iface}: driver ${driver}, native XDP supported` };
+  if (driver && NO_NATIVE_XDP.has(driver)) {
+    return { name: 'driver', status: 'fail', detail: `${iface}: ${driver} has no native XDP, so vosctl attach --mode native fails here`, fix: `attach with --mode skb (check it: vosctl doctor ${iface} --mode skb); ${SKB_MODE_COST}` };
+  }
   return {
     name: 'driver',
     status: 'warn',
-    detail: `${iface}: driver ${driver} is not known to support native XDP`,
+    detail: `${iface}: driver ${driver ?? 'unknown'} is not known to support native XDP`,
     fix: `attach with --mode skb if native fails; ${SKB_MODE_COST}`,
   };
 }
@@ -109,14 +124,27 @@ export function judgeXdp(iface: string, current: XdpIface | undefined, dispatche
   const list = current.programs.map((p) => `${p.name} (id ${p.id}${current.libxdp ? `, priority ${p.priority}` : ''})`).join(', ');
   if (others.length === 0) return { name: 'xdp', status: 'ok', detail: `${iface}: vos-fastpath already attached (${current.mode} mode): an attach reloads it` };
   if (current.libxdp) return { name: 'xdp', status: 'ok', detail: `${iface}: libxdp dispatcher (${current.mode} mode) with ${list}: vos-fastpath joins it` };
+  const off = detachCommand(iface, current.mode, others[0]!.name);
   return {
     name: 'xdp',
     status: 'fail',
     detail: `${iface}: ${list} attached without libxdp's dispatcher; vos-fastpath will not replace it`,
     fix: dispatcher
-      ? `detach it (ip link set dev ${iface} xdp off) and load it again with xdp-loader (xdp-loader load ${iface} <obj>), then both share ${iface}`
-      : `this kernel refuses freplace programs, so ${iface} runs one XDP program: detach it (ip link set dev ${iface} xdp off) to use vos-fastpath there`,
+      ? `detach it (${off}) and load it again with xdp-loader (xdp-loader load ${iface} <obj>), then both share ${iface}`
+      : `this kernel refuses freplace programs, so ${iface} runs one XDP program: detach it (${off}) to use vos-fastpath there`,
   };
+}
+
+/**
+ * The command that removes a program from an interface: its owner's own
+ * (xdp-filter's programs are named xdpfilt_*), else ip link's for the mode
+ * it runs in (`xdp off` leaves a generic-mode program: ip-link(8)).
+ */
+export function detachCommand(iface: string, mode: string, name: string): string {
+  if (name.startsWith('xdpfilt_')) return `xdp-filter unload ${iface}`;
+  if (name === 'xdp_dispatcher') return `xdp-loader unload ${iface} --all`;
+  const flag = mode === 'skb' ? 'xdpgeneric' : mode === 'offload' ? 'xdpoffload' : mode === 'native' ? 'xdpdrv' : 'xdp';
+  return `ip link set dev ${iface} ${flag} off`;
 }
 
 export function judgeDispatcher(supported: boolean): Check {
@@ -131,19 +159,25 @@ export function judgeDispatcher(supported: boolean): Check {
 }
 
 export interface Report {
+  /** No check failed. */
   ok: boolean;
+  /** Names of the checks not done (status skip): ok then says nothing about them. */
+  unchecked: string[];
   checks: Check[];
 }
 
 export function report(checks: Check[]): Report {
-  return { ok: checks.every((c) => c.status !== 'fail'), checks };
+  return { ok: checks.every((c) => c.status !== 'fail'), unchecked: checks.filter((c) => c.status === 'skip').map((c) => c.name), checks };
 }
 
-const MARK: Record<Status, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
+const MARK: Record<Status, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' };
 
 export function renderText(r: Report): string {
   const lines = r.checks.map((c) => `${MARK[c.status]}  ${c.name.padEnd(11)} ${c.detail}${c.fix ? `\n      ${' '.repeat(11)} fix: ${c.fix}` : ''}`);
   const failed = r.checks.filter((c) => c.status === 'fail').map((c) => c.name);
-  lines.push(r.ok ? 'ready: an attach would work here' : `not ready: ${failed.join(', ')}`);
+  const unchecked = r.checks.filter((c) => c.status === 'skip').map((c) => c.name);
+  if (!r.ok) lines.push(`not ready: ${failed.join(', ')}`);
+  else if (unchecked.length) lines.push(`ready as far as checked; not checked: ${unchecked.join(', ')} (name the interface: vosctl doctor <iface>)`);
+  else lines.push('ready: an attach would work here');
   return lines.join('\n') + '\n';
 }

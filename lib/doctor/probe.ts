@@ -4,11 +4,12 @@
  * file in the state folder, removed at once.
  */
 import { execa } from 'execa';
-import { accessSync, constants, existsSync, readFileSync, readlinkSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, readlinkSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { release } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Settings } from '../settings.js';
-import { MAPTOOL, XDP_OBJECT, XDP_TOOL } from '../paths.js';
+import { MAP_COUNT_OBJECT, MAPTOOL, XDP_OBJECT, XDP_TOOL } from '../paths.js';
+import { loadSqliteAddon } from '../state.js';
 import { capabilities, judgeDispatcher, judgeDriver, judgeKernel, judgePrivileges, judgeXdp, type Check, type XdpIface } from './judge.js';
 
 /** statfs(2) f_type of a bpf filesystem (linux/magic.h BPF_FS_MAGIC). */
@@ -16,6 +17,8 @@ const BPF_FS_MAGIC = 0xcafe4a11;
 
 export interface DoctorOptions {
   iface?: string;
+  /** The attach mode to judge the interface for (vosctl attach --mode; default native). */
+  mode?: 'native' | 'skb';
   /** Check the broker: a URL was configured (flag, environment or config file). */
   brokerConfigured: boolean;
 }
@@ -31,6 +34,12 @@ function nearestExisting(path: string): string {
   return p;
 }
 
+/**
+ * The pin folder as load.sh treats it: on a bpffs already: ok; below
+ * /sys/fs/bpf with no bpffs mounted there: load.sh mounts one (warn: it is
+ * gone after a reboot unless mounted at boot); elsewhere and not on a bpffs:
+ * fail (pins cannot be made there, and detach --purge refuses it).
+ */
 export function checkBpffs(pinDir: string): Check {
   const at = nearestExisting(pinDir);
   let type = 0;
@@ -39,34 +48,48 @@ export function checkBpffs(pinDir: string): Check {
   } catch (err) {
     return { name: 'bpffs', status: 'fail', detail: `cannot stat ${at}: ${(err as Error).message}`, fix: 'mount -t bpf bpf /sys/fs/bpf' };
   }
-  if (type === BPF_FS_MAGIC) return { name: 'bpffs', status: 'ok', detail: `bpffs mounted; pin folder ${pinDir}` };
+  if (type === BPF_FS_MAGIC) return { name: 'bpffs', status: 'ok', detail: `pin folder ${pinDir} is on a bpffs` };
+  const boot = 'systemd mounts it at boot; elsewhere add "bpf /sys/fs/bpf bpf defaults 0 0" to /etc/fstab';
+  if (pinDir.startsWith('/sys/fs/bpf/')) {
+    return { name: 'bpffs', status: 'warn', detail: `no bpffs mounted on /sys/fs/bpf yet: vosctl attach (load.sh) mounts it for the pin folder ${pinDir}`, fix: `mount -t bpf bpf /sys/fs/bpf now, and at boot (${boot})` };
+  }
   return {
     name: 'bpffs',
     status: 'fail',
-    detail: `bpffs is not mounted: ${at} (for the pin folder ${pinDir}) is not on a bpf filesystem, so pinned maps would not survive the command`,
-    fix: 'mount -t bpf bpf /sys/fs/bpf (systemd mounts it at boot; elsewhere add "bpf /sys/fs/bpf bpf defaults 0 0" to /etc/fstab)',
+    detail: `the pin folder ${pinDir} is not on a bpf filesystem (${at} is not), and attach mounts one only on /sys/fs/bpf: the maps cannot be pinned there`,
+    fix: `use a pin folder below /sys/fs/bpf, or mount a bpffs there first (mount -t bpf bpf ${at})`,
   };
 }
 
+/** What the probe writes: a database page run and its journal, about what a first block writes. */
+const PROBE_BYTES = 64 * 1024;
+
+/**
+ * The state folder takes a real write as the state does: PROBE_BYTES written
+ * and fsync'ed in a temporary file (an empty file is created even on a full
+ * disk), then removed. Fail names the errno (ENOSPC, EROFS, EACCES).
+ */
 export function checkStateDir(stateDir: string): Check {
   const at = nearestExisting(stateDir);
   const probe = join(at, `.vosctl-doctor-${process.pid}`);
+  let fd: number | undefined;
   try {
-    accessSync(at, constants.W_OK);
-    writeFileSync(probe, '');
-    rmSync(probe);
+    fd = openSync(probe, 'wx', 0o600);
+    writeSync(fd, Buffer.alloc(PROBE_BYTES, 0x5a));
+    fsyncSync(fd);
   } catch (err) {
-    try {
-      rmSync(probe, { force: true });
-    } catch {
-      // Not even searchable: nothing was written.
-    }
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const why: Record<string, string> = { ENOSPC: 'the file system is full', EROFS: 'the file system is read-only', EACCES: 'permission denied', EDQUOT: 'the disk quota is exhausted' };
     return {
       name: 'state',
       status: 'fail',
-      detail: `state folder ${stateDir} is not writable (${at}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-      fix: `make ${at} writable for the user running vosctl, or point --state-dir / VOS_STATE_DIR at a writable folder`,
+      detail: `state folder ${stateDir} cannot be written (${at}: ${why[code] ? `${why[code]}, ` : ''}${code})`,
+      fix: code === 'ENOSPC' || code === 'EDQUOT' ? `free space on the file system of ${at}` : `make ${at} writable for the user running vosctl, or point --state-dir / VOS_STATE_DIR at a writable folder`,
     };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    // Only a file it made: without search permission there is nothing to remove.
+    if (fd !== undefined) rmSync(probe, { force: true });
   }
   return { name: 'state', status: 'ok', detail: at === stateDir ? `state folder ${stateDir} writable` : `state folder ${stateDir} will be created in ${at} (writable)` };
 }
@@ -85,13 +108,45 @@ async function checkTools(): Promise<Check[]> {
     if (!(await run('sh', ['-c', `command -v ${tool}`])).ok) missing.push(`${tool} (apt-get install ${pkg})`);
   }
   out.push(missing.length ? { name: 'tools', status: 'fail', detail: `missing ${missing.join(', ')}`, fix: 'install the Debian packages named' } : { name: 'tools', status: 'ok', detail: 'ip, jq' });
-  const absent = [XDP_OBJECT, XDP_TOOL, MAPTOOL].filter((f) => !existsSync(f));
-  out.push(
-    absent.length
-      ? { name: 'files', status: 'fail', detail: `missing ${absent.join(', ')}`, fix: 'reinstall the package, or build in the checkout with make -C xdp (scripts/install.sh)' }
-      : { name: 'files', status: 'ok', detail: `XDP object and helpers in ${dirname(XDP_TOOL)}` },
-  );
+  out.push(checkFiles());
   return out;
+}
+
+/**
+ * What attach and the commands run, each as it is used: the BPF objects
+ * readable ELF files, the helpers executable, the SQLite addon loadable.
+ */
+export function checkFiles(): Check {
+  const bad: string[] = [];
+  for (const f of [XDP_OBJECT, MAP_COUNT_OBJECT]) {
+    try {
+      const head = Buffer.alloc(4);
+      const fd = openSync(f, 'r');
+      readSync(fd, head, 0, 4, 0);
+      closeSync(fd);
+      if (!head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) bad.push(`${f} is not an ELF object`);
+    } catch (err) {
+      bad.push(`${f}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message}`);
+    }
+  }
+  for (const f of [XDP_TOOL, MAPTOOL]) {
+    if (!existsSync(f)) bad.push(`${f}: missing`);
+    else {
+      try {
+        accessSync(f, constants.X_OK);
+      } catch {
+        bad.push(`${f}: not executable (chmod 755 ${f})`);
+      }
+    }
+  }
+  try {
+    loadSqliteAddon();
+  } catch (err) {
+    bad.push((err as Error).message);
+  }
+  return bad.length
+    ? { name: 'files', status: 'fail', detail: bad.join('; '), fix: 'reinstall the package, or build in the checkout with make -C xdp (scripts/install.sh)' }
+    : { name: 'files', status: 'ok', detail: `XDP object and helpers in ${dirname(XDP_TOOL)}` };
 }
 
 /** vfp-xdp probe: also proves libbpf and libxdp load (the helper links both). */
@@ -119,11 +174,11 @@ function driverOf(iface: string, kind: string | undefined): string | null {
   }
 }
 
-async function checkIface(iface: string, root: boolean, dispatcher: boolean): Promise<Check[]> {
+async function checkIface(iface: string, root: boolean, dispatcher: boolean, mode: 'native' | 'skb'): Promise<Check[]> {
   const link = await run('ip', ['-j', '-d', 'link', 'show', 'dev', iface]);
   if (!link.ok) return [{ name: 'interface', status: 'fail', detail: `no interface '${iface}'`, fix: 'name an interface of this host (ip link)' }];
   const info = (JSON.parse(link.out.split('\n')[0]!) as Array<{ linkinfo?: { info_kind?: string } }>)[0];
-  const out = [judgeDriver(iface, driverOf(iface, info?.linkinfo?.info_kind))];
+  const out = [judgeDriver(iface, iface === 'lo' ? 'loopback' : driverOf(iface, info?.linkinfo?.info_kind), mode)];
   if (!root) {
     out.push({ name: 'xdp', status: 'warn', detail: `${iface}: programs not listed: needs root` });
     return out;
@@ -173,8 +228,12 @@ export async function doctor(s: Settings, o: DoctorOptions): Promise<Check[]> {
   checks.push(...(await checkTools()));
   const d = await probeDispatcher(root);
   checks.push(...d.checks);
-  if (o.iface) checks.push(...(await checkIface(o.iface, root, d.supported)));
-  else checks.push({ name: 'interface', status: 'ok', detail: 'no interface named: vosctl doctor <iface> also checks its driver and the XDP programs on it' });
+  if (o.iface) checks.push(...(await checkIface(o.iface, root, d.supported, o.mode ?? 'native')));
+  else {
+    for (const [name, what] of [['driver', "the interface's driver and native XDP"], ['xdp', 'the XDP programs already on the interface']] as const) {
+      checks.push({ name, status: 'skip', detail: `not checked: ${what} (no interface named: vosctl doctor <iface>)` });
+    }
+  }
   checks.push(checkStateDir(s.stateDir));
   if (o.brokerConfigured) checks.push(await checkBroker(s));
   return checks;

@@ -4,7 +4,7 @@
  * source names, then the write) and every consume batch cost no process each.
  */
 import { execa, type ResultPromise } from 'execa';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { EnvError, MapFullError, NEEDS_ROOT, RuntimeError } from '../errors.js';
 import { MAPTOOL } from '../paths.js';
@@ -18,15 +18,24 @@ export interface MapInfo {
   name: string;
 }
 
+/** The helper is there and executable; otherwise its start would fail as a request cut short, naming no cause. */
 function requireTool(): void {
   if (!existsSync(MAPTOOL)) throw new EnvError(`${MAPTOOL} is missing; run scripts/setup.sh (or make -C xdp)`);
+  try {
+    accessSync(MAPTOOL, constants.X_OK);
+  } catch (err) {
+    throw new EnvError(`${MAPTOOL} is not executable by this user (${(err as NodeJS.ErrnoException).code}): chmod 755 ${MAPTOOL}, or reinstall the package`);
+  }
 }
 
 function noMap(pin: string, why = ''): EnvError {
   if (/permission denied|operation not permitted/i.test(why)) {
     return new EnvError(`cannot open the map ${pin}: ${why}; ${NEEDS_ROOT}`);
   }
-  return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir`);
+  // Without root the pins may be there but out of sight: name that cause too.
+  const uid = process.getuid?.() ?? 0;
+  const rootNote = uid !== 0 ? `; note: this runs as uid ${uid}, and ${NEEDS_ROOT}` : '';
+  return new EnvError(`no map at ${pin}${why ? `: ${why}` : ''}; attach first (vosctl attach <iface>) or check --pin-dir${rootNote}`);
 }
 
 /**

@@ -121,12 +121,14 @@ describeKernel('sharing the NIC with xdp-filter (libxdp)', () => {
     expect(r.code).toBe(3);
     expect(r.err).toMatch(/xdpfilt\w*\), attached without libxdp's dispatcher; it is not replaced/);
     expect(r.err).toMatch(/refuses freplace/);
+    // Its owner's command, not ip link's (which would not fit a generic-mode program either).
+    expect(r.err).toContain(`detach that one (xdp-filter unload ${v.host})`);
     expect(await programs()).toEqual([expect.stringMatching(/^xdpfilt/)]);
     expect(await arrivals(v.peerIp, FILTERED_PORT)).toBe(0);
     const d = await vosctl('doctor', v.host, '--json');
     expect(d.code).toBe(3);
     const xdp = (JSON.parse(d.out) as { checks: Array<{ name: string; status: string; detail: string }> }).checks.find((c) => c.name === 'xdp');
-    expect(xdp).toMatchObject({ status: 'fail', detail: expect.stringMatching(/xdpfilt.*will not replace it/) });
+    expect(xdp).toMatchObject({ status: 'fail', detail: expect.stringMatching(/xdpfilt.*will not replace it/), fix: expect.stringContaining(`xdp-filter unload ${v.host}`) });
   });
 
   it('vosctl detach removes only vos-fastpath: xdp-filter stays attached and dropping', async () => {

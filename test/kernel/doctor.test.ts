@@ -45,11 +45,57 @@ describeKernel('vosctl doctor', () => {
     expect(text.stdout).toMatch(/ready: an attach would work here/);
   });
 
-  it('fails naming bpffs when it is not mounted (private mount namespace)', async () => {
+  it('warns that attach mounts bpffs when /sys/fs/bpf has none (private mount namespace), as load.sh does', async () => {
     const r = await doctor(['unshare', '-m', '--propagation', 'private', 'sh', '-c', `umount /sys/fs/bpf && exec ${vosctl} doctor --json`]);
+    expect(failed(r.report)).toEqual([]);
+    expect(r.report.checks.find((c) => c.name === 'bpffs')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/vosctl attach \(load.sh\) mounts it/), fix: expect.stringMatching(/mount -t bpf bpf \/sys\/fs\/bpf/) });
+  });
+
+  it('fails naming bpffs for a pin folder on no bpffs, which attach cannot pin in', async () => {
+    const r = await doctor([vosctl, 'doctor', '--json', '--pin-dir', join(lab.tmp, 'pins')]);
     expect(r.code).toBe(3);
     expect(failed(r.report)).toEqual(['bpffs']);
-    expect(r.report.checks.find((c) => c.name === 'bpffs')!.fix).toMatch(/mount -t bpf bpf \/sys\/fs\/bpf/);
+  });
+
+  it('fails naming the state folder on a full file system (tmpfs filled), where a 0-byte write still succeeds', async () => {
+    const full = join(lab.tmp, 'full');
+    mkdirSync(full);
+    const script = `mount -t tmpfs -o size=64k tmpfs "$0" && (head -c 1M /dev/zero > "$0/fill" || true) && exec ${vosctl} doctor --json --state-dir "$0"`;
+    const r = await doctor(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, full]);
+    expect(r.code).toBe(3);
+    expect(failed(r.report)).toEqual(['state']);
+    expect(r.report.checks.find((c) => c.name === 'state')!.detail).toMatch(/the file system is full, ENOSPC/);
+  });
+
+  it('judges the interface for the attach mode: a bridge fails native and passes --mode skb', async () => {
+    const br = `vfpbr${lab.id}`.slice(0, 15);
+    await execa('ip', ['link', 'add', br, 'type', 'bridge']);
+    lab.defer(`link ${br}`, () => execa('ip', ['link', 'del', br], { reject: false }));
+    const native = await doctor([vosctl, 'doctor', br, '--json']);
+    expect(native.code).toBe(3);
+    expect(native.report.checks.find((c) => c.name === 'driver')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/--mode skb/) });
+    const skb = await doctor([vosctl, 'doctor', br, '--json', '--mode', 'skb']);
+    expect(failed(skb.report)).toEqual([]);
+    expect(skb.code).toBe(0);
+  });
+
+  it('without an interface, says which checks were not done', async () => {
+    const r = await doctor([vosctl, 'doctor', '--json']);
+    expect((r.report as Report & { unchecked: string[] }).unchecked).toEqual(['driver', 'xdp']);
+    const text = await execa(vosctl, ['doctor'], { env: env() });
+    expect(text.stdout).toMatch(/ready as far as checked; not checked: driver, xdp/);
+  });
+
+  it('fails naming a helper that is not executable, beside a missing one', async () => {
+    const tool = join(lab.tmp, 'vfp-xdp-noexec');
+    await execa('install', ['-m', '0644', join(ROOT, 'build/vfp-xdp'), tool]);
+    const r = await execa(vosctl, ['doctor', '--json'], { env: { ...env(), VOS_XDP_TOOL: tool, VOS_MAPTOOL: join(lab.tmp, 'no-maptool') }, reject: false });
+    expect(r.exitCode).toBe(3);
+    const files = (JSON.parse(r.stdout) as Report).checks.find((c) => c.name === 'files')!;
+    expect(files.status).toBe('fail');
+    expect(files.detail).toContain(`${tool}: not executable`);
+    expect(files.detail).toContain(`${join(lab.tmp, 'no-maptool')}: missing`);
+    expect(files.detail).toContain(`${join(lab.tmp, 'map_count.bpf.o')}: missing`);
   });
 
   it('fails naming the state folder when it is not writable (read-only bind mount)', async () => {
@@ -57,7 +103,7 @@ describeKernel('vosctl doctor', () => {
     const r = await doctor(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, stateDir]);
     expect(r.code).toBe(3);
     expect(failed(r.report)).toEqual(['state']);
-    expect(r.report.checks.find((c) => c.name === 'state')!.detail).toMatch(new RegExp(`${stateDir} is not writable .*EROFS`));
+    expect(r.report.checks.find((c) => c.name === 'state')!.detail).toMatch(new RegExp(`${stateDir} cannot be written .*read-only, EROFS`));
   });
 
   it('fails naming the privileges as a user without root', async () => {

@@ -235,7 +235,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     rmSync(h.pinDir, { recursive: true, force: true });
     const att = await h.vosctl('attach', v.host);
     expect(att.code).toBe(1);
-    expect(att.err).toMatch(/attached to .*restored nothing/);
+    expect(att.err).toMatch(/the program is attached to .* but the blocklist was NOT restored/);
     expect(att.err).toContain(db);
     const links = JSON.parse((await execa('ip', ['-j', 'link', 'show', v.host])).stdout) as Array<{ xdp?: unknown }>;
     expect(links[0]!.xdp).toBeDefined();

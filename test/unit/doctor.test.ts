@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { capabilities, judgeKernel, judgePrivileges, judgeXdp, kernelVersion, renderText, report } from '../../lib/doctor/judge.js';
+import { capabilities, detachCommand, judgeDriver, judgeKernel, judgePrivileges, judgeXdp, kernelVersion, renderText, report } from '../../lib/doctor/judge.js';
 
 describe('doctor judgements', () => {
   it('reads kernel releases and refuses kernels before 5.10', () => {
@@ -31,5 +31,25 @@ describe('doctor judgements', () => {
     expect(r.ok).toBe(false);
     expect(renderText(r)).toMatch(/FAIL  bpffs .*\n.*fix: mount\nwarn  btf .*\nnot ready: bpffs\n$/);
     expect(report([{ name: 'btf', status: 'warn', detail: 'y' }]).ok).toBe(true);
+  });
+});
+
+describe('advice for another program on the interface', () => {
+  it('names the owner\'s command, else ip link\'s flag for the mode it runs in', () => {
+    expect(detachCommand('eth0', 'skb', 'ddos')).toBe('ip link set dev eth0 xdpgeneric off');
+    expect(detachCommand('eth0', 'native', 'ddos')).toBe('ip link set dev eth0 xdpdrv off');
+    expect(detachCommand('eth0', 'offload', 'ddos')).toBe('ip link set dev eth0 xdpoffload off');
+    expect(detachCommand('eth0', 'skb', 'xdpfilt_dny_udp')).toBe('xdp-filter unload eth0');
+    expect(detachCommand('eth0', 'native', 'xdp_dispatcher')).toBe('xdp-loader unload eth0 --all');
+    expect(judgeXdp('eth0', { iface: 'eth0', mode: 'skb', libxdp: false, programs: [{ id: 9, name: 'ddos', priority: 50 }] }, false).fix).toContain('ip link set dev eth0 xdpgeneric off');
+  });
+});
+
+describe('the driver judged for the attach mode', () => {
+  it('a kind without native XDP fails native and passes skb; an unknown driver warns', () => {
+    expect(judgeDriver('br0', 'bridge', 'native').status).toBe('fail');
+    expect(judgeDriver('br0', 'bridge', 'skb').status).toBe('ok');
+    expect(judgeDriver('eth0', 'r8169', 'native').status).toBe('warn');
+    expect(judgeDriver('eth0', 'mlx5_core', 'native').status).toBe('ok');
   });
 });
