@@ -196,12 +196,8 @@ static __always_inline __u64 bytes_equal(__u64 x, __u8 b)
  */
 static __always_inline __u64 frame_load8(__u8 *data, void *data_end, __u32 pos, __u32 flen)
 {
-	__u8 *p;
+	__u8 *p = data + (pos & FRAME_OFF_MASK);
 	__u32 last = flen - 8;
-
-	/* Where the compiler can prove pos below the mask (sip_judge's bound) it drops the mask, which the verifier needs. */
-	barrier_var(pos);
-	p = data + (pos & FRAME_OFF_MASK);
 
 	if ((void *)(p + 8) <= data_end)
 		return *(__u64 *)p;
@@ -444,9 +440,10 @@ __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 
  * finds one, judges the line that starts after it. Lines end at LF, with or
  * without a CR before it, and the headers end at the first line that starts
  * with CR or LF: so both servers read them (get_hdr_field in Kamailio and
- * OpenSIPS: "double crlf or lflf or crcr"; RFC 3261 7.5 asks for CRLF, and
- * 7 lets a receiver be liberal in what it accepts). Headers after that line
- * are body to the servers, and to us.
+ * OpenSIPS: "double crlf or lflf or crcr"). RFC 3261 7 requires CRLF of
+ * senders and says nothing of a bare LF on receipt; HTTP/1.1, whose format
+ * SIP follows, asks tolerant receivers to take one (RFC 2616 19.3). Headers
+ * after that line are body to the servers, and to us.
  */
 __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32 flen)
 {
@@ -585,6 +582,7 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 				return method == SIP_OPTIONS ? SIP_OPTIONS : SIP_NOTHING;
 			if (off > SIP_MAX_PAYLOAD_OFF)
 				return SIP_NOTHING; /* reads past FRAME_OFF_MASK would wrap */
+			barrier_var(off); /* else the compiler, knowing the bound, drops the mask the verifier needs */
 			ulen = bpf_ntohs(udp->len);
 			return judge_register(ctx, off, off + (ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0));
 		}
@@ -592,6 +590,7 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 	/* Rare: a preamble, a keepalive, a first fragment, a datagram of under 9 bytes. */
 	if (off > SIP_MAX_PAYLOAD_OFF)
 		return SIP_NOTHING; /* reads past FRAME_OFF_MASK would wrap */
+	barrier_var(off); /* as above */
 	flen = data_end - (void *)data;
 	ulen = bpf_ntohs(udp->len);
 	len = ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0;
