@@ -25,10 +25,10 @@
 #include "vfp_blocked_ips.bpf.h"
 
 /*
- * The SIP checks read at most SIP_MAX_LEN bytes of a payload: the preamble
- * before the start line is skipped up to that many bytes, and a REGISTER is
- * judged in full up to that size. MAX_HEADER_LINES header lines always fit
- * the REGISTER walk (WALK_STEPS below); shorter lines let more fit.
+ * The SIP checks skip a preamble before the start line of fewer than
+ * SIP_MAX_LEN bytes (a longer one passes unjudged, see run_end) and judge a
+ * REGISTER of up to SIP_MAX_LEN bytes in full. MAX_HEADER_LINES header lines
+ * always fit the REGISTER walk (WALK_STEPS below); shorter lines let more fit.
  */
 #define SIP_MAX_LEN       4096
 #define SIP_MAX_WORDS     (SIP_MAX_LEN / 8)
@@ -42,8 +42,20 @@
  * applied to SIP) falls below it.
  */
 #define SIP_MIN_FIRST_FRAGMENT 16
-/* Masks frame offsets for the verifier: L2-L4 headers (at most 90 bytes) plus SIP_MAX_LEN fit. */
-#define FRAME_OFF_MASK    0x1fff
+/*
+ * How far past the start of the UDP payload the SIP checks read: a preamble
+ * (under SIP_MAX_LEN bytes), a REGISTER (up to SIP_MAX_LEN) and the word read
+ * ahead of a position near its end (16 bytes).
+ */
+#define SIP_REACH         (2 * SIP_MAX_LEN + 16)
+/*
+ * Masks frame offsets for the verifier. A masked offset is the real one only
+ * below the mask: sip_judge judges no payload that starts later than
+ * FRAME_OFF_MASK + 1 - SIP_REACH (8 KiB of L2-L4 headers; IPv4's are at most
+ * 90 bytes), so no read wraps to the frame's headers.
+ */
+#define FRAME_OFF_MASK    0x3fff
+#define SIP_MAX_PAYLOAD_OFF (FRAME_OFF_MASK + 1 - SIP_REACH)
 #define MAX_VLAN_TAGS     2
 #define IP_MF             0x2000
 #define IP_OFFSET         0x1fff
@@ -239,7 +251,7 @@ static __always_inline __u64 preamble_bytes(__u64 x)
 /*
  * Frame offset of the first byte in [pos, end) that is not SP or HTAB (not a
  * preamble byte either, when preamble is 1), end when there is none, or -1
- * when the run goes on past SIP_MAX_LEN bytes. Serves both long runs the
+ * when the run is SIP_MAX_LEN bytes or longer. Serves both long runs the
  * checks meet: the preamble before a start line and the blanks of an HCOLON
  * (RFC 3261 25.1: *( SP / HTAB ) ":"). One global function with one loop:
  * the verifier walks the loop once for both, and not again at every step of
@@ -381,9 +393,10 @@ static __always_inline int missing_headers(__u32 seen)
  */
 
 /*
- * Offset just past the CRLF of the request line "REGISTER " scheme URI
- * " SIP/2.0\r\n" (the URI any length; scheme and SIP-Version in any case,
- * RFC 3261 7.1 and 19.1.1) of the message at off, or -1 when the line is
+ * Offset just past the line end of the request line "REGISTER " scheme URI
+ * " SIP/2.0" CRLF or LF (the URI any length; scheme and SIP-Version in any
+ * case, RFC 3261 7.1 and 19.1.1; a bare LF as Kamailio and OpenSIPS take it,
+ * see headers_malformed) of the message at off, or -1 when the line is
  * malformed.
  */
 __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 flen)
@@ -408,19 +421,29 @@ __noinline int request_line_end(struct xdp_md *ctx, __u32 off, __u32 lim, __u32 
 			break;
 	}
 	w += first_flagged_byte(m); /* the SP before SIP/2.0, if well formed */
-	if (!m || w + 10 > lim ||
+	if (!m || w + 9 > lim ||
 	    (frame_load8(data, data_end, w, flen) | C8(0, 0x20, 0x20, 0x20, 0, 0, 0, 0)) !=
-		    C8(' ', 's', 'i', 'p', '/', '2', '.', '0') ||
-	    (frame_load8(data, data_end, w + 8, flen) & LOW_BYTES(2)) != C8('\r', '\n', 0, 0, 0, 0, 0, 0))
+		    C8(' ', 's', 'i', 'p', '/', '2', '.', '0'))
+		return -1;
+	x = frame_load8(data, data_end, w + 8, flen);
+	if ((x & 0xff) == '\n')
+		return w + 9;
+	if (w + 10 > lim || (x & LOW_BYTES(2)) != C8('\r', '\n', 0, 0, 0, 0, 0, 0))
 		return -1;
 	return w + 10;
 }
 
 /*
- * 1 when the header block at pos lacks Via/From/To/Call-ID/CSeq or its empty
- * line, 0 when it is complete or its walk is longer than WALK_STEPS (not
- * judged). Each step reads up to WORDS_PER_STEP words looking for an LF and,
- * when it finds one, judges the line that starts after it.
+ * 1 when the header block at pos lacks Via/From/To/Call-ID/CSeq or its end,
+ * 0 when it is complete or its walk is longer than WALK_STEPS (not judged).
+ * Each step reads up to WORDS_PER_STEP words looking for an LF and, when it
+ * finds one, judges the line that starts after it. Lines end at LF, with or
+ * without a CR before it, and the headers end at the first line that starts
+ * with CR or LF: so both servers read them (get_hdr_field in Kamailio and
+ * OpenSIPS: "double crlf or lflf or crcr"). RFC 3261 7 requires CRLF of
+ * senders and says nothing of a bare LF on receipt; HTTP/1.1, whose format
+ * SIP follows, asks tolerant receivers to take one (RFC 2616 19.3). Headers
+ * after that line are body to the servers, and to us.
  */
 __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32 flen)
 {
@@ -434,7 +457,7 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	x = frame_load8(data, data_end, w, flen);
-	if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
+	if ((x & 0xff) == '\r' || (x & 0xff) == '\n')
 		return 1; /* no headers at all */
 	seen = header_kind(ctx, data, data_end, x, w, lim, flen);
 	for (__u32 k = 0; k < WALK_STEPS; k++) {
@@ -452,10 +475,10 @@ __noinline int headers_malformed(struct xdp_md *ctx, __u32 pos, __u32 lim, __u32
 		if (!m)
 			continue;
 		line = w + first_flagged_byte(m) + 1;
-		if (line + 2 > lim)
-			return 1;
+		if (line >= lim)
+			return 1; /* the message ends with this line: no end of headers */
 		x = frame_load8(data, data_end, line, flen);
-		if ((x & LOW_BYTES(2)) == C8('\r', '\n', 0, 0, 0, 0, 0, 0))
+		if ((x & 0xff) == '\r' || (x & 0xff) == '\n')
 			return missing_headers(seen);
 		seen |= header_kind(ctx, data, data_end, x, line, lim, flen);
 		w = line;
@@ -534,7 +557,9 @@ static __always_inline enum sip_verdict judge_register(struct xdp_md *ctx, __u32
  * frame and offsets.
  *
  * The start line is found as the servers find it: past any preamble of CR,
- * LF, NUL, HTAB and SP (up to SIP_MAX_LEN bytes; see preamble_bytes). A first
+ * LF, NUL, HTAB and SP (fewer than SIP_MAX_LEN bytes, or the datagram passes
+ * unjudged; see preamble_bytes). A payload starting past SIP_MAX_PAYLOAD_OFF
+ * is judged only in place (OPTIONS without preamble). A first
  * fragment showing fewer than SIP_MIN_FIRST_FRAGMENT bytes past it is tiny.
  */
 static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udphdr *udp, void *data_end,
@@ -555,11 +580,17 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 
 			if (method != SIP_MALFORMED_REGISTER || !(flags & VFP_CFG_MALFORMED))
 				return method == SIP_OPTIONS ? SIP_OPTIONS : SIP_NOTHING;
+			if (off > SIP_MAX_PAYLOAD_OFF)
+				return SIP_NOTHING; /* reads past FRAME_OFF_MASK would wrap */
+			barrier_var(off); /* else the compiler, knowing the bound, drops the mask the verifier needs */
 			ulen = bpf_ntohs(udp->len);
 			return judge_register(ctx, off, off + (ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0));
 		}
 	}
 	/* Rare: a preamble, a keepalive, a first fragment, a datagram of under 9 bytes. */
+	if (off > SIP_MAX_PAYLOAD_OFF)
+		return SIP_NOTHING; /* reads past FRAME_OFF_MASK would wrap */
+	barrier_var(off); /* as above */
 	flen = data_end - (void *)data;
 	ulen = bpf_ntohs(udp->len);
 	len = ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0;

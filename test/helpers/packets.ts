@@ -15,6 +15,8 @@ export interface FrameOptions {
   udp?: boolean;
   /** UDP length field override (for truncated datagrams). */
   udpLength?: number;
+  /** IPv4 options (a multiple of 4 bytes, up to 40): the IHL grows to match. */
+  ipOptions?: Uint8Array;
 }
 
 const ETH_P_IP = 0x0800;
@@ -43,10 +45,13 @@ export function udpFrame(payload: string | Uint8Array, o: FrameOptions = {}): Bu
   const body = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : Buffer.from(payload);
   const withUdp = o.udp !== false;
   const l4len = (withUdp ? 8 : 0) + body.length;
-  const ip = new Uint8Array(20);
-  const total = 20 + l4len;
+  const options = o.ipOptions ?? new Uint8Array(0);
+  if (options.length % 4 || options.length > 40) throw new Error(`IPv4 options of ${options.length} bytes: a multiple of 4, up to 40`);
+  const ip = new Uint8Array(20 + options.length);
+  ip.set(options, 20);
+  const total = ip.length + l4len;
   const frag = ((o.moreFragments ? 0x2000 : 0) | (o.fragOffset ?? 0)) & 0xffff;
-  ip.set([0x45, 0, total >> 8, total & 0xff, 0x12, 0x34, frag >> 8, frag & 0xff, 64, o.protocol ?? 17, 0, 0]);
+  ip.set([0x45 + options.length / 4, 0, total >> 8, total & 0xff, 0x12, 0x34, frag >> 8, frag & 0xff, 64, o.protocol ?? 17, 0, 0]);
   ip.set(ipv4Bytes(o.src ?? '198.51.100.7'), 12);
   ip.set(ipv4Bytes(o.dst ?? '192.0.2.1'), 16);
   const sum = checksum(ip);

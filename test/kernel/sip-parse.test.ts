@@ -36,6 +36,12 @@ const withHeader = (msg: string, from: RegExp, to: string) => msg.replace(from, 
 /** SP/HTAB runs of length n in a few patterns. */
 const blankRun = (n: number) => Array.from({ length: n }, (_, i) => (i % 3 === 1 ? '\t' : ' ')).join('');
 const frame = (payload: string, o: FrameOptions = {}) => udpFrame(payload, { src: CLEAN, ...o });
+/** Every line of msg ended by a bare LF. */
+const allLf = (msg: string) => msg.replace(/\r\n/g, '\n');
+/** The default headers without the one whose name starts with name. */
+const without = (name: string) => DEFAULT_HEADERS.filter((h) => !h.startsWith(name));
+/** Headers the servers never see: after the end of headers, in the body. */
+const SMUGGLED = 'Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKs\r\nCall-ID: smuggled@x\r\n\r\n';
 
 /** Where the RFC 4475 corpus lives: ../shared/sip-corpus beside the checkout (VOS_SIP_CORPUS overrides). */
 const CORPUS = process.env.VOS_SIP_CORPUS ?? resolve(ROOT, '..', 'shared', 'sip-corpus');
@@ -105,6 +111,19 @@ describeKernel('SIP checks parse as the servers do', () => {
     // SIP-Version and HCOLON edges.
     ['REGISTER with SIP/2.1 is dropped', () => frame(REGISTER.replace('SIP/2.0\r\n', 'SIP/2.1\r\n')), XDP_DROP, 'malformed_register'],
     ['REGISTER with a 40-blank HCOLON reaching the end of the message is dropped', () => frame(`REGISTER sip:a SIP/2.0\r\n${DEFAULT_HEADERS.filter((h) => !h.startsWith('CSeq')).join('\r\n')}\r\nCSeq${blankRun(40)}`), XDP_DROP, 'malformed_register'],
+    // Line ends (Kamailio and OpenSIPS get_hdr_field): a line ends at LF, CR before it or not; the headers end at the first line starting with CR or LF.
+    ['REGISTER with every line ending in a bare LF passes', () => frame(allLf(REGISTER)), XDP_PASS, 'passed'],
+    ['REGISTER whose headers end with CRLF then a bare LF passes', () => frame(sipRequest({ uri: 'sip:a', end: '\n' })), XDP_PASS, 'passed'],
+    ['REGISTER whose request line alone ends in a bare LF passes', () => frame(REGISTER.replace('SIP/2.0\r\n', 'SIP/2.0\n')), XDP_PASS, 'passed'],
+    ['REGISTER whose headers end with a line of a bare CR passes', () => frame(sipRequest({ uri: 'sip:a', end: '\r' })), XDP_PASS, 'passed'],
+    ['REGISTER with a bare-LF request line and no headers is dropped', () => frame('REGISTER sip:a SIP/2.0\n\n'), XDP_DROP, 'malformed_register'],
+    ...([['Call-ID', 'Call-ID'], ['Via', 'Via']] as const).flatMap(([name, prefix]): Array<[string, () => Buffer, number, string]> => [
+      [`REGISTER without ${name}, headers ended by a bare LF, ${name} in the body is dropped`, () => frame(sipRequest({ uri: 'sip:a', headers: without(prefix), end: '\n', body: SMUGGLED })), XDP_DROP, 'malformed_register'],
+      [`REGISTER without ${name}, all lines bare LF, ${name} in the body is dropped`, () => frame(allLf(sipRequest({ uri: 'sip:a', headers: without(prefix), body: SMUGGLED }))), XDP_DROP, 'malformed_register'],
+      [`REGISTER without ${name}, headers ended by a bare CR line, ${name} in the body is dropped`, () => frame(sipRequest({ uri: 'sip:a', headers: without(prefix), end: '\r', body: SMUGGLED })), XDP_DROP, 'malformed_register'],
+      [`REGISTER without ${name}, ${name} after the CRLF empty line is dropped`, () => frame(sipRequest({ uri: 'sip:a', headers: without(prefix), body: SMUGGLED })), XDP_DROP, 'malformed_register'],
+    ]),
+    ['REGISTER with all lines bare LF and no end of headers is dropped', () => frame(allLf(sipRequest({ uri: 'sip:a', end: '' }))), XDP_DROP, 'malformed_register'],
     // The walk's real bound (README): 250 short header lines are judged, 400 pass unjudged.
     ['REGISTER with 250 short header lines and no CSeq is judged and dropped', () => frame(sipRequest({ headers: [...DEFAULT_HEADERS.filter((h) => !h.startsWith('CSeq')), ...Array.from({ length: 243 }, (_, i) => `X-${i}: ${i}`)] })), XDP_DROP, 'malformed_register'],
     ['REGISTER with 400 header lines passes unjudged (past the walk)', () => frame(sipRequest({ headers: [...DEFAULT_HEADERS.filter((h) => !h.startsWith('CSeq')), ...Array.from({ length: 393 }, () => 'a:b')] })), XDP_PASS, 'passed'],
@@ -230,6 +249,18 @@ describeKernel('SIP checks parse as the servers do', () => {
     it.each(registers.map((m) => [JSON.stringify(m), m] as const))('Kamailio accepts REGISTER %s (Via with 8 SP before its colon), and the program passes it', async (_n, line) => {
       const payload = request(line, 'REGISTER', 3);
       expect(await kamailioAnswer(payload)).toMatch(/^SIP\/2\.0 200 REGISTER$/i); // Kamailio echoes the version as sent
+      expect(await verdictOf(frame(payload))).toEqual({ verdict: XDP_PASS, counted: { passed: 1 } });
+    });
+
+    // Line ends Kamailio accepts: every line a bare LF, headers ended by CRLF then LF, a bare-LF request line.
+    const lineEnds: Array<[string, (p: string) => string]> = [
+      ['every line a bare LF', allLf],
+      ['headers ended by CRLF LF', (p) => p.replace(/\r\n\r\n$/, '\r\n\n')],
+      ['the request line ended by a bare LF', (p) => p.replace('SIP/2.0\r\n', 'SIP/2.0\n')],
+    ];
+    it.each(lineEnds)('Kamailio accepts a REGISTER with %s, and the program passes it', async (_n, change) => {
+      const payload = change(request('REGISTER sip:a@127.0.0.1 SIP/2.0', 'REGISTER', 4));
+      expect(await kamailioAnswer(payload)).toBe('SIP/2.0 200 REGISTER');
       expect(await verdictOf(frame(payload))).toEqual({ verdict: XDP_PASS, counted: { passed: 1 } });
     });
   });

@@ -65,7 +65,8 @@ describeKernel('XDP verdicts (bpftool prog run)', () => {
     ['REGISTER with SIP/1.0 is dropped', () => udpFrame(sipRequest({ requestLine: 'REGISTER sip:example.com SIP/1.0' }), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['REGISTER with a non-SIP URI scheme is dropped', () => udpFrame(sipRequest({ requestLine: 'REGISTER http://example.com SIP/2.0' }), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['REGISTER with a space inside the URI is dropped', () => udpFrame(sipRequest({ requestLine: 'REGISTER sip:exa mple.com SIP/2.0' }), { src: CLEAN }), XDP_DROP, 'malformed_register'],
-    ['REGISTER whose request line ends in a bare LF is dropped', () => udpFrame(`REGISTER sip:example.com SIP/2.0\n${DEFAULT_HEADERS.join('\r\n')}\r\n\r\n`, { src: CLEAN }), XDP_DROP, 'malformed_register'],
+    // Kamailio and OpenSIPS end a line at LF, CR before it or not (sip-parse.test.ts checks Kamailio's answer).
+    ['REGISTER whose request line ends in a bare LF passes', () => udpFrame(`REGISTER sip:example.com SIP/2.0\n${DEFAULT_HEADERS.join('\r\n')}\r\n\r\n`, { src: CLEAN }), XDP_PASS, 'passed'],
     ['REGISTER without Via is dropped', () => udpFrame(without('Via'), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['REGISTER without From is dropped', () => udpFrame(without('From'), { src: CLEAN }), XDP_DROP, 'malformed_register'],
     ['REGISTER without To is dropped', () => udpFrame(without('To'), { src: CLEAN }), XDP_DROP, 'malformed_register'],
