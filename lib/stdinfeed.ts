@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { applyBlocks, applyUnblocks } from './blocklist.js';
 import { Context, type GlobalArgs } from './context.js';
+import { BATCH_WAIT_MS, checkInterval } from './duration.js';
 import { BadInputError, MapFullError, RuntimeError, UsageError } from './errors.js';
 import { planFeedRuns, type FeedCommand, type LineOutcome } from './feedline.js';
 
@@ -126,7 +127,7 @@ export async function runLineFeed(ctx: Context, input: Readable, parse: (line: s
 
 function checkBatchOptions(o: FeedOptions): void {
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UsageError(`bad --batch-size '${o.batchSize}': a positive integer`);
-  if (!Number.isFinite(o.batchWaitMs) || o.batchWaitMs < 0) throw new UsageError(`bad --batch-wait '${o.batchWaitMs}': a number >= 0`);
+  checkInterval('batch-wait', o.batchWaitMs, BATCH_WAIT_MS);
 }
 
 /** The command side: stdin to its end, then a summary on stdout; refused lines make the exit status 2. */
