@@ -44,3 +44,15 @@ export const exporter: CommandModule<object, ExporterArgs> = {
     await endpoint.close();
   },
 };
+
+/** Internal: one drift check, its result as JSON on stdout; what the exporter runs in a child process (lib/metrics/driftcheck.ts). */
+export const driftCheck: CommandModule<object, object> = {
+  command: 'drift-check',
+  describe: false,
+  handler: async (argv) => {
+    const { Context } = await import('../context.js');
+    const { checkDriftOnce } = await import('../metrics/driftcheck.js');
+    const { printJson } = await import('./common.js');
+    printJson(await checkDriftOnce(Context.fromArgs(argv as Args<object>)));
+  },
+};

@@ -19,7 +19,7 @@ import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
-import { isDuplicate, noObserver, queueReadyProbe, type ConsumeObserver } from '../metrics/consume.js';
+import { messageOutcome, noObserver, queueReadyProbe, type ConsumeObserver, type MessageOutcome } from '../metrics/consume.js';
 import { connectBroker, declareTopology, redactUrl, type Topology } from './broker.js';
 import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 
@@ -80,7 +80,7 @@ export class Consumer {
   readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
   private readonly obs: ConsumeObserver;
   /** Messages of the batch in hand that only repeat blocks in force (for the metrics). */
-  private readonly duplicates = new WeakSet<PlannedMessage>();
+  private readonly outcomes = new WeakMap<PlannedMessage, MessageOutcome>();
 
   constructor(
     private readonly ctx: Context,
@@ -269,7 +269,7 @@ export class Consumer {
     const planned = msgs.map((m) => planMessage(m.content, policy, this.o));
     if (this.o.observer) {
       const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
-      for (const p of planned) if (isDuplicate(p.commands, state, Math.floor(Date.now() / 1000))) this.duplicates.add(p);
+      for (const p of planned) this.outcomes.set(p, messageOutcome(p.commands, state, Math.floor(Date.now() / 1000)));
     }
     // A source name that cannot be registered (all ids in use, bad name) refuses its messages, not the batch.
     for (const source of new Set(planned.flatMap((p) => p.commands.filter((c) => c.action === 'block').map((c) => c.source)))) {
@@ -335,7 +335,7 @@ export class Consumer {
         });
       }
       this.totals.applied += p.commands.length;
-      this.obs.onMessages(p.deadReason !== undefined ? 'dead_lettered' : this.duplicates.has(p) ? 'duplicate' : 'applied', 1);
+      this.obs.onMessages(p.deadReason !== undefined ? 'dead_lettered' : (this.outcomes.get(p) ?? 'applied'), 1);
       if (p.deadReason === undefined) return;
       this.totals.deadLettered++;
       this.log.warn('dead-lettered', { action: 'dead-letter', queue: this.o.queue, dead_letter: this.o.deadLetter, msg_id: msgId, reason: p.deadReason });

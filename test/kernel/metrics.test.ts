@@ -193,11 +193,17 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect(sample(after, 'vos_fastpath_messages_unacked')).toBe(0);
     expect(sample(after, `vos_fastpath_queue_messages_ready{queue="${queue}"}`)).toBe(0);
     expect(sample(after, 'vos_fastpath_last_apply_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
-    // The same block again changes nothing: a duplicate, still acked and timed.
+    // The same block again only moves its expiry later: extended. A shorter block of
+    // it, and an unblock of an address not blocked, change nothing: duplicates. All
+    // acked and timed; applied does not move.
+    await sleep(1100); // the resent block's expiry is a second later
     await broker.publish(queue, ['{"ip":"198.51.100.31"}']);
-    const again = await waitFor('the duplicate', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="duplicate"}') === 1);
+    await waitFor('the extended', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="extended"}') === 1);
+    await broker.publish(queue, ['{"ip":"198.51.100.31","ttl":60}', '{"action":"unblock","ip":"198.51.100.99"}']);
+    const again = await waitFor('the duplicates', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="duplicate"}') === 2);
     expect(sample(again, 'vos_fastpath_messages_total{outcome="applied"}')).toBe(3);
-    expect(sample(again, 'vos_fastpath_enforce_seconds_count')).toBe(4);
+    expect(sample(again, 'vos_fastpath_messages_total{outcome="extended"}')).toBe(1);
+    expect(sample(again, 'vos_fastpath_enforce_seconds_count')).toBe(6);
     // The host's metrics too: no second process needed on a consume host. (A fresh
     // scrape: the one above may have counted the map just before the batch landed.)
     expect(sample(await scrape(port), 'vos_fastpath_map_entries{map="blocked_ips"}')).toBe(6);

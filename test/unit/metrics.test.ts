@@ -7,7 +7,7 @@ import { UsageError } from '../../lib/errors.js';
 import { BATCH_WAIT_MS, checkInterval, PERIOD_S, WATCH_S } from '../../lib/duration.js';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { isDuplicate } from '../../lib/metrics/consume.js';
+import { messageOutcome } from '../../lib/metrics/consume.js';
 import { resolveSettings, parseConfigFile } from '../../lib/settings.js';
 
 const now = { bootNs: 1_000_000n * 1_000_000_000n, wallS: 1_800_000_000 };
@@ -118,17 +118,29 @@ describe('metrics listen address', () => {
   });
 });
 
-describe('isDuplicate (messages_total{outcome="duplicate"})', () => {
+describe('messageOutcome (messages_total{outcome})', () => {
   const nowS = 1_800_000_000;
-  const state = new Map([['198.51.100.1', { ip: '198.51.100.1', source: 'amqp', reason: null, added: nowS - 60, expires: nowS + 3600 }]]);
+  const state = new Map([
+    ['198.51.100.1', { ip: '198.51.100.1', source: 'amqp', reason: null, added: nowS - 60, expires: nowS + 3600 }],
+    ['198.51.100.9', { ip: '198.51.100.9', source: 'amqp', reason: null, added: nowS - 7200, expires: nowS - 1 }],
+  ]);
   const block = (ip: string, ttlS: number) => ({ action: 'block' as const, target: { text: ip, addr: 0, prefixlen: 32 }, ttlS, source: 'amqp', reason: null });
-  it('a block that moves no expiry later is a duplicate; one that extends, adds or unblocks is not', () => {
-    expect(isDuplicate([block('198.51.100.1', 600)], state, nowS)).toBe(true);
-    expect(isDuplicate([block('198.51.100.1', 7200)], state, nowS)).toBe(false);
-    expect(isDuplicate([block('198.51.100.1', 0)], state, nowS)).toBe(false);
-    expect(isDuplicate([block('198.51.100.1', 600), block('198.51.100.2', 600)], state, nowS)).toBe(false);
-    expect(isDuplicate([{ ...block('198.51.100.1', 0), action: 'unblock' as const }], state, nowS)).toBe(false);
-    expect(isDuplicate([], state, nowS)).toBe(false);
+  const unblock = (ip: string) => ({ ...block(ip, 0), action: 'unblock' as const });
+  it('applied: a new block, a block of an expired entry, an unblock of a blocked address', () => {
+    expect(messageOutcome([block('198.51.100.2', 600)], state, nowS)).toBe('applied');
+    expect(messageOutcome([block('198.51.100.9', 600)], state, nowS)).toBe('applied');
+    expect(messageOutcome([unblock('198.51.100.1')], state, nowS)).toBe('applied');
+    expect(messageOutcome([block('198.51.100.1', 600), block('198.51.100.2', 600)], state, nowS)).toBe('applied');
+  });
+  it('extended: already blocked, the expiry moves later (the same block sent again with its TTL)', () => {
+    expect(messageOutcome([block('198.51.100.1', 3600)], state, nowS + 10)).toBe('extended');
+    expect(messageOutcome([block('198.51.100.1', 0)], state, nowS)).toBe('extended');
+  });
+  it('duplicate: nothing changes (a shorter block, an unblock of an address not blocked or expired)', () => {
+    expect(messageOutcome([block('198.51.100.1', 600)], state, nowS)).toBe('duplicate');
+    expect(messageOutcome([unblock('198.51.100.3')], state, nowS)).toBe('duplicate');
+    expect(messageOutcome([unblock('198.51.100.9')], state, nowS)).toBe('duplicate');
+    expect(messageOutcome([], state, nowS)).toBe('duplicate');
   });
 });
 
