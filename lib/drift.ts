@@ -39,6 +39,13 @@ export interface DriftReport {
   liveBySource: Map<string, number>;
 }
 
+/** A target counted as drift by compareEnforced, for the caller to re-verify (lib/metrics/driftcheck.ts). */
+export interface Suspect {
+  /** Canonical target text, as the state keys it. */
+  target: string;
+  kind: DriftKind;
+}
+
 /** Same tolerance as merge.diffEntries: the clocks are converted at one instant, to the second. */
 const EXPIRY_SLACK_S = 2;
 const NS_PER_S = 1e9;
@@ -121,9 +128,10 @@ function columns(d: BlockDump): Columns {
  * Compare the intended set with the block maps' dumps (blocked_ips, then
  * blocked_prefixes; either may be absent). `sourceNames`: id -> name.
  * `now`: both clocks read once. Cost: linear in map plus state entries, no
- * per-entry allocation for exact addresses.
+ * per-entry allocation for exact addresses. `suspects`, when given, receives
+ * each target counted (one object per discrepancy, none otherwise).
  */
-export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: readonly BlockDump[], sourceNames: ReadonlyMap<number, string>, now: Clocks): DriftReport {
+export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: readonly BlockDump[], sourceNames: ReadonlyMap<number, string>, now: Clocks, suspects?: Suspect[]): DriftReport {
   const drift: Record<DriftKind, number> = { missing: 0, expired_early: 0, different: 0, unintended: 0 };
   const bootNs = Number(now.bootNs);
   const exact = dumps.find((d) => d.keySize === EXACT_KEY);
@@ -145,26 +153,34 @@ export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: 
     const i = addr >= 0 ? exactIndex.get(addr) : (prefixIndex.get(ip) ?? -1);
     if (!c || i < 0) {
       drift.missing++;
+      suspects?.push({ target: ip, kind: 'missing' });
       continue;
     }
     c.matched[i] = 1;
     if (!live(c, i)) {
       drift.expired_early++;
+      suspects?.push({ target: ip, kind: 'expired_early' });
       continue;
     }
     const ns = c.expiresNs[i]!;
     const expires = ns === 0 ? 0 : now.wallS + Math.trunc((ns - bootNs) / NS_PER_S);
     const source = sourceNames.get(c.sourceId[i]!) ?? `id:${c.sourceId[i]}`;
-    if (source !== want.source || (expires === 0) !== (want.expires === 0) || Math.abs(expires - want.expires) > EXPIRY_SLACK_S) drift.different++;
+    if (source !== want.source || (expires === 0) !== (want.expires === 0) || Math.abs(expires - want.expires) > EXPIRY_SLACK_S) {
+      drift.different++;
+      suspects?.push({ target: ip, kind: 'different' });
+    }
   }
 
   const liveById = new Map<number, number>();
-  for (const c of [ex, px]) {
-    if (!c) continue;
+  for (const [c, d] of [[ex, exact], [px, prefix]] as const) {
+    if (!c || !d) continue;
     for (let i = 0; i < c.count; i++) {
       if (!live(c, i)) continue;
       liveById.set(c.sourceId[i]!, (liveById.get(c.sourceId[i]!) ?? 0) + 1);
-      if (!c.matched[i]) drift.unintended++;
+      if (c.matched[i]) continue;
+      drift.unintended++;
+      const at = i * (d.keySize + BLOCK_VALUE);
+      suspects?.push({ target: d.keySize === EXACT_KEY ? formatTarget(d.records.readUInt32BE(at), 32) : formatTarget(d.records.readUInt32BE(at + 4), d.records.readUInt32LE(at)), kind: 'unintended' });
     }
   }
   const liveBySource = new Map<string, number>();

@@ -1,4 +1,5 @@
 /** Durations as operators write them: 90, 90s, 30m, 2h, 7d. Pure. */
+import { UsageError } from './errors.js';
 
 const UNIT: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -36,3 +37,35 @@ export function formatDuration(seconds: number): string {
   if (seconds % 60 === 0 && seconds >= 60) return `${seconds / 60}m`;
   return `${seconds}s`;
 }
+
+/** Bounds of a timer option: `min`..`max` in its unit; 0 allowed (off, or no wait) when `zero`. */
+export interface IntervalBounds {
+  unit: 's' | 'ms';
+  min: number;
+  max: number;
+  zero: boolean;
+}
+
+/** 0 = off, else 1 s to 1 day: every periodic check (drift, expiry sweep). */
+export const PERIOD_S: IntervalBounds = { unit: 's', min: 1, max: 86400, zero: true };
+/** How long a batch waits for more: 0 (none) to 10 s. */
+export const BATCH_WAIT_MS: IntervalBounds = { unit: 'ms', min: 0, max: 10_000, zero: true };
+
+/**
+ * Check a timer option (`--drift-interval`, `--gc-interval`, `--batch-wait`,
+ * `--watch`) against its bounds. Node's timers take at most 2^31-1 ms and
+ * fire after 1 ms beyond it, so an unbounded value turns "rarely" into
+ * "constantly"; a value under the minimum would spin.
+ * @throws UsageError naming the option, the value and the range.
+ */
+export function checkInterval(option: string, value: unknown, b: IntervalBounds): number {
+  const v = Number(value);
+  const ok = typeof value === 'number' && Number.isFinite(v) && ((b.zero && v === 0) || (v >= b.min && v <= b.max));
+  if (!ok) {
+    const range = `${b.zero && b.min > 0 ? '0 (off) or ' : ''}${b.min} to ${b.max} ${b.unit === 's' ? 'seconds' : 'ms'}`;
+    throw new UsageError(`bad --${option} '${String(value)}': ${range}`);
+  }
+  return v;
+}
+/** vosctl stats --watch: 0.1 s to 1 day. */
+export const WATCH_S: IntervalBounds = { unit: 's', min: 0.1, max: 86400, zero: false };

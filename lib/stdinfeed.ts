@@ -14,7 +14,7 @@ import { backoffMs } from './consume/plan.js';
 import { Context, type GlobalArgs } from './context.js';
 import { BadInputError, EnvError, MapFullError, RuntimeError, UsageError } from './errors.js';
 import { MAP } from './maps/layout.js';
-import { MAX_TTL_S } from './duration.js';
+import { BATCH_WAIT_MS, checkInterval, MAX_TTL_S } from './duration.js';
 import { planFeedRuns, type FeedCommand, type LineOutcome } from './feedline.js';
 
 export interface FeedTotals {
@@ -190,7 +190,7 @@ export async function runLineFeed(ctx: Context, input: Readable, parse: (line: s
 
 function checkBatchOptions(o: FeedOptions): void {
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UsageError(`bad --batch-size '${o.batchSize}': a positive integer`);
-  if (!Number.isFinite(o.batchWaitMs) || o.batchWaitMs < 0) throw new UsageError(`bad --batch-wait '${o.batchWaitMs}': a number >= 0`);
+  checkInterval('batch-wait', o.batchWaitMs, BATCH_WAIT_MS);
 }
 
 /** The command side: stdin to its end, then a summary on stdout; refused lines make the exit status 2. */

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_MAX_BODY } from '../messages.js';
+import { BATCH_WAIT_MS, checkInterval, PERIOD_S } from '../duration.js';
 import { checkSourceOption, ttlSeconds } from './common.js';
 import { checkMetricsArgs, metricsOptions, type MetricsArgs } from './exporter.js';
 import { parseTarget, type Cidr } from '../address.js';
@@ -49,8 +50,10 @@ function checkConsumeArgs(a: ConsumeArgs): void {
   if (a.routingKey !== undefined && !a.exchange) throw new UsageError('--routing-key needs --exchange');
   const positive = { prefetch: a.prefetch, 'batch-size': a.batchSize, 'max-body': a.maxBody };
   for (const [k, v] of Object.entries(positive)) if (!Number.isInteger(v) || v < 1) throw new UsageError(`bad --${k} '${String(v)}': a positive integer`);
-  const nonNegative = { 'batch-wait': a.batchWait, 'gc-interval': a.gcInterval, 'pause-hold': a.pauseHold, 'delivery-limit': a.deliveryLimit };
-  for (const [k, v] of Object.entries(nonNegative)) if (!Number.isFinite(v) || v < 0) throw new UsageError(`bad --${k} '${String(v)}': a number >= 0`);
+  checkInterval('batch-wait', a.batchWait, BATCH_WAIT_MS);
+  checkInterval('gc-interval', a.gcInterval, PERIOD_S);
+  checkInterval('pause-hold', a.pauseHold, PERIOD_S);
+  if (!Number.isInteger(a.deliveryLimit) || a.deliveryLimit < 0) throw new UsageError(`bad --delivery-limit '${String(a.deliveryLimit)}': an integer >= 0`);
 }
 
 export const consume: CommandModule<object, ConsumeArgs> = {

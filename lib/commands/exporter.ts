@@ -9,12 +9,12 @@ export interface MetricsArgs {
 /** The options exporter and consume share. */
 export const metricsOptions = {
   iface: { type: 'string', array: true, describe: 'interface that should run the program: program_attached{iface} is 0 when it does not (repeatable)' },
-  'drift-interval': { type: 'number', default: 30, describe: 'seconds between comparisons of the maps with the state (0 = none)' },
+  'drift-interval': { type: 'number', default: 30, describe: 'seconds between comparisons of the maps with the state (0 = none, else 1 to 86400)' },
 } as const;
 
 export async function checkMetricsArgs(a: MetricsArgs): Promise<void> {
-  const { UsageError } = await import('../errors.js');
-  if (!Number.isFinite(a.driftInterval) || a.driftInterval < 0) throw new UsageError(`bad --drift-interval '${String(a.driftInterval)}': seconds >= 0`);
+  const { checkInterval, PERIOD_S } = await import('../duration.js');
+  checkInterval('drift-interval', a.driftInterval, PERIOD_S);
 }
 
 interface ExporterArgs extends MetricsArgs {
@@ -42,5 +42,17 @@ export const exporter: CommandModule<object, ExporterArgs> = {
     });
     ctx.log.info('exporter stopping', { action: 'metrics' });
     await endpoint.close();
+  },
+};
+
+/** Internal: one drift check, its result as JSON on stdout; what the exporter runs in a child process (lib/metrics/driftcheck.ts). */
+export const driftCheck: CommandModule<object, object> = {
+  command: 'drift-check',
+  describe: false,
+  handler: async (argv) => {
+    const { Context } = await import('../context.js');
+    const { checkDriftOnce } = await import('../metrics/driftcheck.js');
+    const { printJson } = await import('./common.js');
+    printJson(await checkDriftOnce(Context.fromArgs(argv as Args<object>)));
   },
 };

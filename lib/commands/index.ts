@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { attach, detach } from './attach.js';
 import { block } from './block.js';
 import { consume } from './consume.js';
-import { exporter } from './exporter.js';
+import { driftCheck, exporter } from './exporter.js';
 import { doctor } from './doctor.js';
 import { installUnits } from './install-units.js';
 import { crowdsec } from './crowdsec.js';
@@ -31,6 +31,7 @@ export const commands: CommandModule<object, never>[] = [
   optionsDisallow,
   stats,
   exporter,
+  driftCheck,
   status,
   gc,
   reconcileCmd,

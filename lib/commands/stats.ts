@@ -18,7 +18,7 @@ export const stats: CommandModule<object, StatsArgs> = {
     const a = argv as Args<StatsArgs>;
     const { Context } = await import('../context.js');
     const { readCounters } = await import('../maps/bpftool.js');
-    const { UsageError } = await import('../errors.js');
+    const { checkInterval, WATCH_S } = await import('../duration.js');
     const ctx = Context.fromArgs(a);
     const pin = ctx.pin('stats');
     if (a.watch === undefined) {
@@ -28,7 +28,7 @@ export const stats: CommandModule<object, StatsArgs> = {
       for (const [name, v] of Object.entries(c)) process.stdout.write(`${name.padEnd(20)} ${String(v.packets).padStart(15)} ${String(v.bytes).padStart(18)}\n`);
       return;
     }
-    if (!(a.watch > 0)) throw new UsageError(`bad --watch '${a.watch}': seconds above 0`);
+    checkInterval('watch', a.watch, WATCH_S);
     let prev = await readCounters(pin);
     let stop = false;
     process.once('SIGINT', () => (stop = true));

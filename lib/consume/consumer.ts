@@ -31,7 +31,7 @@ import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
-import { isDuplicate, noObserver, queueReadyProbe, type ConsumeObserver } from '../metrics/consume.js';
+import { messageOutcome, noObserver, queueReadyProbe, type ConsumeObserver, type MessageOutcome } from '../metrics/consume.js';
 import { connectBroker, declareTopology, isStreamDelivery, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
 import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
@@ -130,8 +130,8 @@ export class Consumer {
   /** Totals, for the log line at exit. */
   readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
   private readonly obs: ConsumeObserver;
-  /** Messages of the batch in hand that only repeat blocks in force (for the metrics). */
-  private readonly duplicates = new WeakSet<PlannedMessage>();
+  /** What each message of the batch in hand changes (for the metrics). */
+  private readonly outcomes = new WeakMap<PlannedMessage, MessageOutcome>();
 
   constructor(
     private readonly ctx: Context,
@@ -474,7 +474,7 @@ export class Consumer {
     const planned = msgs.map((m) => planMessage(m.content, policy, this.o));
     if (this.o.observer) {
       const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
-      for (const p of planned) if (isDuplicate(p.commands, state, Math.floor(Date.now() / 1000))) this.duplicates.add(p);
+      for (const p of planned) this.outcomes.set(p, messageOutcome(p.commands, state, Math.floor(Date.now() / 1000)));
     }
     // A source name that cannot be registered (all ids in use, bad name) refuses its messages, not the batch.
     for (const source of new Set(planned.flatMap((p) => p.commands.filter((c) => c.action === 'block').map((c) => c.source)))) {
@@ -539,7 +539,7 @@ export class Consumer {
         });
       }
       this.totals.applied += p.commands.length;
-      if (p.deadReason === undefined) this.obs.onMessages(this.duplicates.has(p) ? 'duplicate' : 'applied', 1);
+      if (p.deadReason === undefined) this.obs.onMessages(this.outcomes.get(p) ?? 'applied', 1);
     });
     this.totals.messages += batch.length;
     if (live.closed || live !== this.live) {

@@ -5,26 +5,41 @@
 import type { ChannelModel } from 'amqplib';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ValidCommand } from '../consume/plan.js';
-import { mergeBlock } from '../merge.js';
+import { isLive, mergeBlock } from '../merge.js';
 import type { Entry } from '../state.js';
 import { PREFIX } from './host.js';
 
 /**
- * applied: its addresses enforced; duplicate: every address was already
- * blocked at least as long (nothing changed); dead_lettered: the message (or
- * part of it) was refused.
+ * What a settled message did to enforcement, for messages_total{outcome}:
+ * - applied: it changed what is enforced: an address newly blocked (absent
+ *   or expired before), or a blocked address unblocked;
+ * - extended: everything it asks was already enforced, and it moved an
+ *   expiry later (a block sent again with its TTL);
+ * - duplicate: everything it asks was already so, nothing changed (a block
+ *   no longer than the one in force, an unblock of an address not blocked);
+ * - dead_lettered: the message (or part of it) was refused.
  */
-export type MessageOutcome = 'applied' | 'duplicate' | 'dead_lettered';
+export type MessageOutcome = 'applied' | 'extended' | 'duplicate' | 'dead_lettered';
+export const MESSAGE_OUTCOMES: readonly MessageOutcome[] = ['applied', 'extended', 'duplicate', 'dead_lettered'];
 
 /**
- * Whether a message only repeats blocks already in force: it has commands,
- * all blocks, and merging each into `state` (as applyBlocks will, see
- * merge.mergeBlock) changes nothing. Judged against the state before the
- * message's batch. `nowS`: unix seconds.
+ * The outcome of a message that was not refused (see MessageOutcome), judged
+ * against `state` as it was before the message's batch (merge.mergeBlock
+ * decides what a block changes). `nowS`: unix seconds.
  */
-export function isDuplicate(commands: readonly ValidCommand[], state: ReadonlyMap<string, Entry>, nowS: number): boolean {
-  if (!commands.length) return false;
-  return commands.every((c) => c.action === 'block' && mergeBlock(state.get(c.target.text), { ip: c.target.text, source: c.source, reason: c.reason, ttlS: c.ttlS }, nowS).change === 'unchanged');
+export function messageOutcome(commands: readonly ValidCommand[], state: ReadonlyMap<string, Entry>, nowS: number): Exclude<MessageOutcome, 'dead_lettered'> {
+  let extended = false;
+  for (const c of commands) {
+    const existing = state.get(c.target.text);
+    if (c.action === 'unblock') {
+      if (existing && isLive(existing, nowS)) return 'applied';
+      continue;
+    }
+    const change = mergeBlock(existing, { ip: c.target.text, source: c.source, reason: c.reason, ttlS: c.ttlS }, nowS).change;
+    if (change === 'added') return 'applied';
+    if (change === 'extended') extended = true;
+  }
+  return extended ? 'extended' : 'duplicate';
 }
 
 export interface ConsumeObserver {
@@ -58,8 +73,8 @@ export class ConsumeMetrics implements ConsumeObserver {
 
   constructor(registry: Registry, queue: string) {
     const registers = [registry];
-    this.messages = new Counter({ name: `${PREFIX}messages_total`, help: 'Messages consumed and acked, by outcome (applied, duplicate, dead_lettered).', labelNames: ['outcome'], registers });
-    for (const outcome of ['applied', 'duplicate', 'dead_lettered'] as const) this.messages.inc({ outcome }, 0);
+    this.messages = new Counter({ name: `${PREFIX}messages_total`, help: 'Messages consumed and acked, by outcome: applied (changed what is enforced), extended (already enforced, expiry moved later), duplicate (already so, nothing changed), dead_lettered.', labelNames: ['outcome'], registers });
+    for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ outcome }, 0);
     this.enforce = new Histogram({ name: `${PREFIX}enforce_seconds`, help: 'From a message\'s delivery to its addresses being in the maps and the state.', buckets: ENFORCE_BUCKETS, registers });
     this.connected = new Gauge({ name: `${PREFIX}broker_connected`, help: '1 while the consumer holds a connection and a channel to the broker, else 0.', registers });
     this.lastApply = new Gauge({ name: `${PREFIX}last_apply_timestamp_seconds`, help: 'Unix time a batch of messages was last enforced; 0 before the first.', registers });

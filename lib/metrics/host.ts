@@ -3,16 +3,18 @@
  * attachments (read at each scrape), and enforcement drift with the live
  * entries per source (read every drift interval, in the background).
  *
- * Nothing here takes the state lock or writes a map. The maps are read with
+ * A scrape takes no state lock and writes no map: the maps are read with
  * batch lookups, which the XDP program never waits on (its lookups are RCU).
+ * A scrape never waits on a drift check: it serves the last completed one.
+ * The check itself runs in a child process (driftcheck.ts), so it blocks
+ * neither scrapes nor a consumer sharing this process.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { readClocks } from '../clock.js';
 import type { Context } from '../context.js';
-import { compareEnforced, DRIFT_KINDS, type BlockDump } from '../drift.js';
+import { DRIFT_KINDS } from '../drift.js';
 import { attachments, pinnedProgId, readCounters } from '../maps/bpftool.js';
-import { BLOCK_VALUE, EXACT_KEY, FIXED_SOURCES, LPM_KEY, MAP, SOURCE_NAME_LEN, decodeSourceName, records } from '../maps/layout.js';
-import { intendedEntries } from './intended.js';
+import { MAP } from '../maps/layout.js';
+import { checkDriftInChild, registeredSources } from './driftcheck.js';
 
 export const PREFIX = 'vos_fastpath_';
 
@@ -38,6 +40,8 @@ export class HostMetrics {
   private readonly driftTime: Gauge;
   private timer?: NodeJS.Timeout;
   private checking?: Promise<void>;
+  /** Ends the running check's child process on stop(). */
+  private readonly stopping = new AbortController();
   /** Parts of the scrape failing now: logged when they start failing and when they recover, not at every scrape. */
   private readonly failing = new Set<string>();
 
@@ -67,8 +71,10 @@ export class HostMetrics {
     this.timer.unref();
   }
 
+  /** Stop the checks: a running one is ended (its child gets SIGTERM, SIGKILL 2 s later), so this returns within seconds. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.stopping.abort();
     await this.checking;
   }
 
@@ -118,23 +124,13 @@ export class HostMetrics {
       out.push({ map, entries: await this.ctx.maps.count(pin), capacity: info.max_entries });
     }
     const info = await this.ctx.maps.info(this.ctx.pin(MAP.sourceNames)).catch(() => undefined);
-    if (info) out.push({ map: MAP.sourceNames, entries: (await this.registeredSources()).size, capacity: info.max_entries });
+    if (info) out.push({ map: MAP.sourceNames, entries: (await registeredSources(this.ctx)).size, capacity: info.max_entries });
     return out;
   }
 
   private async attachedIfaces(): Promise<string[]> {
     const id = await pinnedProgId(this.ctx.pin('prog'));
     return id === null ? [] : (await attachments(id)).map((a) => a.iface);
-  }
-
-  /** id -> name of the sources registered in source_names (array slots holding a name). */
-  private async registeredSources(): Promise<Map<number, string>> {
-    const out = new Map<number, string>();
-    for (const [key, value] of records(await this.ctx.maps.dump(this.ctx.pin(MAP.sourceNames)), 4, SOURCE_NAME_LEN)) {
-      const name = decodeSourceName(value);
-      if (name) out.set(key.readUInt32LE(0), name);
-    }
-    return out;
   }
 
   /** One drift check; a check still running is not started twice. */
@@ -144,26 +140,20 @@ export class HostMetrics {
   }
 
   private async runDriftCheck(): Promise<void> {
-    const started = performance.now();
+    if (this.stopping.signal.aborted) return;
     try {
-      const names = new Map([...Object.entries(FIXED_SOURCES).map(([n, id]) => [id, n] as const), ...(await this.registeredSources())]);
-      const dumps: BlockDump[] = [];
-      for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
-        dumps.push({ records: await this.ctx.maps.dump(this.ctx.pin(map)), keySize });
-      }
-      // Maps first, then the state: writers change the map first, so a block
-      // landing in between shows as `missing` for one check, never lingers.
-      const report = compareEnforced(intendedEntries(this.ctx), dumps, names, readClocks());
-      for (const kind of DRIFT_KINDS) this.drift.set({ kind }, report.drift[kind]);
+      // A check may run for several intervals at most, then it is ended and the next one starts.
+      const r = await checkDriftInChild(this.ctx, this.stopping.signal, Math.max(60, 5 * this.o.driftIntervalS) * 1000);
+      for (const kind of DRIFT_KINDS) this.drift.set({ kind }, r.drift[kind]);
       this.bySource.reset();
-      for (const [source, n] of report.liveBySource) this.bySource.set({ source }, n);
-      const seconds = (performance.now() - started) / 1000;
-      this.driftSeconds.set(seconds);
+      for (const [source, n] of r.liveBySource) this.bySource.set({ source }, n);
+      this.driftSeconds.set(r.seconds);
       this.driftTime.set(Date.now() / 1000);
-      const total = DRIFT_KINDS.reduce((n, k) => n + report.drift[k], 0);
-      if (total) this.ctx.log.warn('enforcement drift: maps and state disagree', { action: 'drift', ...report.drift, entries: dumps.reduce((n, d) => n + d.records.length / (d.keySize + BLOCK_VALUE), 0) });
-      else this.ctx.log.debug('drift check', { action: 'drift', seconds });
+      const total = DRIFT_KINDS.reduce((n, k) => n + r.drift[k], 0);
+      if (total) this.ctx.log.warn('enforcement drift: maps and state disagree', { action: 'drift', ...r.drift, entries: r.entries });
+      else this.ctx.log.debug('drift check', { action: 'drift', seconds: r.seconds, entries: r.entries, settled: r.settled });
     } catch (err) {
+      if (this.stopping.signal.aborted) return;
       // No maps (not attached yet): no drift figures rather than made-up ones.
       this.drift.reset();
       this.ctx.log.warn('drift check failed', { action: 'drift', error: (err as Error).message });

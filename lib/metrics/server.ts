@@ -3,24 +3,28 @@ import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { EnvError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ListenAddress } from './listen.js';
+import { formatListen, type ListenAddress } from './listen.js';
 
 /**
  * Serve `registry` on GET /metrics at `addr`. `beforeScrape` brings the
- * values current (it reads the maps); scrapes run one at a time, so two
- * Prometheus servers scraping at once cost two reads, never interleaved.
+ * values current (it reads the maps). Requests arriving while a collect runs
+ * share it: a hundred clients at once cost one read of the maps, and a client
+ * that gives up leaves nothing queued behind it. HEAD answers the headers
+ * without collecting.
  * @throws EnvError when the address cannot be bound (in use, not local).
  */
 export async function serveMetrics(registry: Registry, addr: ListenAddress, log: Logger, beforeScrape: () => Promise<void>): Promise<Server> {
-  let chain: Promise<unknown> = Promise.resolve();
+  let inFlight: Promise<string> | undefined;
   const scrape = (): Promise<string> => {
-    const run = async (): Promise<string> => {
-      await beforeScrape();
-      return registry.metrics();
-    };
-    const p = chain.then(run, run);
-    chain = p.catch(() => undefined);
-    return p;
+    inFlight ??= (async () => {
+      try {
+        await beforeScrape();
+        return await registry.metrics();
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+    return inFlight;
   };
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -36,6 +40,10 @@ export async function serveMetrics(registry: Registry, addr: ListenAddress, log:
       res.writeHead(404).end('not found\n');
       return;
     }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': registry.contentType }).end();
+      return;
+    }
     scrape().then(
       (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
       (err: Error) => {
@@ -45,9 +53,9 @@ export async function serveMetrics(registry: Registry, addr: ListenAddress, log:
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new EnvError(`cannot listen on ${addr.host}:${addr.port} for metrics: ${err.code ?? err.message}`)));
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new EnvError(`cannot listen on ${formatListen(addr)} for metrics: ${err.code ?? err.message}${err.code === 'EADDRNOTAVAIL' ? ' (not an address of this host)' : ''}`)));
     server.listen(addr.port, addr.host, () => resolve());
   });
-  log.info('serving metrics', { action: 'metrics', listen: `${addr.host}:${addr.port}`, path: '/metrics' });
+  log.info('serving metrics', { action: 'metrics', listen: formatListen(addr), path: '/metrics' });
   return server;
 }

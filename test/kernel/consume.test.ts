@@ -577,7 +577,7 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
     const { n, env } = await fresh();
     const q = broker.name('deleted');
     // A long batch wait holds all ten in the consumer's hands while the test deletes the queue (rabbitmqctl is slow on a loaded machine).
-    const c = await n.consume(['--queue', q, '--batch-size', '100', '--batch-wait', '20000'], env);
+    const c = await n.consume(['--queue', q, '--batch-size', '100', '--batch-wait', '10000'], env);
     const ips = Array.from({ length: 10 }, (_, i) => `10.10.0.${i + 1}`);
     await broker.publish(q, ips);
     await waitFor('delivered', () => broker.depth(q), (d) => d.unacked === 10);

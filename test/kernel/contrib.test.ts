@@ -54,7 +54,7 @@ describeKernel('contrib: feed import and systemd units', () => {
       writeFileSync(join(dir, f.replace('@.service', '@eth0.service')), text);
     }
     const units = readdirSync(dir).map((f) => join(dir, f));
-    expect(units.map((u) => u.split('/').pop()).sort()).toEqual(['vos-fastpath-attach@eth0.service', 'vos-fastpath-consume.service', 'vos-fastpath-exporter@eth0.service', 'vos-fastpath-gc.service', 'vos-fastpath-gc.timer']);
+    expect(units.map((u) => u.split('/').pop()).sort()).toEqual(['vos-fastpath-attach@eth0.service', 'vos-fastpath-consume.service', 'vos-fastpath-exporter.service', 'vos-fastpath-gc.service', 'vos-fastpath-gc.timer']);
     const r = await execa('systemd-analyze', ['verify', '--man=no', ...units], { reject: false, env: { SYSTEMD_LOG_LEVEL: 'warning' } });
     expect({ code: r.exitCode, out: `${r.stdout}${r.stderr}` }).toEqual({ code: 0, out: '' });
     const consume = readFileSync(join(ROOT, 'contrib/systemd/vos-fastpath-consume.service'), 'utf8');

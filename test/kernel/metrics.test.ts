@@ -135,6 +135,36 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect({ code: bad.exitCode, err: bad.stderr }).toEqual({ code: 2, err: expect.stringContaining("bad metrics listen address '9864'") });
     const busy = await vosctl('exporter', '--listen', `127.0.0.1:${exporterPort}`);
     expect({ code: busy.exitCode, err: busy.stderr }).toEqual({ code: 3, err: expect.stringContaining(`cannot listen on 127.0.0.1:${exporterPort} for metrics: EADDRINUSE`) });
+    const malformed = ['[:::::]:19875', '999.1.1.1:19876', '[fe80::1]:19873'];
+    const runs = await Promise.all(malformed.map((l) => vosctl('exporter', '--listen', l)));
+    expect(runs.map((r, i) => ({ code: r.exitCode, named: r.stderr.includes(`bad metrics listen address '${malformed[i]}'`) }))).toEqual(malformed.map(() => ({ code: 2, named: true })));
+    // Well formed, not this host's: written back in brackets, an environment error.
+    const foreign = await vosctl('exporter', '--listen', '[2001:db8::77]:19874');
+    expect({ code: foreign.exitCode, err: foreign.stderr }).toEqual({ code: 3, err: expect.stringContaining('cannot listen on [2001:db8::77]:19874 for metrics: EADDRNOTAVAIL') });
+  });
+
+  it('timer options out of range are refused, naming the value and the range', async () => {
+    const r = await Promise.all([
+      vosctl('exporter', '--drift-interval', '2147484'),
+      vosctl('exporter', '--drift-interval', '0.001'),
+      vosctl('consume', '--queue', `vfp_test_${lab.id}_never`, '--gc-interval', '2147484'),
+      vosctl('consume', '--queue', `vfp_test_${lab.id}_never`, '--batch-wait', '2147483648'),
+      vosctl('stats', '--watch', '0'),
+    ]);
+    expect(r.map((x) => [x.exitCode, x.stderr.trim().split('\n').pop()])).toEqual([
+      [2, expect.stringContaining("bad --drift-interval '2147484': 0 (off) or 1 to 86400 seconds")],
+      [2, expect.stringContaining("bad --drift-interval '0.001': 0 (off) or 1 to 86400 seconds")],
+      [2, expect.stringContaining("bad --gc-interval '2147484': 0 (off) or 1 to 86400 seconds")],
+      [2, expect.stringContaining("bad --batch-wait '2147483648': 0 to 10000 ms")],
+      [2, expect.stringContaining("bad --watch '0': 0.1 to 86400 seconds")],
+    ]);
+  });
+
+  it('100 concurrent scrapes all answer (they share collects); HEAD answers without a body', async () => {
+    const bodies = await Promise.all(Array.from({ length: 100 }, () => scrape(exporterPort)));
+    expect(bodies.filter((b) => b.includes('vos_fastpath_map_entries{map="blocked_ips"}')).length).toBe(100);
+    const head = await fetch(`http://127.0.0.1:${exporterPort}/metrics`, { method: 'HEAD' });
+    expect({ status: head.status, body: await head.text(), type: head.headers.get('content-type') }).toEqual({ status: 200, body: '', type: expect.stringContaining('text/plain') });
   });
 
   it('Prometheus stores the drop counter vosctl stats shows, the map entries, the attachment', async () => {
@@ -193,11 +223,17 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     expect(sample(after, 'vos_fastpath_messages_unacked')).toBe(0);
     expect(sample(after, `vos_fastpath_queue_messages_ready{queue="${queue}"}`)).toBe(0);
     expect(sample(after, 'vos_fastpath_last_apply_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
-    // The same block again changes nothing: a duplicate, still acked and timed.
+    // The same block again only moves its expiry later: extended. A shorter block of
+    // it, and an unblock of an address not blocked, change nothing: duplicates. All
+    // acked and timed; applied does not move.
+    await sleep(1100); // the resent block's expiry is a second later
     await broker.publish(queue, ['{"ip":"198.51.100.31"}']);
-    const again = await waitFor('the duplicate', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="duplicate"}') === 1);
+    await waitFor('the extended', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="extended"}') === 1);
+    await broker.publish(queue, ['{"ip":"198.51.100.31","ttl":60}', '{"action":"unblock","ip":"198.51.100.99"}']);
+    const again = await waitFor('the duplicates', () => scrape(port), (t) => sample(t, 'vos_fastpath_messages_total{outcome="duplicate"}') === 2);
     expect(sample(again, 'vos_fastpath_messages_total{outcome="applied"}')).toBe(3);
-    expect(sample(again, 'vos_fastpath_enforce_seconds_count')).toBe(4);
+    expect(sample(again, 'vos_fastpath_messages_total{outcome="extended"}')).toBe(1);
+    expect(sample(again, 'vos_fastpath_enforce_seconds_count')).toBe(6);
     // The host's metrics too: no second process needed on a consume host. (A fresh
     // scrape: the one above may have counted the map just before the batch landed.)
     expect(sample(await scrape(port), 'vos_fastpath_map_entries{map="blocked_ips"}')).toBe(6);

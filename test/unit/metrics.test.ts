@@ -2,8 +2,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { compareEnforced, type Intended } from '../../lib/drift.js';
 import { BLOCK_VALUE, EXACT_KEY, LPM_KEY, encodeBlockValue, writeBlockKey } from '../../lib/maps/layout.js';
-import { parseListen } from '../../lib/metrics/listen.js';
-import { isDuplicate } from '../../lib/metrics/consume.js';
+import { formatListen, parseListen } from '../../lib/metrics/listen.js';
+import { UsageError } from '../../lib/errors.js';
+import { BATCH_WAIT_MS, checkInterval, PERIOD_S, WATCH_S } from '../../lib/duration.js';
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { messageOutcome } from '../../lib/metrics/consume.js';
 import { resolveSettings, parseConfigFile } from '../../lib/settings.js';
 
 const now = { bootNs: 1_000_000n * 1_000_000_000n, wallS: 1_800_000_000 };
@@ -87,6 +91,18 @@ describe('metrics listen address', () => {
     expect(parseListen('127.0.0.1:9864')).toEqual({ host: '127.0.0.1', port: 9864 });
     expect(parseListen('[::1]:9100')).toEqual({ host: '::1', port: 9100 });
     expect(parseListen('localhost:80')).toEqual({ host: 'localhost', port: 80 });
+    expect(parseListen('[fe80::1%eth0]:9100')).toEqual({ host: 'fe80::1%eth0', port: 9100 });
+    expect(parseListen('sbc-1.example.net:9864')).toEqual({ host: 'sbc-1.example.net', port: 9864 });
+  });
+
+  it('writes an IPv6 address back in brackets', () => {
+    expect(formatListen(parseListen('[2001:db8::1]:9864'))).toBe('[2001:db8::1]:9864');
+    expect(formatListen(parseListen('127.0.0.1:9864'))).toBe('127.0.0.1:9864');
+  });
+
+  it.each(['[:::::]:19875', '999.1.1.1:19876', '1.2.3:9864', '[fe80::1]:19873', '[1.2.3.4]:9864', '[::1%a b]:9864', '-sbc:9864', 'sbc-.example:9864', 'a..b:9864', `${'a'.repeat(64)}:9864`, '[]:9864'])('refuses the host of %p as a usage error', (bad) => {
+    expect(() => parseListen(bad)).toThrow(UsageError);
+    expect(() => parseListen(bad)).toThrow(`bad metrics listen address '${bad}'`);
   });
 
   it.each(['9864', ':9864', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '::1:9864', 'a b:1', '127.0.0.1:98x'])('refuses %p, naming it', (bad) => {
@@ -102,16 +118,51 @@ describe('metrics listen address', () => {
   });
 });
 
-describe('isDuplicate (messages_total{outcome="duplicate"})', () => {
+describe('messageOutcome (messages_total{outcome})', () => {
   const nowS = 1_800_000_000;
-  const state = new Map([['198.51.100.1', { ip: '198.51.100.1', source: 'amqp', reason: null, added: nowS - 60, expires: nowS + 3600 }]]);
+  const state = new Map([
+    ['198.51.100.1', { ip: '198.51.100.1', source: 'amqp', reason: null, added: nowS - 60, expires: nowS + 3600 }],
+    ['198.51.100.9', { ip: '198.51.100.9', source: 'amqp', reason: null, added: nowS - 7200, expires: nowS - 1 }],
+  ]);
   const block = (ip: string, ttlS: number) => ({ action: 'block' as const, target: { text: ip, addr: 0, prefixlen: 32 }, ttlS, source: 'amqp', reason: null });
-  it('a block that moves no expiry later is a duplicate; one that extends, adds or unblocks is not', () => {
-    expect(isDuplicate([block('198.51.100.1', 600)], state, nowS)).toBe(true);
-    expect(isDuplicate([block('198.51.100.1', 7200)], state, nowS)).toBe(false);
-    expect(isDuplicate([block('198.51.100.1', 0)], state, nowS)).toBe(false);
-    expect(isDuplicate([block('198.51.100.1', 600), block('198.51.100.2', 600)], state, nowS)).toBe(false);
-    expect(isDuplicate([{ ...block('198.51.100.1', 0), action: 'unblock' as const }], state, nowS)).toBe(false);
-    expect(isDuplicate([], state, nowS)).toBe(false);
+  const unblock = (ip: string) => ({ ...block(ip, 0), action: 'unblock' as const });
+  it('applied: a new block, a block of an expired entry, an unblock of a blocked address', () => {
+    expect(messageOutcome([block('198.51.100.2', 600)], state, nowS)).toBe('applied');
+    expect(messageOutcome([block('198.51.100.9', 600)], state, nowS)).toBe('applied');
+    expect(messageOutcome([unblock('198.51.100.1')], state, nowS)).toBe('applied');
+    expect(messageOutcome([block('198.51.100.1', 600), block('198.51.100.2', 600)], state, nowS)).toBe('applied');
+  });
+  it('extended: already blocked, the expiry moves later (the same block sent again with its TTL)', () => {
+    expect(messageOutcome([block('198.51.100.1', 3600)], state, nowS + 10)).toBe('extended');
+    expect(messageOutcome([block('198.51.100.1', 0)], state, nowS)).toBe('extended');
+  });
+  it('duplicate: nothing changes (a shorter block, an unblock of an address not blocked or expired)', () => {
+    expect(messageOutcome([block('198.51.100.1', 600)], state, nowS)).toBe('duplicate');
+    expect(messageOutcome([unblock('198.51.100.3')], state, nowS)).toBe('duplicate');
+    expect(messageOutcome([unblock('198.51.100.9')], state, nowS)).toBe('duplicate');
+    expect(messageOutcome([], state, nowS)).toBe('duplicate');
+  });
+});
+
+describe('timer options', () => {
+  it.each([0, 1, 30, 86400])('a period of %p s is taken (0 = off)', (v) => expect(checkInterval('drift-interval', v, PERIOD_S)).toBe(v));
+
+  it.each([2147484, 86401, 0.001, 0.5, -1, NaN, Infinity, '30'])('a period of %p is refused with the range named', (v) => {
+    expect(() => checkInterval('gc-interval', v, PERIOD_S)).toThrow(`bad --gc-interval '${String(v)}': 0 (off) or 1 to 86400 seconds`);
+  });
+
+  it('batch waits are 0 to 10,000 ms; --watch 0.1 s to a day', () => {
+    expect(checkInterval('batch-wait', 0, BATCH_WAIT_MS)).toBe(0);
+    expect(() => checkInterval('batch-wait', 2147483648, BATCH_WAIT_MS)).toThrow("bad --batch-wait '2147483648': 0 to 10000 ms");
+    expect(checkInterval('watch', 0.5, WATCH_S)).toBe(0.5);
+    expect(() => checkInterval('watch', 0, WATCH_S)).toThrow("bad --watch '0': 0.1 to 86400 seconds");
+  });
+});
+
+describe('shipped alert rules', () => {
+  it('promtool test rules: every alert fires when it should and stays quiet when it should not', async () => {
+    const root = join(import.meta.dirname, '../..');
+    const r = await execa('promtool', ['test', 'rules', 'test/prometheus/vos-fastpath.rules.test.yml'], { cwd: root, reject: false });
+    expect({ code: r.exitCode, out: `${r.stdout}${r.stderr}` }).toEqual({ code: 0, out: expect.stringContaining('SUCCESS') });
   });
 });
