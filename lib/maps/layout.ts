@@ -15,7 +15,8 @@ export const MAP = {
   sourceNames: 'source_names',
 } as const;
 
-export const STAT_NAMES = [
+/** Reasons in the index order of enum vfp_stat. */
+export const REASONS = [
   'passed',
   'allowlisted',
   'blocked_exact',
@@ -23,11 +24,30 @@ export const STAT_NAMES = [
   'options_dropped',
   'malformed_register',
   'redirected',
-  'not_ipv4',
+  'not_ip',
   'shadow_would_drop',
   'tiny_fragment',
+  'unparsed_headers',
 ] as const;
-export type StatName = (typeof STAT_NAMES)[number];
+export type Reason = (typeof REASONS)[number];
+/** Suffix of an IPv6 counter's name ("blocked_exact_ipv6"); IPv4 ones (and not_ip) carry none. */
+export const IPV6_SUFFIX = '_ipv6';
+/**
+ * Counter names by stats map index: IPv4 at [reason], IPv6 at [REASONS.length
+ * + reason] (VFP_STAT_IPV6). Slots a family never counts (IPv4
+ * unparsed_headers, IPv6 not_ip) are null and left out of listings.
+ */
+export const STAT_NAMES: ReadonlyArray<string | null> = [
+  ...REASONS.map((r) => (r === 'unparsed_headers' ? null : r)),
+  ...REASONS.map((r) => (r === 'not_ip' ? null : `${r}${IPV6_SUFFIX}`)),
+];
+export type StatName = string;
+
+/** Reason and family of a counter name: "blocked_exact_ipv6" -> blocked_exact, ipv6; "not_ip" -> not_ip, none. */
+export function splitStatName(name: string): { reason: string; family: 'ipv4' | 'ipv6' | 'none' } {
+  if (name.endsWith(IPV6_SUFFIX)) return { reason: name.slice(0, -IPV6_SUFFIX.length), family: 'ipv6' };
+  return { reason: name, family: name === 'not_ip' ? 'none' : 'ipv4' };
+}
 
 export const EXACT_KEY = 4;
 export const LPM_KEY = 8;

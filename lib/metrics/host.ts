@@ -11,7 +11,7 @@ import { readClocks } from '../clock.js';
 import type { Context } from '../context.js';
 import { compareEnforced, DRIFT_KINDS, type BlockDump } from '../drift.js';
 import { attachments, pinnedProgId, readCounters } from '../maps/bpftool.js';
-import { BLOCK_VALUE, EXACT_KEY, FIXED_SOURCES, LPM_KEY, MAP, SOURCE_NAME_LEN, decodeSourceName, records } from '../maps/layout.js';
+import { BLOCK_VALUE, EXACT_KEY, FIXED_SOURCES, LPM_KEY, MAP, SOURCE_NAME_LEN, decodeSourceName, records, splitStatName } from '../maps/layout.js';
 import { intendedEntries } from './intended.js';
 
 export const PREFIX = 'vos_fastpath_';
@@ -27,8 +27,8 @@ export interface HostMetricsOptions {
 }
 
 export class HostMetrics {
-  private readonly packets: Counter<'reason'>;
-  private readonly bytes: Counter<'reason'>;
+  private readonly packets: Counter<'reason' | 'family'>;
+  private readonly bytes: Counter<'reason' | 'family'>;
   private readonly entries: Gauge<'map'>;
   private readonly capacity: Gauge<'map'>;
   private readonly attached: Gauge<'iface'>;
@@ -48,8 +48,8 @@ export class HostMetrics {
     private readonly o: HostMetricsOptions,
   ) {
     const registers = [registry];
-    this.packets = new Counter({ name: `${PREFIX}packets_total`, help: 'Packets the XDP program judged, by reason (as vosctl stats), summed over CPUs.', labelNames: ['reason'], registers });
-    this.bytes = new Counter({ name: `${PREFIX}bytes_total`, help: 'Bytes of the packets the XDP program judged, by reason, summed over CPUs.', labelNames: ['reason'], registers });
+    this.packets = new Counter({ name: `${PREFIX}packets_total`, help: 'Packets the XDP program judged, by reason (as vosctl stats) and address family (ipv4, ipv6; none for frames that are not IP), summed over CPUs.', labelNames: ['reason', 'family'], registers });
+    this.bytes = new Counter({ name: `${PREFIX}bytes_total`, help: 'Bytes of the packets the XDP program judged, by reason and address family, summed over CPUs.', labelNames: ['reason', 'family'], registers });
     this.entries = new Gauge({ name: `${PREFIX}map_entries`, help: 'Entries in a pinned map (live and expired alike, as the kernel holds them).', labelNames: ['map'], registers });
     this.capacity = new Gauge({ name: `${PREFIX}map_capacity`, help: 'Most entries a pinned map can hold (max_entries).', labelNames: ['map'], registers });
     this.attached = new Gauge({ name: `${PREFIX}program_attached`, help: '1 if the pinned vos-fastpath program runs on the interface, else 0.', labelNames: ['iface'], registers });
@@ -81,9 +81,10 @@ export class HostMetrics {
     ]);
     this.packets.reset();
     this.bytes.reset();
-    for (const [reason, v] of Object.entries(counters ?? {})) {
-      this.packets.inc({ reason }, v.packets);
-      this.bytes.inc({ reason }, v.bytes);
+    for (const [name, v] of Object.entries(counters ?? {})) {
+      const labels = splitStatName(name);
+      this.packets.inc(labels, v.packets);
+      this.bytes.inc(labels, v.bytes);
     }
     this.entries.reset();
     this.capacity.reset();

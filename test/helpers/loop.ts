@@ -120,7 +120,7 @@ export class LoopLab {
 
   /** One counter summed over CPUs (one bpftool call: a few ms). */
   async counter(name: StatName): Promise<number> {
-    return (await readCounters(join(this.lab.pinDir, 'stats')))[name].packets;
+    return (await readCounters(join(this.lab.pinDir, 'stats')))[name]?.packets ?? 0;
   }
 
   /** A sipp process inside a namespace, owned by the lab. */
