@@ -57,7 +57,6 @@ export function decisionCommand(d: unknown, o: DecisionOptions, actionOverride?:
   if (typeof value !== 'string' || !value) return { ok: false, reason: `decision without a "value": ${JSON.stringify(d)}` };
   const scope = typeof r.scope === 'string' ? r.scope : 'Ip';
   if (!SCOPES.has(scope.toLowerCase())) return { skip: `scope ${scope} of ${value} is not an address or range` };
-  if (value.includes(':')) return { skip: `IPv6 ${value} is not enforced yet (IPv4 only until IPv6 support lands)` };
   if (action === 'del') return { ok: true, cmds: [{ action: 'unblock', target: value, ttlS: 0, source: o.source, reason: null }] };
   if (r.type !== undefined && r.type !== 'ban') return { skip: `type ${JSON.stringify(r.type)} of ${value}: only bans are enforced at the NIC` };
   if (typeof r.duration !== 'string') return { ok: false, reason: `decision for ${value} without a "duration"` };

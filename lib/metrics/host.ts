@@ -6,18 +6,19 @@
  * Nothing here takes the state lock or writes a map. The maps are read with
  * batch lookups, which the XDP program never waits on (its lookups are RCU).
  */
+import { existsSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { readClocks } from '../clock.js';
 import type { Context } from '../context.js';
 import { compareEnforced, DRIFT_KINDS, type BlockDump } from '../drift.js';
 import { attachments, pinnedProgId, readCounters } from '../maps/bpftool.js';
-import { BLOCK_VALUE, EXACT_KEY, FIXED_SOURCES, LPM_KEY, MAP, SOURCE_NAME_LEN, decodeSourceName, records, splitStatName } from '../maps/layout.js';
+import { BLOCK_MAPS, BLOCK_VALUE, FIXED_SOURCES, MAP, SOURCE_NAME_LEN, decodeSourceName, records, splitStatName } from '../maps/layout.js';
 import { intendedEntries } from './intended.js';
 
 export const PREFIX = 'vos_fastpath_';
 
 /** Maps whose fill level is exported: the hash and LPM maps that grow. */
-const FILLED_MAPS = [MAP.blockedIps, MAP.blockedPrefixes, MAP.allowIps, MAP.optionsAllow] as const;
+const FILLED_MAPS = [MAP.blockedIps, MAP.blockedPrefixes, MAP.allowIps, MAP.optionsAllow, MAP.blockedIps6, MAP.blockedPrefixes6, MAP.allowIps6, MAP.optionsAllow6] as const;
 
 export interface HostMetricsOptions {
   /** Interfaces that should run the program: each gets a program_attached series, 0 when it does not. */
@@ -149,7 +150,7 @@ export class HostMetrics {
     try {
       const names = new Map([...Object.entries(FIXED_SOURCES).map(([n, id]) => [id, n] as const), ...(await this.registeredSources())]);
       const dumps: BlockDump[] = [];
-      for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+      for (const [map, keySize] of BLOCK_MAPS.filter(([m], i) => i < 2 || existsSync(this.ctx.pin(m)))) {
         dumps.push({ records: await this.ctx.maps.dump(this.ctx.pin(map)), keySize });
       }
       // Maps first, then the state: writers change the map first, so a block
