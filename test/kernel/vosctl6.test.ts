@@ -167,6 +167,30 @@ describeKernel('vosctl over IPv6', () => {
     await vosctl('unblock', '2001:db8:e::77');
   });
 
+  it('svmap -6 finds nothing behind stealth, and finds the responder without it', async () => {
+    // A SIP responder on the host's IPv6 address: answers OPTIONS with 200 OK, as a server would.
+    const sock = dgram.createSocket({ type: 'udp6', reuseAddr: true });
+    sock.on('message', (m, r) => {
+      const t = m.toString('latin1');
+      if (!t.startsWith('OPTIONS ')) return;
+      const hdr = (n: string) => new RegExp(`^${n}:.*$`, 'mi').exec(t)?.[0] ?? '';
+      sock.send(['SIP/2.0 200 OK', hdr('Via'), hdr('From'), `${hdr('To')};tag=vfp`, hdr('Call-ID'), hdr('CSeq'), 'User-Agent: vfp-lab-responder', 'Content-Length: 0', '', ''].join('\r\n'), r.port, r.address);
+    });
+    await new Promise<void>((r) => sock.bind(5060, v.hostIp6, r));
+    const svmap = async () => {
+      const r = await execa('ip', ['netns', 'exec', v.ns, 'svmap', '-6', '-p', '5060', '-t', '0.05', v.hostIp6], { reject: false, timeout: 60_000, cwd: lab.tmp });
+      return `${r.stdout}\n${r.stderr}`;
+    };
+    try {
+      expect(await svmap()).not.toContain('vfp-lab-responder');
+      expect((await vosctl('attach', v.host, '--mode', 'native', '--no-stealth')).code).toBe(0);
+      expect(await svmap()).toContain(`${v.hostIp6}:5060`);
+    } finally {
+      sock.close();
+      expect((await vosctl('attach', v.host, '--mode', 'native')).code).toBe(0);
+    }
+  });
+
   it('the scripts take IPv6 too: same validation, same maps, same state as vosctl', async () => {
     expect((await lab.mustScript('block_ip.sh', ['2001:DB8:5C::1', '--ttl', '1h', '--source', 'script'])).stdout).toBe('blocked 2001:db8:5c::1 for 3600s');
     expect((await lab.mustScript('block_ips_from_file.sh', ['-', '--source', 'script'], '2001:db8:5c:1::/64\n203.0.113.90\n')).stdout).toContain('loaded 2 entries');
