@@ -48,8 +48,12 @@ export class LoopLab {
     return r.out;
   }
 
-  /** Namespaces, XDP on both host ends (stealth as given), consumer, Kamailio. */
-  async start(opts: { stealth: boolean }): Promise<void> {
+  /** Kamailio also listens on the host ends' IPv6 addresses. */
+  private ipv6 = false;
+
+  /** Namespaces, XDP on both host ends (stealth as given), consumer, Kamailio (ipv6: on the IPv6 addresses too). */
+  async start(opts: { stealth: boolean; ipv6?: boolean }): Promise<void> {
+    this.ipv6 = opts.ipv6 ?? false;
     this.attacker = await this.lab.veth();
     this.customer = await this.lab.veth();
     this.scannerIp = this.attacker.peerIp.replace(/\.2$/, '.3');
@@ -73,6 +77,7 @@ export class LoopLab {
       '-f', join(ROOT, 'contrib/kamailio/kamailio.cfg'),
       '-l', `udp:${this.attacker.hostIp}:5060`,
       '-l', `udp:${this.customer.hostIp}:5060`,
+      ...(this.ipv6 ? ['-l', `udp:[${this.attacker.hostIp6}]:5060`, '-l', `udp:[${this.customer.hostIp6}]:5060`] : []),
       '-n', '2', '-DD', '-E', '-P', pidFile, '-Y', runDir,
       '-A', 'VOS_TRACE',
       '-A', `VOS_ROUTING_KEY="${this.queue}"`,
@@ -91,7 +96,8 @@ export class LoopLab {
     // Ready once both addresses are bound.
     for (let i = 0; i < 100; i++) {
       const ss = (await execa('ss', ['-lun'])).stdout;
-      if (ss.includes(`${this.attacker.hostIp}:5060`) && ss.includes(`${this.customer.hostIp}:5060`)) return;
+      const v6 = !this.ipv6 || (ss.includes(`[${this.attacker.hostIp6}]:5060`) && ss.includes(`[${this.customer.hostIp6}]:5060`));
+      if (v6 && ss.includes(`${this.attacker.hostIp}:5060`) && ss.includes(`${this.customer.hostIp}:5060`)) return;
       if (proc.exitCode !== null) break;
       await sleep(100);
     }

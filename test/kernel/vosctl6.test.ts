@@ -5,7 +5,7 @@
  * 5952 text in listings, refusals naming the value, mixed load-file and
  * --replace across both families, TTL expiry, attach restoring IPv6 entries.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
