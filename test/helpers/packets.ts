@@ -39,6 +39,14 @@ function ethernet(vlans: number[], etherType: number): number[] {
   return out;
 }
 
+/** A UDP header (checksum 0) for a payload of n bytes. */
+function udpHeader(o: FrameOptions, n: number): Uint8Array {
+  const sport = o.sport ?? 5060;
+  const dport = o.dport ?? 5060;
+  const ulen = o.udpLength ?? 8 + n;
+  return Uint8Array.from([sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, ulen >> 8, ulen & 0xff, 0, 0]);
+}
+
 export function udpFrame(payload: string | Uint8Array, o: FrameOptions = {}): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : Buffer.from(payload);
   const withUdp = o.udp !== false;
@@ -53,12 +61,7 @@ export function udpFrame(payload: string | Uint8Array, o: FrameOptions = {}): Bu
   ip[10] = sum >> 8;
   ip[11] = sum & 0xff;
   const parts: Uint8Array[] = [Uint8Array.from(ethernet(o.vlans ?? [], ETH_P_IP)), ip];
-  if (withUdp) {
-    const sport = o.sport ?? 5060;
-    const dport = o.dport ?? 5060;
-    const ulen = o.udpLength ?? 8 + body.length;
-    parts.push(Uint8Array.from([sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, ulen >> 8, ulen & 0xff, 0, 0]));
-  }
+  if (withUdp) parts.push(udpHeader(o, body.length));
   parts.push(body);
   return Buffer.concat(parts);
 }
@@ -116,12 +119,7 @@ export function udp6Frame(payload: string | Uint8Array, o: Frame6Options = {}): 
   ip6.set(ipv6Bytes(o.src ?? '2001:db8:5::7'), 8);
   ip6.set(ipv6Bytes(o.dst ?? '2001:db8::1'), 24);
   const parts: Uint8Array[] = [Uint8Array.from(ethernet(o.vlans ?? [], ETH_P_IPV6)), ip6, Uint8Array.from(extBytes)];
-  if (withUdp) {
-    const sport = o.sport ?? 5060;
-    const dport = o.dport ?? 5060;
-    const ulen = o.udpLength ?? 8 + body.length;
-    parts.push(Uint8Array.from([sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, ulen >> 8, ulen & 0xff, 0, 0]));
-  }
+  if (withUdp) parts.push(udpHeader(o, body.length));
   parts.push(body);
   return Buffer.concat(parts);
 }

@@ -7,34 +7,23 @@ import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
+import { attachedLab, type VosctlLab } from '../helpers/vosctl.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
-import type { ListedEntry as Listed } from '../../lib/blocklist.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
 describeKernel('vosctl', () => {
   let lab: Lab;
-  let stateDir: string;
   let v: Veth;
-
-  const vosctl = async (...args: string[]) => {
-    const r = await execa(join(ROOT, 'bin/vosctl'), [...args], {
-      env: { VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json' },
-      reject: false,
-    });
-    return { code: r.exitCode, out: r.stdout, err: r.stderr };
-  };
-  const list = async (...args: string[]) => JSON.parse((await vosctl('list', '--json', ...args)).out) as Listed[];
-  const ips = async (...args: string[]) => (await list(...args)).map((e) => e.ip);
+  let t: VosctlLab;
+  const vosctl = (...args: string[]) => t.vosctl(...args);
+  const list = (...args: string[]) => t.list(...args);
+  const ips = (...args: string[]) => t.ips(...args);
 
   beforeAll(async () => {
-    lab = new Lab();
-    stateDir = join(lab.tmp, 'state');
-    v = await lab.veth();
-    const r = await vosctl('attach', v.host, '--mode', 'native');
-    expect(r).toMatchObject({ code: 0 });
-    lab.defer(`xdp on ${v.host}`, () => lab.script('unload.sh', [v.host]));
+    t = await attachedLab();
+    ({ lab, v } = t);
   });
   afterAll(() => lab.cleanup());
 
