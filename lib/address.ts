@@ -235,21 +235,31 @@ export function parseTarget6(input: string, text = input.trim()): Checked {
   }
   const prefixlen = a.subnetMask;
   const bytes = new Uint8Array(16);
-  a.parsedAddress.forEach((x, i) => {
-    const n = parseInt(x, 16);
+  const groups = a.parsedAddress;
+  let leadingZero = true; // groups 0-4 all zero: the start of an IPv4-mapped address
+  for (let i = 0; i < 8; i++) {
+    const n = parseInt(groups[i]!, 16);
     bytes[2 * i] = n >> 8;
     bytes[2 * i + 1] = n & 0xff;
-  });
+    if (i < 5 && n !== 0) leadingZero = false;
+  }
   // IPv4-mapped: the IPv4 address (or prefix) it carries.
-  if (bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff && prefixlen >= 96) {
+  if (leadingZero && bytes[10] === 0xff && bytes[11] === 0xff && prefixlen >= 96) {
     const v4 = `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
     const r = parseTarget(prefixlen === 128 ? v4 : `${v4}/${prefixlen - 96}`);
     return r.ok ? r : { ok: false, reason: `'${input}' (IPv4-mapped): ${r.reason}` };
   }
-  const network = bytes.slice();
-  for (let bit = prefixlen; bit < 128; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  if (network.some((x, i) => x !== bytes[i])) return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget6(network, prefixlen)}` };
+  if (prefixlen < 128 && hostBitsSet6(bytes, prefixlen)) {
+    const network = bytes.slice();
+    for (let bit = prefixlen; bit < 128; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
+    return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget6(network, prefixlen)}` };
+  }
   return { ok: true, target: { text: formatTarget6(bytes, prefixlen), addr: 0, prefixlen, family: 6, bytes } };
+}
+
+function hostBitsSet6(b: Uint8Array, prefixlen: number): boolean {
+  for (let bit = prefixlen; bit < 128; bit++) if (b[bit >> 3]! & (0x80 >> (bit & 7))) return true;
+  return false;
 }
 
 /** Ranges no IPv6 block may touch (RFC 4291 2.5.2, 2.5.3, 2.7, 2.5.6). */
