@@ -229,17 +229,21 @@ describeKernel('vosctl', () => {
     expect(JSON.parse((await vosctl('status', '--json')).out).state_matches_maps).toBe(true);
   });
 
-  it('a full map is an error with the numbers, and what fit is kept', async () => {
+  it.each([
+    ['blocked_ips', '--block-capacity', '11.1.0.1\n11.1.0.2\n11.1.0.3\n11.1.0.4\n11.1.0.5\n'],
+    ['blocked_ips6', '--block-capacity6', '2a00:1::1\n2a00:1::2\n2a00:1::3\n2a00:1::4\n2a00:1::5\n'],
+  ])('a full map (%s) is an error with the numbers and the flag that sizes it, and what fit is kept', async (map, flag, input) => {
     const small = new Lab();
     try {
-      await small.loadUnattached(['--block-capacity', '3']);
+      await small.loadUnattached([flag, '3']);
       const r = await execa(join(ROOT, 'bin/vosctl'), ['load-file', '-'], {
-        input: '11.1.0.1\n11.1.0.2\n11.1.0.3\n11.1.0.4\n11.1.0.5\n',
+        input,
         env: { VOS_PIN_DIR: small.pinDir, VOS_STATE_DIR: join(small.tmp, 'state') },
         reject: false,
       });
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toContain('blocked_ips is full: 3 of 3 entries in use; applied 3 of 5');
+      expect(r.stderr).toContain(`${map} is full: 3 of 3 entries in use; applied 3 of 5`);
+      expect(r.stderr).toContain(`attach ${flag} N`);
       const listed = await execa(join(ROOT, 'bin/vosctl'), ['list', '--json'], { env: { VOS_PIN_DIR: small.pinDir, VOS_STATE_DIR: join(small.tmp, 'state') } });
       expect(JSON.parse(listed.stdout)).toHaveLength(3);
     } finally {
