@@ -848,6 +848,12 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 	}
 	if (parsed < 0)
 		return count(fam + VFP_STAT_UNPARSED_HEADERS, bytes, XDP_PASS);
+	/*
+	 * ICMPv6 is the kernel's: neighbour discovery (RFC 4861) must reach it, or
+	 * IPv6 on the link dies; an AF_XDP socket gets the rest, as for IPv4.
+	 */
+	if (proto == IPPROTO_ICMPV6)
+		return count(fam + VFP_STAT_PASSED, bytes, XDP_PASS);
 	return judge_rest(ctx, udp, data_end, to_sip, &ip6h->payload_len, l3_base, frag & IP6_MF, fam, cfg,
 			  &options_allow6, &key);
 }

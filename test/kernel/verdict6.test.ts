@@ -124,6 +124,8 @@ describeKernel('XDP verdicts over IPv6 (bpftool prog run)', () => {
     ['truncated UDP header from a clean source passes', () => truncated(f6(OPTIONS), 14 + 40 + 4), XDP_PASS, 'passed_ipv6'],
     ['UDP length beyond the frame does not drop a valid REGISTER', () => f6(REGISTER, { udpLength: 2000 }), XDP_PASS, 'passed_ipv6'],
     ['an ARP frame passes and is counted as not IP', () => arpFrame(), XDP_PASS, 'not_ip'],
+    ['ICMPv6 (neighbour discovery) passes to the kernel', () => f6('\x87\0\0\0', { protocol: 58, udp: false }), XDP_PASS, 'passed_ipv6'],
+    ['ICMPv6 from a blocked source is dropped (scope all)', () => f6('\x87\0\0\0', { src: BLOCKED, protocol: 58, udp: false }), XDP_DROP, 'blocked_exact_ipv6'],
   ];
 
   it.each(cases)('%s', async (_name, frame, verdict, counter) => {
