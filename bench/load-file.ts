@@ -1,6 +1,6 @@
 /**
- * Bulk import speed: `vosctl load-file` of 100,000 and 1,000,000 addresses
- * beside `ipset restore` (hash:ip) and one `bpftool batch file` process
+ * Bulk import speed: `vosctl load-file` of 100,000 and 1,000,000 addresses,
+ * IPv4 and then IPv6, beside `ipset restore` (hash:ip, family inet and inet6) and one `bpftool batch file` process
  * (scripts/block_ips_from_file.sh) on the same list, timed in the same run;
  * and one `vosctl block` beside `node -e ''` and a bare `bpftool map update`.
  * Then the state store against the code before SQLite (the parent of the
@@ -17,6 +17,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT } from '../test/helpers/lab.js';
 import { addr, median, timed } from './common.js';
+
+/** The i-th of a run of distinct public-looking IPv6 addresses, in RFC 5952 text. */
+const addr6 = (i: number): string => `2a00:${((i >>> 16) & 0xffff).toString(16)}::${(i & 0xffff).toString(16)}:1`;
 
 const SIZES = (process.env.SIZES ?? '100000,1000000').split(',').filter(Boolean).map(Number);
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
@@ -57,6 +60,26 @@ async function bulk(n: number): Promise<void> {
     console.log(`  ipset restore (hash:ip)            ${(ipsetMs / 1000).toFixed(2)} s   reference`);
     console.log(`  block_ips_from_file.sh             ${(batchMs / 1000).toFixed(2)} s   ${(batchMs / ipsetMs).toFixed(2)}x ipset (scripts/block_ips_from_file.sh, which also writes its state rows)`);
     console.log(`  vosctl load-file                   ${(vosMs / 1000).toFixed(2)} s   ${(vosMs / ipsetMs).toFixed(2)}x ipset (goal < 1x)`);
+
+    // The same count of IPv6 addresses (2a00::/16 space), same run, beside ipset's inet6 set and the IPv4 figure above.
+    await execa('rm', ['-rf', lab.pinDir]);
+    const list6 = join(lab.tmp, 'list6.txt');
+    const lines6 = Array.from({ length: n }, (_, i) => addr6(i));
+    writeFileSync(list6, lines6.join('\n') + '\n');
+    writeFileSync(restore, `create ${set} hash:ip family inet6 hashsize ${Math.max(1024, n / 4)} maxelem ${n * 2}\n` + lines6.map((l) => `add ${set} ${l}`).join('\n') + '\n');
+    const ipset6Ms = await timed(() => execa('ipset', ['restore', '-file', restore]));
+    await execa('ipset', ['destroy', set]);
+    await lab.loadUnattached(['--block-capacity', cap, '--block-capacity6', cap]);
+    const batch6Ms = await timed(() => must(join(ROOT, 'scripts/block_ips_from_file.sh'), [list6], lab.env({ VOS_STATE_DIR: join(lab.tmp, 'state6s') })));
+    await execa('rm', ['-rf', lab.pinDir]);
+    await lab.loadUnattached(['--block-capacity', cap, '--block-capacity6', cap]);
+    const env6 = lab.env({ VOS_STATE_DIR: join(lab.tmp, 'state6') });
+    await must(VOSCTL, ['load-file', none, '--source', 'feed'], env6);
+    const vos6Ms = await timed(() => must(VOSCTL, ['load-file', list6, '--source', 'feed'], env6));
+    console.log(`load ${n.toLocaleString('en')} IPv6 addresses`);
+    console.log(`  ipset restore (hash:ip inet6)      ${(ipset6Ms / 1000).toFixed(2)} s   reference`);
+    console.log(`  block_ips_from_file.sh             ${(batch6Ms / 1000).toFixed(2)} s   ${(batch6Ms / ipset6Ms).toFixed(2)}x ipset inet6`);
+    console.log(`  vosctl load-file                   ${(vos6Ms / 1000).toFixed(2)} s   ${(vos6Ms / ipset6Ms).toFixed(2)}x ipset inet6, ${(vos6Ms / vosMs).toFixed(2)}x the IPv4 load above`);
 
   } finally {
     await execa('ipset', ['destroy', set], { reject: false });

@@ -1,14 +1,28 @@
 /**
  * The one address validator of vosctl. Pure: text and policy in, a target or
- * a reason out. Built on ip-address; strict dotted quads only.
+ * a reason out. Built on ip-address: strict dotted quads for IPv4, Address6
+ * for IPv6 with RFC 5952 canonical text. IPv4 stays on its own numeric path
+ * (a million-line load parses no IPv6); IPv6 targets carry family 6 and
+ * their 16 bytes.
  */
-import { Address4 } from 'ip-address';
+import { Address4, Address6 } from 'ip-address';
 
 export interface Target {
-  /** Canonical text: "a.b.c.d" for a single address, "a.b.c.d/n" for a prefix. */
+  /** Canonical text: "a.b.c.d" or "a.b.c.d/n"; IPv6 in RFC 5952 form ("2001:db8::1", "2001:db8::/32"). */
   text: string;
-  /** Network address as an unsigned 32-bit integer. */
+  /** IPv4: network address as an unsigned 32-bit integer. IPv6: 0 (see bytes). */
   addr: number;
+  /** 0-32 for IPv4, 0-128 for IPv6. */
+  prefixlen: number;
+  /** 6 for an IPv6 target; absent for IPv4. */
+  family?: 6;
+  /** IPv6 only: the network address, 16 bytes in network order. */
+  bytes?: Uint8Array;
+}
+
+/** An IPv6 prefix: 16 bytes in network order and a length 0-128. */
+export interface Cidr6 {
+  bytes: Uint8Array;
   prefixlen: number;
 }
 
@@ -26,7 +40,15 @@ export interface BlockPolicy {
   own: readonly number[];
   /** The cluster's own addresses (never-block, the same on every node): a target that overlaps one is refused. */
   peers?: readonly Cidr[];
+  /** Shortest IPv6 prefix accepted (default 32: a /32 is a whole LIR's allocation). */
+  minPrefix6?: number;
+  /** IPv6 never-block entries (allow_ips6). */
+  allow6?: readonly Cidr6[];
+  /** This host's own IPv6 addresses. */
+  own6?: readonly Uint8Array[];
 }
+
+export const DEFAULT_MIN_PREFIX6 = 32;
 
 export type Checked = { ok: true; target: Target } | { ok: false; reason: string };
 
@@ -57,23 +79,33 @@ export function covers(a: Cidr, b: Cidr): boolean {
 export class TargetSet {
   private readonly addrs = new Set<number>();
   private readonly prefixes = new Set<number>();
+  /** IPv6 targets by canonical text: a path of their own, so IPv4 keys stay int32. */
+  private readonly v6 = new Set<string>();
 
   /** Add; false if it was already there. */
-  add(t: Cidr): boolean {
+  add(t: Cidr | Target): boolean {
+    if ('family' in t && t.family === 6) return this.v6.size < this.v6.add(t.text).size;
     const set = t.prefixlen === 32 ? this.addrs : this.prefixes;
     const before = set.size;
     set.add(t.prefixlen === 32 ? t.addr | 0 : t.addr * 33 + t.prefixlen);
     return set.size > before;
   }
 
-  has(t: Cidr): boolean {
+  /** An IPv6 target by its canonical text. */
+  hasV6(text: string): boolean {
+    return this.v6.has(text);
+  }
+
+  has(t: Cidr | Target): boolean {
+    if ('family' in t && t.family === 6) return this.v6.has(t.text);
     return t.prefixlen === 32 ? this.addrs.has(t.addr | 0) : this.prefixes.has(t.addr * 33 + t.prefixlen);
   }
 }
 
-/** Parse an IPv4 address or CIDR. A prefix with host bits set is refused, not silently widened. */
+/** Parse an IPv4 or IPv6 address or CIDR. A prefix with host bits set is refused, not silently widened. */
 export function parseTarget(input: string): Checked {
   const text = input.trim();
+  if (text.includes(':') || text.includes('[')) return parseTarget6(input, text);
   if (!DOTTED.test(text)) return { ok: false, reason: `'${input}' is not an IPv4 address or CIDR (dotted quad)` };
   let parsed: Address4;
   try {
@@ -113,6 +145,7 @@ export function networkOf(input: string): string | null {
 
 /** The rules for anything that goes into the blocklist. */
 export function checkBlockable(t: Target, policy: BlockPolicy): string | null {
+  if (t.family === 6) return checkBlockable6(t, policy);
   const first = t.addr >>> 24;
   if (t.prefixlen < policy.minPrefix) return `'${t.text}' is shorter than the minimum prefix /${policy.minPrefix}`;
   if (first === 0) return `'${t.text}' is in 0.0.0.0/8 (this network)`;
@@ -148,4 +181,125 @@ export function partitionTargets(texts: readonly string[], check: (text: string)
     else refused.push(r.reason);
   }
   return { targets, refused };
+}
+
+const V6_CHARS = /^[0-9A-Fa-f:.]+(?:\/\d{1,3})?$/;
+
+/** RFC 5952 text of 16 bytes: lower case, no leading zeros, the longest run of two or more zero groups (the first on a tie) as "::". */
+export function formatAddr6(b: Uint8Array): string {
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLen, 8)}`;
+}
+
+export function formatTarget6(b: Uint8Array, prefixlen: number): string {
+  return prefixlen === 128 ? formatAddr6(b) : `${formatAddr6(b)}/${prefixlen}`;
+}
+
+/** Does a contain all of b (both IPv6)? */
+export function covers6(a: Cidr6, b: Cidr6): boolean {
+  if (b.prefixlen < a.prefixlen) return false;
+  const full = a.prefixlen >> 3;
+  for (let i = 0; i < full; i++) if (a.bytes[i] !== b.bytes[i]) return false;
+  const rest = a.prefixlen & 7;
+  return rest === 0 || ((a.bytes[full]! ^ b.bytes[full]!) & (0xff << (8 - rest)) & 0xff) === 0;
+}
+
+/** The 16 bytes of a canonical IPv6 text (as formatAddr6 writes it; no prefix). */
+export function bytesOf6(text: string): Uint8Array {
+  const out = new Uint8Array(16);
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((x, i) => {
+    const n = parseInt(x, 16);
+    out[2 * i] = n >> 8;
+    out[2 * i + 1] = n & 0xff;
+  });
+  return out;
+}
+
+/**
+ * Parse IPv6 text (RFC 4291 2.2 forms, RFC 4291 2.3 prefixes). Refused with
+ * the value named: brackets or a port ("[2001:db8::1]:5060": RFC 3986 forms,
+ * not an address), a zone id ("fe80::1%eth0": meaningful on one host only),
+ * a prefix over 128 or with host bits set. An IPv4-mapped address
+ * (::ffff:0:0/96, RFC 4291 2.5.5.2) is the IPv4 address it carries and is
+ * validated as IPv4.
+ */
+export function parseTarget6(input: string, text = input.trim()): Checked {
+  if (text.includes('[') || text.includes(']')) return { ok: false, reason: `'${input}' is bracketed or has a port; give the bare IPv6 address (2001:db8::1)` };
+  if (text.includes('%')) return { ok: false, reason: `'${input}' has a zone id (%...): zone-scoped addresses are not blockable` };
+  if (!V6_CHARS.test(text)) return { ok: false, reason: `'${input}' is not an IPv4 or IPv6 address or CIDR` };
+  let a: Address6;
+  try {
+    a = new Address6(text);
+  } catch {
+    const m = /\/(\d+)$/.exec(text);
+    if (m && Number(m[1]) > 128) return { ok: false, reason: `'${input}' has a prefix longer than 128` };
+    return { ok: false, reason: `'${input}' is not an IPv6 address or CIDR` };
+  }
+  const prefixlen = a.subnetMask;
+  const bytes = new Uint8Array(16);
+  const groups = a.parsedAddress;
+  let leadingZero = true; // groups 0-4 all zero: the start of an IPv4-mapped address
+  for (let i = 0; i < 8; i++) {
+    const n = parseInt(groups[i]!, 16);
+    bytes[2 * i] = n >> 8;
+    bytes[2 * i + 1] = n & 0xff;
+    if (i < 5 && n !== 0) leadingZero = false;
+  }
+  // IPv4-mapped: the IPv4 address (or prefix) it carries.
+  if (leadingZero && bytes[10] === 0xff && bytes[11] === 0xff && prefixlen >= 96) {
+    const v4 = `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+    const r = parseTarget(prefixlen === 128 ? v4 : `${v4}/${prefixlen - 96}`);
+    return r.ok ? r : { ok: false, reason: `'${input}' (IPv4-mapped): ${r.reason}` };
+  }
+  if (prefixlen < 128 && hostBitsSet6(bytes, prefixlen)) {
+    const network = bytes.slice();
+    for (let bit = prefixlen; bit < 128; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
+    return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget6(network, prefixlen)}` };
+  }
+  return { ok: true, target: { text: formatTarget6(bytes, prefixlen), addr: 0, prefixlen, family: 6, bytes } };
+}
+
+function hostBitsSet6(b: Uint8Array, prefixlen: number): boolean {
+  for (let bit = prefixlen; bit < 128; bit++) if (b[bit >> 3]! & (0x80 >> (bit & 7))) return true;
+  return false;
+}
+
+/** Ranges no IPv6 block may touch (RFC 4291 2.5.2, 2.5.3, 2.7, 2.5.6). */
+const NEVER6: Array<[Cidr6, string]> = [
+  [{ bytes: new Uint8Array(16), prefixlen: 128 }, 'the unspecified address (::)'],
+  [{ bytes: Uint8Array.from([...Array<number>(15).fill(0), 1]), prefixlen: 128 }, 'the loopback address (::1)'],
+  [{ bytes: Uint8Array.from([0xff, ...Array<number>(15).fill(0)]), prefixlen: 8 }, 'multicast (ff00::/8)'],
+  [{ bytes: Uint8Array.from([0xfe, 0x80, ...Array<number>(14).fill(0)]), prefixlen: 10 }, 'link-local (fe80::/10)'],
+];
+
+function checkBlockable6(t: Target, policy: BlockPolicy): string | null {
+  const c: Cidr6 = { bytes: t.bytes!, prefixlen: t.prefixlen };
+  const min = policy.minPrefix6 ?? DEFAULT_MIN_PREFIX6;
+  if (t.prefixlen < min) return `'${t.text}' is shorter than the minimum IPv6 prefix /${min}`;
+  for (const [r, what] of NEVER6) if (covers6(r, c) || covers6(c, r)) return `'${t.text}' is ${covers6(r, c) ? '' : 'a prefix covering '}${what}`;
+  for (const own of policy.own6 ?? []) {
+    if (covers6(c, { bytes: own, prefixlen: 128 })) return `'${t.text}' covers this host's address ${formatAddr6(own)}`;
+  }
+  for (const a of policy.allow6 ?? []) {
+    if (covers6(a, c)) return `'${t.text}' is covered by the allowlist entry ${formatTarget6(a.bytes, a.prefixlen)}`;
+  }
+  return null;
 }

@@ -3,22 +3,23 @@
  * writer goes through here, so the map and the state change together: the
  * map first (enforcement), then the state (durably), under the state lock.
  */
+import { existsSync } from 'node:fs';
 import { formatTarget, TargetSet, type Target } from './address.js';
 import { bootToWall, readClocks, wallToBoot, type Clocks } from './clock.js';
 import type { Context } from './context.js';
 import { MapFullError, UsageError } from './errors.js';
 import {
+  BLOCK_MAPS,
   BLOCK_VALUE,
-  EXACT_KEY,
   FIRST_FEED_SOURCE,
   FIXED_SOURCES,
-  LPM_KEY,
   MAP,
   MAX_SOURCES,
   SOURCE_NAME,
   SOURCE_NAME_LEN,
-  blockKey,
+  blockMapIndex,
   blockValueSourceId,
+  isV6Text,
   decodeBlockValue,
   decodeSourceName,
   encodeBlockValue,
@@ -27,6 +28,7 @@ import {
   readBlockKey,
   records,
   writeBlockKey,
+  writeBlockKey6,
 } from './maps/layout.js';
 import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
 import { StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
@@ -46,7 +48,7 @@ export interface ApplyResult {
   entries: Entry[];
 }
 
-/** Address and prefix length of a canonical target text (already validated: digits, dots, one slash). */
+/** Address and prefix length of a canonical IPv4 target text (already validated: digits, dots, one slash). */
 function targetOf(ip: string): { addr: number; prefixlen: number } {
   let addr = 0;
   let octet = 0;
@@ -112,21 +114,34 @@ export class PartialWrite extends Error {
   }
 }
 
-/** Write entries into the maps, prefixes first (they are few). */
+/** Write the block key of a canonical target text (either family) at `at`. */
+function writeKeyOf(into: Buffer, at: number, ip: string, group: number): void {
+  if (group >= 2) return writeBlockKey6(into, at, ip);
+  const t = targetOf(ip);
+  writeBlockKey(into, at, t.addr, t.prefixlen);
+}
+
+/** Entries grouped by BLOCK_MAPS index. */
+function groupByMap<T>(items: readonly T[], ipOf: (x: T) => string): T[][] {
+  const groups: T[][] = [[], [], [], []];
+  for (const x of items) groups[blockMapIndex(ipOf(x))]!.push(x);
+  return groups;
+}
+
+/** Write entries into the maps, prefixes first (they are few), IPv4 then IPv6. */
 async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks, whileWriting?: () => void): Promise<void> {
   const ids = await sourceIds(ctx, new Set(entries.map((e) => e.source)));
-  const exact: Entry[] = [];
-  const prefixes: Entry[] = [];
-  for (const e of entries) (e.ip.includes('/') ? prefixes : exact).push(e);
+  const groups = groupByMap(entries, (e) => e.ip);
   const written: Entry[] = [];
-  for (const [group, keySize, map] of [[prefixes, LPM_KEY, MAP.blockedPrefixes], [exact, EXACT_KEY, MAP.blockedIps]] as const) {
+  for (const g of [1, 0, 3, 2]) {
+    const group = groups[g]!;
     if (!group.length) continue;
+    const [map, keySize] = BLOCK_MAPS[g]!;
     const rec = keySize + BLOCK_VALUE;
     const buf = Buffer.alloc(group.length * rec);
     for (let i = 0; i < group.length; i++) {
       const e = group[i]!;
-      const t = targetOf(e.ip);
-      writeBlockKey(buf, i * rec, t.addr, t.prefixlen);
+      writeKeyOf(buf, i * rec, e.ip, g);
       encodeBlockValue({ expiresNs: wallToBoot(e.expires, now), addedUnix: e.added, sourceId: ids.get(e.source) ?? 0 }, buf, i * rec + keySize);
     }
     try {
@@ -141,6 +156,7 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
     }
     for (const e of group) written.push(e); // not push(...group): a million arguments overflow the stack
   }
+  whileWriting?.();
 }
 
 export interface ApplyOptions {
@@ -237,17 +253,18 @@ async function inState<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Targets by the map they live in, with their keys. */
+/** Targets by the map they live in, with their keys (maps with no target left out). */
 function byMap(ips: readonly string[]): Array<{ pin: string; ips: string[]; keys: Buffer[] }> {
-  const exact = { pin: MAP.blockedIps, ips: [] as string[], keys: [] as Buffer[] };
-  const prefixes = { pin: MAP.blockedPrefixes, ips: [] as string[], keys: [] as Buffer[] };
-  for (const ip of ips) {
-    const t = targetOf(ip);
-    const group = t.prefixlen === 32 ? exact : prefixes;
-    group.ips.push(ip);
-    group.keys.push(blockKey(t.addr, t.prefixlen));
-  }
-  return [exact, prefixes];
+  return groupByMap(ips, (ip) => ip)
+    .map((group, g) => {
+      const [pin, keySize] = BLOCK_MAPS[g]!;
+      return { pin, ips: group, keys: group.map((ip) => {
+        const key = Buffer.alloc(keySize);
+        writeKeyOf(key, 0, ip, g);
+        return key;
+      }) };
+    })
+    .filter((g) => g.ips.length);
 }
 
 async function deleteTargets(ctx: Context, ips: readonly string[]): Promise<{ deleted: number; absent: number }> {
@@ -312,7 +329,7 @@ export async function replaceSource(ctx: Context, source: string, reqs: readonly
     const keep = new TargetSet();
     for (const r of reqs) keep.add(r.target);
     // The source's rows before this transaction: what blocksInTx added is all in keep. A complete lookup already holds them.
-    const inState = planReplace(before.complete ? before.values() : ctx.store.targetsOf(source), source, { has: (ip) => keep.has(targetOf(ip)) });
+    const inState = planReplace(before.complete ? before.values() : ctx.store.targetsOf(source), source, { has: (ip) => (isV6Text(ip) ? keep.hasV6(ip) : keep.has(targetOf(ip))) });
     const gone = new Set([...inState, ...(await mapTargetsNotKept(ctx, source, keep))]);
     await deleteTargets(ctx, [...gone]);
     ctx.store.commit([], inState);
@@ -331,11 +348,17 @@ async function mapTargetsNotKept(ctx: Context, source: string, keep: TargetSet):
   const id = (await sourceRegistry(ctx)).get(source);
   const out: string[] = [];
   if (id === undefined) return out;
-  for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+  for (const [map, keySize] of await presentBlockMaps(ctx)) {
     const buf = await ctx.maps.dump(ctx.pin(map));
     const rec = keySize + BLOCK_VALUE;
+    const v6 = map === MAP.blockedIps6 || map === MAP.blockedPrefixes6;
     for (let at = 0; at + rec <= buf.length; at += rec) {
       if (blockValueSourceId(buf, at + keySize) !== id) continue;
+      if (v6) {
+        const text = keyToText(buf.subarray(at, at + keySize));
+        if (!keep.hasV6(text)) out.push(text);
+        continue;
+      }
       const t = readBlockKey(buf, at, keySize);
       if (!keep.has(t)) out.push(formatTarget(t.addr, t.prefixlen));
     }
@@ -343,11 +366,19 @@ async function mapTargetsNotKept(ctx: Context, source: string, keep: TargetSet):
   return out;
 }
 
-/** Every entry in the two block maps, as state-like entries (source by name, wall-clock expiry). */
+/**
+ * The block maps that exist: all four, or the IPv4 two in a pin folder made
+ * before IPv6 (load.sh creates the IPv6 maps at the next load or attach).
+ */
+export async function presentBlockMaps(ctx: Context): Promise<ReadonlyArray<(typeof BLOCK_MAPS)[number]>> {
+  return BLOCK_MAPS.filter(([map], i) => i < 2 || existsSync(ctx.pin(map)));
+}
+
+/** Every entry in the block maps (both families), as state-like entries (source by name, wall-clock expiry). */
 export async function mapEntries(ctx: Context, now: Clocks = readClocks()): Promise<Map<string, Entry>> {
   const byId = new Map<number, string>([...(await sourceRegistry(ctx))].map(([n, id]) => [id, n]));
   const out = new Map<string, Entry>();
-  for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+  for (const [map, keySize] of await presentBlockMaps(ctx)) {
     for (const [key, value] of records(await ctx.maps.dump(ctx.pin(map)), keySize, BLOCK_VALUE)) {
       const v = decodeBlockValue(value);
       const ip = keyToText(key);

@@ -49,6 +49,7 @@ export function buildCli(argv: string[]): Argv {
     .option('log-level', { type: 'string', describe: 'error, warn, info, debug [env VOS_LOG_LEVEL]', global: true })
     .option('log-format', { type: 'string', choices: ['json', 'text'], describe: 'log format on stderr (default: json unless stderr is a terminal)', global: true })
     .option('min-prefix', { type: 'number', describe: 'shortest prefix that may be blocked [env VOS_MIN_PREFIX] (default 8)', global: true })
+    .option('min-prefix6', { type: 'number', describe: 'shortest IPv6 prefix that may be blocked [env VOS_MIN_PREFIX6] (default 32)', global: true })
     .strict()
     .demandCommand(1, 'Name a command; vosctl --help lists them.')
     .recommendCommands()

@@ -2,11 +2,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import type { BlockPolicy, Cidr } from './address.js';
+import { parseTarget6, type BlockPolicy, type Cidr, type Cidr6 } from './address.js';
 import { closeAtEnd } from './closers.js';
 import { EnvError, UsageError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { LPM_KEY, MARK_VALUE, MAP, records } from './maps/layout.js';
+import { LPM_KEY, LPM_KEY6, MARK_VALUE, MAP, records } from './maps/layout.js';
 import { MapServer } from './maps/maptool.js';
 import { parseConfigFile, resolveSettings, type FileConfig, type Flags, type Settings } from './settings.js';
 import { StateStore } from './state.js';
@@ -38,6 +38,7 @@ export interface GlobalArgs {
   logLevel?: string;
   logFormat?: string;
   minPrefix?: number;
+  minPrefix6?: number;
   url?: string;
   caFile?: string;
   passwordFile?: string;
@@ -58,7 +59,7 @@ export class Context {
     const file = args.config ?? env.VOS_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
     let fileConfig: FileConfig = {};
     if (file !== undefined) fileConfig = parseConfigFile(readConfigFile(file, args.config !== undefined ? '--config' : env.VOS_CONFIG !== undefined ? 'VOS_CONFIG' : 'the default config'), file);
-    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile, neverBlock: args.neverBlock };
+    const flags: Flags = { pinDir: args.pinDir, stateDir: args.stateDir, logLevel: args.logLevel, logFormat: args.logFormat, minPrefix: args.minPrefix, minPrefix6: args.minPrefix6, amqpUrl: args.url, amqpCaFile: args.caFile, amqpPasswordFile: args.passwordFile, neverBlock: args.neverBlock };
     const ctx = new Context(resolveSettings(flags, env, fileConfig));
     closeAtEnd(() => ctx.maps.close());
     return ctx;
@@ -95,7 +96,7 @@ export class Context {
     return join(this.settings.pinDir, name);
   }
 
-  /** The never-block rules in force: allowlist from the pinned map, this host's addresses. */
+  /** The never-block rules in force: allowlists from the pinned maps (both families), this host's addresses. */
   async policy(): Promise<BlockPolicy> {
     const allow: Cidr[] = [];
     if (existsSync(this.pin(MAP.allowIps))) {
@@ -103,12 +104,23 @@ export class Context {
         allow.push({ prefixlen: key.readUInt32LE(0), addr: key.readUInt32BE(4) });
       }
     }
+    const allow6: Cidr6[] = [];
+    if (existsSync(this.pin(MAP.allowIps6))) {
+      for (const [key] of records(await this.maps.dump(this.pin(MAP.allowIps6)), LPM_KEY6, MARK_VALUE)) {
+        allow6.push({ prefixlen: key.readUInt32LE(0), bytes: Uint8Array.from(key.subarray(4)) });
+      }
+    }
     const own: number[] = [];
+    const own6: Uint8Array[] = [];
     for (const list of Object.values(networkInterfaces())) {
       for (const a of list ?? []) {
         if (a.family === 'IPv4') own.push(a.address.split('.').reduce((n, o) => n * 256 + Number(o), 0) >>> 0);
+        else if (a.family === 'IPv6') {
+          const t = parseTarget6(a.address.replace(/%.*$/, ''));
+          if (t.ok && t.target.family === 6) own6.push(t.target.bytes!);
+        }
       }
     }
-    return { minPrefix: this.settings.minPrefix, allow, own };
+    return { minPrefix: this.settings.minPrefix, allow, own, minPrefix6: this.settings.minPrefix6, allow6, own6 };
   }
 }

@@ -58,7 +58,6 @@ export function decisionCommand(d: unknown, o: DecisionOptions, actionOverride?:
   let value: string = r.value;
   const scope = typeof r.scope === 'string' ? r.scope : 'Ip';
   if (!SCOPES.has(scope.toLowerCase())) return { skip: `scope ${scope} of ${value} is not an address or range` };
-  if (value.includes(':')) return { skip: `IPv6 ${value} is not enforced yet (IPv4 only until IPv6 support lands)` };
   // CrowdSec accepts a Range with host bits set and means its network; the operator's CLI keeps refusing one.
   let note: string | undefined;
   const network = scope.toLowerCase() === 'range' ? networkOf(value) : null;

@@ -8,7 +8,7 @@
  */
 import { formatTarget } from './address.js';
 import type { Clocks } from './clock.js';
-import { BLOCK_VALUE, EXACT_KEY } from './maps/layout.js';
+import { BLOCK_VALUE, EXACT_KEY, EXACT_KEY6, LPM_KEY, LPM_KEY6, keyToText } from './maps/layout.js';
 import { isLive } from './merge.js';
 
 /** What the state wants enforced for one target. */
@@ -28,7 +28,7 @@ export const DRIFT_KINDS = ['missing', 'expired_early', 'different', 'unintended
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
 export interface BlockDump {
-  /** key||value records of blocked_ips (keySize EXACT_KEY) or blocked_prefixes (LPM_KEY). */
+  /** key||value records of blocked_ips (keySize EXACT_KEY), blocked_prefixes (LPM_KEY), blocked_ips6 (EXACT_KEY6) or blocked_prefixes6 (LPM_KEY6). */
   records: Buffer;
   keySize: number;
 }
@@ -135,7 +135,7 @@ export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: 
   const drift: Record<DriftKind, number> = { missing: 0, expired_early: 0, different: 0, unintended: 0 };
   const bootNs = Number(now.bootNs);
   const exact = dumps.find((d) => d.keySize === EXACT_KEY);
-  const prefix = dumps.find((d) => d.keySize !== EXACT_KEY);
+  const prefix = dumps.find((d) => d.keySize === LPM_KEY);
   const ex = exact ? columns(exact) : undefined;
   const px = prefix ? columns(prefix) : undefined;
   const addrs = new Uint32Array(ex?.count ?? 0);
@@ -145,12 +145,18 @@ export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: 
   const prefixIndex = new Map<string, number>();
   if (prefix && px) for (let i = 0, at = 0; i < px.count; i++, at += prefix.keySize + BLOCK_VALUE) prefixIndex.set(formatTarget(prefix.records.readUInt32BE(at + 4), prefix.records.readUInt32LE(at)), i);
 
+  // IPv6 entries by canonical text (the state's key): a path of their own, so IPv4 stays numeric.
+  const v6 = dumps.filter((d) => d.keySize === EXACT_KEY6 || d.keySize === LPM_KEY6).map((d) => ({ d, c: columns(d) }));
+  const v6Index = new Map<string, { c: Columns; i: number }>();
+  for (const { d, c } of v6) for (let i = 0, at = 0; i < c.count; i++, at += d.keySize + BLOCK_VALUE) v6Index.set(keyToText(d.records.subarray(at, at + d.keySize)), { c, i });
+
   const live = (c: Columns, i: number): boolean => c.expiresNs[i] === 0 || c.expiresNs[i]! > bootNs;
   for (const [ip, want] of intended) {
     if (!isLive(want, now.wallS)) continue;
-    const addr = exactAddr(ip);
-    const c = addr >= 0 ? ex : px;
-    const i = addr >= 0 ? exactIndex.get(addr) : (prefixIndex.get(ip) ?? -1);
+    const hit6 = ip.includes(':') ? (v6Index.get(ip) ?? { c: undefined, i: -1 }) : undefined;
+    const addr = hit6 ? -1 : exactAddr(ip);
+    const c = hit6 ? hit6.c : addr >= 0 ? ex : px;
+    const i = hit6 ? hit6.i : addr >= 0 ? exactIndex.get(addr) : (prefixIndex.get(ip) ?? -1);
     if (!c || i < 0) {
       drift.missing++;
       suspects?.push({ target: ip, kind: 'missing' });
@@ -172,7 +178,8 @@ export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: 
   }
 
   const liveById = new Map<number, number>();
-  for (const [c, d] of [[ex, exact], [px, prefix]] as const) {
+  const all: Array<readonly [Columns | undefined, BlockDump | undefined]> = [[ex, exact], [px, prefix], ...v6.map((x) => [x.c, x.d] as const)];
+  for (const [c, d] of all) {
     if (!c || !d) continue;
     for (let i = 0; i < c.count; i++) {
       if (!live(c, i)) continue;
@@ -180,7 +187,9 @@ export function compareEnforced(intended: ReadonlyMap<string, Intended>, dumps: 
       if (c.matched[i]) continue;
       drift.unintended++;
       const at = i * (d.keySize + BLOCK_VALUE);
-      suspects?.push({ target: d.keySize === EXACT_KEY ? formatTarget(d.records.readUInt32BE(at), 32) : formatTarget(d.records.readUInt32BE(at + 4), d.records.readUInt32LE(at)), kind: 'unintended' });
+      const target =
+        d.keySize === EXACT_KEY ? formatTarget(d.records.readUInt32BE(at), 32) : d.keySize === LPM_KEY ? formatTarget(d.records.readUInt32BE(at + 4), d.records.readUInt32LE(at)) : keyToText(d.records.subarray(at, at + d.keySize));
+      suspects?.push({ target, kind: 'unintended' });
     }
   }
   const liveBySource = new Map<string, number>();

@@ -28,6 +28,12 @@ export class RuntimeError extends VosError {
   override readonly exitCode = 1;
 }
 
+/** The attach flag that sizes a map: blocked_prefixes6 -> --prefix-capacity6. */
+function capacityFlag(map: string): string {
+  const name = map.slice(map.lastIndexOf('/') + 1);
+  return `--${name.includes('prefixes') ? 'prefix' : 'block'}-capacity${name.endsWith('6') ? '6' : ''}`;
+}
+
 /** A map has no room left; carries the numbers an operator needs. */
 export class MapFullError extends RuntimeError {
   /** The targets of this request that did reach the map before it filled (set by the blocklist layer). */
@@ -38,7 +44,7 @@ export class MapFullError extends RuntimeError {
     readonly capacity: number,
     readonly applied: number,
     readonly wanted: number,
-    message = `${map} is full: ${capacity} of ${capacity} entries in use; applied ${applied} of ${wanted}. Raise the capacity (detach --purge, attach --block-capacity N) or remove entries`,
+    message = `${map} is full: ${capacity} of ${capacity} entries in use; applied ${applied} of ${wanted}. Raise the capacity (detach --purge, attach ${capacityFlag(map)} N) or remove entries`,
   ) {
     super(message);
   }

@@ -37,10 +37,6 @@ export function planFeedRuns(cmds: readonly FeedCommand[], policy: BlockPolicy):
       refused.push(`bad source name '${c.source}' for ${c.target}: 1-31 of A-Z a-z 0-9 . _ -`);
       continue;
     }
-    if (c.target.includes(':')) {
-      refused.push(`'${c.target}' is IPv6, not enforced yet (IPv4 only until IPv6 support lands)`);
-      continue;
-    }
     const checked = c.action === 'block' ? checkBlockTarget(c.target, policy) : parseTarget(c.target);
     if (!checked.ok) {
       refused.push(checked.reason);

@@ -6,9 +6,9 @@
  * addresses and the ID to continue from; the end is
  * {"ipaddress":["no new bans"],"ID":"none"}. A file may hold several pages
  * one after another (what contrib/cron/feed-import.sh accumulates).
- * VoIPBL (voipbl.org/update/): one IPv4 address or CIDR per line, like our plain lists.
+ * VoIPBL (voipbl.org/update/): one address or CIDR per line, like our plain lists.
  */
-import { covers, parseTarget, type Cidr, type Target } from './address.js';
+import { covers, covers6, parseTarget, type Cidr, type Cidr6, type Target } from './address.js';
 
 /**
  * IANA IPv4 Special-Purpose Address Registry (RFC 6890 and its updates), plus
@@ -44,10 +44,47 @@ const SPECIAL: ReadonlyArray<Cidr & { text: string; name: string }> = SPECIAL_RE
 });
 
 /**
- * Why a target is special-purpose (it lies in, or contains, a registry block),
- * or null for ordinary unicast space.
+ * IANA IPv6 Special-Purpose Address Registry (RFC 6890 and its updates), plus
+ * unique-local, link-local and multicast space (RFC 4193, RFC 4291): nothing a
+ * public blocklist should name. Source: https://www.iana.org/assignments/iana-ipv6-special-registry
+ * (::ffff:0:0/96 is not here: an IPv4-mapped address is checked as the IPv4
+ * address it carries.)
+ */
+const SPECIAL_REGISTRY6: ReadonlyArray<[string, string]> = [
+  ['::/128', 'the unspecified address (RFC 4291)'],
+  ['::1/128', 'loopback (RFC 4291)'],
+  ['64:ff9b::/96', 'IPv4-IPv6 translation (RFC 6052)'],
+  ['64:ff9b:1::/48', 'local-use IPv4/IPv6 translation (RFC 8215)'],
+  ['100::/64', 'discard-only (RFC 6666)'],
+  ['2001::/23', 'IETF protocol assignments (RFC 2928)'],
+  ['2001:db8::/32', 'documentation (RFC 3849)'],
+  ['2002::/16', '6to4 (RFC 3056)'],
+  ['3fff::/20', 'documentation (RFC 9637)'],
+  ['5f00::/16', 'segment routing SIDs (RFC 9602)'],
+  ['fc00::/7', 'unique-local (RFC 4193)'],
+  ['fe80::/10', 'link-local unicast (RFC 4291)'],
+  ['ff00::/8', 'multicast (RFC 4291)'],
+];
+
+const SPECIAL6: ReadonlyArray<Cidr6 & { text: string; name: string }> = SPECIAL_REGISTRY6.map(([cidr, name]) => {
+  const t = parseTarget(cidr);
+  if (!t.ok || t.target.family !== 6) throw new Error(`bad registry entry ${cidr}`);
+  return { bytes: t.target.bytes!, prefixlen: t.target.prefixlen, text: t.target.text, name };
+});
+
+/**
+ * Why a target is special-purpose (it lies in, or contains, a registry block
+ * of its family), or null for ordinary unicast space.
  */
 export function specialPurpose(t: Target): string | null {
+  if (t.family === 6) {
+    const c: Cidr6 = { bytes: t.bytes!, prefixlen: t.prefixlen };
+    for (const s of SPECIAL6) {
+      if (covers6(s, c)) return `'${t.text}' is ${s.name}, ${s.text}`;
+      if (covers6(c, s)) return `'${t.text}' contains ${s.name}, ${s.text}`;
+    }
+    return null;
+  }
   for (const s of SPECIAL) {
     if (covers(s, t)) return `'${t.text}' is ${s.name}, ${s.text}`;
     if (covers(t, s)) return `'${t.text}' contains ${s.name}, ${s.text}`;

@@ -28,10 +28,6 @@ export function checkEntries(entries: Iterable<FeedEntry & { line?: number }>, p
   const seen = new TargetSet();
   for (const e of entries) {
     const line = e.line ?? 0;
-    if (o.feed && e.text.includes(':') && !e.text.includes('.')) {
-      out.skipped.push({ line, where: e.where, text: e.text, reason: `'${e.text}' is IPv6, not enforced yet (IPv4 only until IPv6 support lands)` });
-      continue;
-    }
     const r = parseTarget(e.text);
     if (!r.ok) {
       out.errors.push({ line, where: e.where, text: e.text, reason: r.reason });

@@ -8,7 +8,7 @@ import { SCRIPTS } from './paths.js';
 /** Run scripts/NAME; its stdout is returned, its stderr passed through; its exit code maps onto our errors. */
 export async function runScript(ctx: Context, name: string, args: string[]): Promise<string> {
   const r = await execa(join(SCRIPTS, name), args, {
-    env: { VOS_PIN_DIR: ctx.settings.pinDir, VOS_MIN_PREFIX: String(ctx.settings.minPrefix) },
+    env: { VOS_PIN_DIR: ctx.settings.pinDir, VOS_MIN_PREFIX: String(ctx.settings.minPrefix), VOS_MIN_PREFIX6: String(ctx.settings.minPrefix6) },
     reject: false,
     stderr: 'pipe',
   });

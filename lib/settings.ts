@@ -5,6 +5,8 @@ export interface Settings {
   pinDir: string;
   stateDir: string;
   minPrefix: number;
+  /** Shortest IPv6 prefix that may be blocked (0-128; default 32). */
+  minPrefix6: number;
   logLevel: string;
   logFormat: 'json' | 'text' | undefined;
   amqpUrl: string;
@@ -24,6 +26,7 @@ const ENV: Record<keyof Settings, string> = {
   pinDir: 'VOS_PIN_DIR',
   stateDir: 'VOS_STATE_DIR',
   minPrefix: 'VOS_MIN_PREFIX',
+  minPrefix6: 'VOS_MIN_PREFIX6',
   logLevel: 'VOS_LOG_LEVEL',
   logFormat: 'VOS_LOG_FORMAT',
   amqpUrl: 'VOS_AMQP_URL',
@@ -37,6 +40,7 @@ export const DEFAULTS: Settings = {
   pinDir: '/sys/fs/bpf/vos_fastpath',
   stateDir: '/var/lib/vos-fastpath',
   minPrefix: 8,
+  minPrefix6: 32,
   logLevel: 'info',
   logFormat: undefined,
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
@@ -50,6 +54,8 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
   const pick = (k: keyof Settings): unknown => flags[k] ?? env[ENV[k]] ?? file[k] ?? DEFAULTS[k];
   const minPrefix = Number(pick('minPrefix'));
   if (!Number.isInteger(minPrefix) || minPrefix < 0 || minPrefix > 32) throw new UsageError(`bad minimum prefix '${String(pick('minPrefix'))}': 0 to 32`);
+  const minPrefix6 = Number(pick('minPrefix6'));
+  if (!Number.isInteger(minPrefix6) || minPrefix6 < 0 || minPrefix6 > 128) throw new UsageError(`bad minimum IPv6 prefix '${String(pick('minPrefix6'))}': 0 to 128`);
   const logFormat = pick('logFormat');
   if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`bad log format '${String(logFormat)}': json or text`);
   const level = String(pick('logLevel'));
@@ -61,6 +67,7 @@ export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: File
     pinDir: String(pick('pinDir')),
     stateDir: String(pick('stateDir')),
     minPrefix,
+    minPrefix6,
     logLevel: level,
     logFormat: logFormat as Settings['logFormat'],
     amqpUrl: String(pick('amqpUrl')),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Block one IPv4 address or CIDR prefix. Exact addresses go to blocked_ips,
-# prefixes to blocked_prefixes; blocking again replaces the TTL. The entry is
+# Block one IPv4 or IPv6 address or CIDR prefix. Exact addresses go to blocked_ips
+# (blocked_ips6), prefixes to blocked_prefixes (blocked_prefixes6); blocking again replaces the TTL. The entry is
 # recorded in the state database (vosctl list shows it) in the same order as
 # vosctl: state write lock, map, state row, commit.
 set -euo pipefail
@@ -26,7 +26,7 @@ done
 vfp_require_maps
 vfp_validate_one "$text" 1 || vfp_die 2 "$VFP_ERROR"
 source_id=$(vfp_source_id "$source")
-map=$(vfp_block_map "$VFP_PREFIXLEN")
+map=$(vfp_block_map "$VFP_PREFIXLEN" "$VFP_CANON")
 vfp_state_begin
 # shellcheck disable=SC2046,SC2086 # hex byte lists, split on purpose
 if ! err=$(bpftool map update pinned "$map" key hex $VFP_KEY value hex $(vfp_block_value "$ttl" "$source_id") 2>&1); then

@@ -44,10 +44,18 @@ vfp_state_begin
 # update before it was applied, none after.
 full=()
 : >"$work/loaded"
-for kind in exact prefix; do
-	if [ "$kind" = exact ]; then map=$(vfp_map blocked_ips); exact=1; else map=$(vfp_map blocked_prefixes); exact=0; fi
-	awk -v exact="$exact" '($3 == 32) == exact' "$work/good" >"$work/$kind"
+for kind in exact prefix exact6 prefix6; do
+	case $kind in
+	exact) map=$(vfp_map blocked_ips) ;;
+	prefix) map=$(vfp_map blocked_prefixes) ;;
+	exact6) map=$(vfp_map blocked_ips6) ;;
+	prefix6) map=$(vfp_map blocked_prefixes6) ;;
+	esac
+	# A canonical text with a colon is IPv6; its exact addresses are /128.
+	awk -v kind="$kind" '{ v6 = index($2, ":") > 0; exact = $3 == (v6 ? 128 : 32) }
+		kind == (exact ? "exact" : "prefix") (v6 ? "6" : "")' "$work/good" >"$work/$kind"
 	[ -s "$work/$kind" ] || continue
+	[ -e "$map" ] || vfp_die 3 "no ${map##*/} in $(vfp_pin_dir): these maps predate IPv6; run scripts/load.sh again to create it"
 	# By map id: each batch line by pinned path would open the map again.
 	id=$(bpftool -j map show pinned "$map" | jq -r .id)
 	awk -v id="$id" -v v="$value" '{

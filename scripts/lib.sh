@@ -8,6 +8,7 @@
 
 VFP_DEFAULT_PIN_DIR=/sys/fs/bpf/vos_fastpath
 VFP_MIN_PREFIX=${VOS_MIN_PREFIX:-8}
+VFP_MIN_PREFIX6=${VOS_MIN_PREFIX6:-32}
 VFP_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VFP_SOURCE_FIRST_FEED=16
 VFP_MAX_SOURCES=256
@@ -48,13 +49,17 @@ vfp_mount_bpffs() {
 # shellcheck disable=SC2016 # jq code, not shell
 VFP_JQ_HEX='def h: ltrimstr("0x") | explode | reduce .[] as $c (0; . * 16 + (if $c >= 97 then $c - 87 elif $c >= 65 then $c - 55 else $c - 48 end));'
 
-vfp_own_addresses() { ip -4 -o addr show 2>/dev/null | awk '{ sub("/.*", "", $4); printf "%s ", $4 }'; }
+vfp_own_addresses() { ip -o addr show 2>/dev/null | awk '$3 == "inet" || $3 == "inet6" { sub("/.*", "", $4); printf "%s ", $4 }'; }
 
-vfp_allow_entries() { # "a.b.c.d/len ..." from the pinned allowlist, empty when there is none
+vfp_allow_entries() { # "a.b.c.d/len ... g:g:g:g:g:g:g:g/len ..." from the pinned allowlists, empty when there are none
 	local path
 	path=$(vfp_map allow_ips)
 	[ -e "$path" ] || return 0
 	bpftool -j map dump pinned "$path" | jq -r "$VFP_JQ_HEX"' .[] | (.key | map(h)) as $k | "\($k[4]).\($k[5]).\($k[6]).\($k[7])/\($k[0] + 256 * $k[1])"' | tr '\n' ' '
+	path=$(vfp_map allow_ips6)
+	[ -e "$path" ] || return 0
+	# shellcheck disable=SC2016 # jq code, not shell
+	bpftool -j map dump pinned "$path" | jq -r '.[] | .key | map(ltrimstr("0x")) as $k | "\([range(4; 20; 2) as $i | $k[$i] + $k[$i + 1]] | join(":"))/\($k[0] | explode | reduce .[] as $c (0; . * 16 + (if $c >= 97 then $c - 87 else $c - 48 end)))"' | tr '\n' ' '
 }
 
 # Run scripts/ipv4.awk over lines on stdin (see there for the output).
@@ -66,7 +71,7 @@ vfp_validate_lines() { # BLOCKABLE
 		own=$(vfp_own_addresses)
 		allow=$(vfp_allow_entries)
 	fi
-	awk -v blockable="$1" -v min_prefix="$VFP_MIN_PREFIX" -v own="$own" -v allow="$allow" -f "$VFP_SCRIPTS/ipv4.awk"
+	awk -v blockable="$1" -v min_prefix="$VFP_MIN_PREFIX" -v min_prefix6="$VFP_MIN_PREFIX6" -v own="$own" -v allow="$allow" -f "$VFP_SCRIPTS/ipv4.awk"
 }
 
 # Validate one address; sets VFP_CANON, VFP_PREFIXLEN and VFP_KEY (the hex key
@@ -88,7 +93,7 @@ vfp_validate_file() { # FILE|- BLOCKABLE GOOD_OUT: good lines to GOOD_OUT, bad o
 vfp_validate_one() { # TEXT BLOCKABLE
 	local out
 	if [[ $1 == *[[:space:]#]* || -z $1 ]]; then
-		VFP_ERROR="'$1' is not an IPv4 address or CIDR"
+		VFP_ERROR="'$1' is not an IPv4 or IPv6 address or CIDR"
 		return 1
 	fi
 	if ! out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1); then
@@ -102,9 +107,13 @@ vfp_hex_u32_le() { printf '%02x %02x %02x %02x' $(($1 & 255)) $((($1 >> 8) & 255
 vfp_hex_u16_le() { printf '%02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)); }
 vfp_hex_u64_le() { printf '%s %s' "$(vfp_hex_u32_le $(($1 & 0xffffffff)))" "$(vfp_hex_u32_le $((($1 >> 32) & 0xffffffff)))"; }
 
-# An LPM key for the parsed entry, also when it is a plain address (a /32).
+vfp_is_v6() { [[ $1 == *:* ]]; } # CANONICAL: only IPv6 text has a colon
+
+# An LPM key for the parsed entry, also when it is a plain address (a /32 or /128).
 vfp_lpm_key() {
-	if ((VFP_PREFIXLEN == 32)); then printf '20 00 00 00 %s' "$VFP_KEY"; else printf '%s' "$VFP_KEY"; fi
+	if vfp_is_v6 "$VFP_CANON"; then
+		if ((VFP_PREFIXLEN == 128)); then printf '80 00 00 00 %s' "$VFP_KEY"; else printf '%s' "$VFP_KEY"; fi
+	elif ((VFP_PREFIXLEN == 32)); then printf '20 00 00 00 %s' "$VFP_KEY"; else printf '%s' "$VFP_KEY"; fi
 }
 
 # CLOCK_BOOTTIME in ns, the clock the program compares expires_ns with.
@@ -136,9 +145,12 @@ vfp_parse_ttl() { # TEXT -> seconds; 30s, 30m, 2h, 7d or plain seconds; 0 = neve
 	printf '%d' "$n"
 }
 
-# Which map an entry lives in: exact addresses in the hash, prefixes in the trie.
-vfp_block_map() { # PREFIXLEN
-	if (($1 == 32)); then vfp_map blocked_ips; else vfp_map blocked_prefixes; fi
+# Which map an entry lives in: exact addresses in the hash, prefixes in the
+# trie; IPv6 ones in the maps named with a 6.
+vfp_block_map() { # PREFIXLEN CANONICAL
+	if vfp_is_v6 "$2"; then
+		if (($1 == 128)); then vfp_map blocked_ips6; else vfp_map blocked_prefixes6; fi
+	elif (($1 == 32)); then vfp_map blocked_ips; else vfp_map blocked_prefixes; fi
 }
 
 vfp_map_capacity() { # PATH
@@ -230,7 +242,9 @@ vfp_mark_main() { # MAP add|remove USAGE ARGS...
 	text=$1
 	vfp_validate_one "$text" 0 || vfp_die 2 "$VFP_ERROR"
 	vfp_require_maps
+	if vfp_is_v6 "$VFP_CANON"; then map=${map}6; fi
 	path=$(vfp_map "$map")
+	[ -e "$path" ] || vfp_die 3 "no $map in $(vfp_pin_dir): these maps predate IPv6; run scripts/load.sh again to create it"
 	if [ "$verb" = add ]; then
 		# shellcheck disable=SC2046
 		bpftool map update pinned "$path" key hex $(vfp_lpm_key) value hex $(vfp_mark_value) 2>/dev/null ||

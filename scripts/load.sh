@@ -10,6 +10,7 @@ usage() {
 	cat >&2 <<USAGE
 usage: ${0##*/} <iface>|--no-attach [--mode native|skb] [--pin-dir DIR] [--ports 5060[,5061...]]
                 [--scope all|sip] [--block-capacity N] [--prefix-capacity N]
+                [--block-capacity6 N] [--prefix-capacity6 N]
                 [--no-stealth] [--no-malformed] [--shadow] [--priority N] [--obj FILE]
 USAGE
 	exit 2
@@ -30,7 +31,7 @@ elif ! [[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]]; then
 	vfp_die 2 "bad interface name '$iface'"
 fi
 mode=native ports=5060 scope=all stealth=1 malformed=1 shadow=0 priority=5
-block_cap=262144 prefix_cap=65536
+block_cap=262144 prefix_cap=65536 block_cap6="" prefix_cap6=""
 obj=${VOS_XDP_OBJ:-$here/../build/vos_fastpath.bpf.o}
 while (($#)); do
 	[ $# -ge 1 ] || usage
@@ -40,6 +41,8 @@ while (($#)); do
 	--scope) scope=${2:-}; shift 2 || usage ;;
 	--block-capacity) block_cap=${2:-}; shift 2 || usage ;;
 	--prefix-capacity) prefix_cap=${2:-}; shift 2 || usage ;;
+	--block-capacity6) block_cap6=${2:-}; shift 2 || usage ;;
+	--prefix-capacity6) prefix_cap6=${2:-}; shift 2 || usage ;;
 	--obj) obj=${2:-}; shift 2 || usage ;;
 	--priority) priority=${2:-}; shift 2 || usage ;;
 	--no-stealth) stealth=0; shift ;;
@@ -54,7 +57,9 @@ case $mode in native | skb) ;; *) vfp_die 2 "bad --mode '$mode': native or skb" 
 if ! [[ $priority =~ ^[1-9][0-9]{0,2}$ ]]; then vfp_die 2 "bad --priority '$priority': 1 to 999, lower runs first"; fi
 xdp_tool=${VOS_XDP_TOOL:-$here/../build/vfp-xdp}
 case $scope in all | sip) ;; *) vfp_die 2 "bad --scope '$scope': all or sip" ;; esac
-for n in "$block_cap" "$prefix_cap"; do
+# The IPv6 maps are sized like their IPv4 twins unless told otherwise.
+block_cap6=${block_cap6:-$block_cap} prefix_cap6=${prefix_cap6:-$prefix_cap}
+for n in "$block_cap" "$prefix_cap" "$block_cap6" "$prefix_cap6"; do
 	if ! [[ $n =~ ^[1-9][0-9]{0,8}$ ]] || ((n > 67108864)); then vfp_die 2 "bad capacity '$n': 1 to 67108864"; fi
 done
 IFS=, read -r -a port_list <<<"$ports"
@@ -76,8 +81,12 @@ maps=(
 	"blocked_prefixes lpm_trie 8 16 $prefix_cap 1"
 	"allow_ips lpm_trie 8 4 16384 1"
 	"options_allow lpm_trie 8 4 16384 1"
+	"blocked_ips6 hash 16 16 $block_cap6 0"
+	"blocked_prefixes6 lpm_trie 20 16 $prefix_cap6 1"
+	"allow_ips6 lpm_trie 20 4 16384 1"
+	"options_allow6 lpm_trie 20 4 16384 1"
 	"config array 4 40 1 0"
-	"stats percpu_array 4 16 10 0"
+	"stats percpu_array 4 16 22 0"
 	"xsks_map xskmap 4 4 64 0"
 	"source_names array 4 32 256 0"
 )

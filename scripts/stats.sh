@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Print the per-reason counters, summed over CPUs.
+# Print the per-reason counters, summed over CPUs; IPv6 ones end in _ipv6.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
@@ -18,10 +18,13 @@ while (($#)); do
 done
 vfp_require_maps
 
-# Index order of enum vfp_stat in xdp/vfp_maps.h.
-names='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ipv4","shadow_would_drop","tiny_fragment"]'
+# Index order of enum vfp_stat in xdp/vfp_maps.h: IPv4 (and not_ip) first, then
+# the IPv6 half with "_ipv6" names; null for slots a family never counts.
+reasons='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ip","shadow_would_drop","tiny_fragment","unparsed_headers"]'
+names=$(jq -c '[(.[] | if . == "unparsed_headers" then null else . end), (.[] | if . == "not_ip" then null else . + "_ipv6" end)]' <<<"$reasons")
 counters=$(bpftool -j map dump pinned "$(vfp_map stats)" | jq -c --argjson names "$names" "$VFP_JQ_HEX"'
 	def u64: .[0:8] | map(h) | reverse | reduce .[] as $b (0; . * 256 + $b);
+	map(select($names[(.key | map(h) | .[0])] != null)) |
 	map({ name: $names[(.key | map(h) | .[0])],
 	      packets: ([.values[].value | u64] | add),
 	      bytes: ([.values[].value | .[8:16] | u64] | add) })')

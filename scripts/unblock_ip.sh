@@ -16,7 +16,7 @@ vfp_require_maps
 vfp_state_begin
 in_map=1
 # shellcheck disable=SC2086 # hex byte list, split on purpose
-bpftool map delete pinned "$(vfp_block_map "$VFP_PREFIXLEN")" key hex $VFP_KEY 2>/dev/null || in_map=0
+bpftool map delete pinned "$(vfp_block_map "$VFP_PREFIXLEN" "$VFP_CANON")" key hex $VFP_KEY 2>/dev/null || in_map=0
 vfp_state_sql "DELETE FROM entries WHERE target = $(vfp_sql_text "$VFP_CANON") RETURNING target;" ||
 	vfp_die 1 "the state database $(vfp_state_db) could not remove $VFP_CANON: $VFP_SQL_OUT"
 in_state=0

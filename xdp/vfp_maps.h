@@ -15,8 +15,13 @@
 #define VFP_MAP_BLOCKED_PREFIXES "blocked_prefixes"  /* lpm:  struct vfp_lpm_key -> struct vfp_block */
 #define VFP_MAP_ALLOW_IPS        "allow_ips"         /* lpm:  struct vfp_lpm_key -> struct vfp_mark */
 #define VFP_MAP_OPTIONS_ALLOW    "options_allow"     /* lpm:  struct vfp_lpm_key -> struct vfp_mark */
+/* IPv6 twins: the same values, 128-bit keys (network byte order). */
+#define VFP_MAP_BLOCKED_IPS6      "blocked_ips6"       /* hash: struct vfp_in6 saddr -> struct vfp_block */
+#define VFP_MAP_BLOCKED_PREFIXES6 "blocked_prefixes6"  /* lpm:  struct vfp_lpm_key6 -> struct vfp_block */
+#define VFP_MAP_ALLOW_IPS6        "allow_ips6"         /* lpm:  struct vfp_lpm_key6 -> struct vfp_mark */
+#define VFP_MAP_OPTIONS_ALLOW6    "options_allow6"     /* lpm:  struct vfp_lpm_key6 -> struct vfp_mark */
 #define VFP_MAP_CONFIG           "config"            /* array[1]: struct vfp_config (flags, SIP ports) */
-#define VFP_MAP_STATS            "stats"             /* percpu array[VFP_STAT_MAX]: struct vfp_counter */
+#define VFP_MAP_STATS            "stats"             /* percpu array[VFP_STAT_ENTRIES]: struct vfp_counter */
 #define VFP_MAP_XSKS             "xsks_map"          /* xskmap: rx queue -> AF_XDP socket */
 #define VFP_MAP_SOURCE_NAMES     "source_names"      /* array[VFP_MAX_SOURCES]: source id -> name */
 
@@ -52,6 +57,16 @@ struct vfp_lpm_key {
 	__u32 addr;        /* network byte order */
 };
 
+/* An IPv6 address as the frame carries it (16 bytes, network byte order). */
+struct vfp_in6 {
+	__u8 addr[16];
+};
+
+struct vfp_lpm_key6 {
+	__u32 prefixlen;   /* 0..128 */
+	__u8 addr[16];     /* network byte order */
+};
+
 struct vfp_mark {
 	__u32 added_unix;
 };
@@ -70,7 +85,12 @@ struct vfp_config {
 	__u16 ports[VFP_MAX_SIP_PORTS];   /* host byte order */
 };
 
-/* Every packet lands in exactly one of these. */
+/*
+ * Every packet lands in exactly one of these. The stats map holds them twice:
+ * IPv4 and frames that are not IP at [reason], IPv6 at [VFP_STAT_IPV6 + reason],
+ * so every counter can carry a family (vosctl stats, the family label of
+ * the metrics).
+ */
 enum vfp_stat {
 	VFP_STAT_PASSED = 0,
 	VFP_STAT_ALLOWLISTED,
@@ -79,11 +99,15 @@ enum vfp_stat {
 	VFP_STAT_OPTIONS_DROPPED,
 	VFP_STAT_MALFORMED_REGISTER,
 	VFP_STAT_REDIRECTED,
-	VFP_STAT_NOT_IPV4,
+	VFP_STAT_NOT_IP,             /* neither IPv4 nor IPv6 (ARP, LLDP...) */
 	VFP_STAT_SHADOW_WOULD_DROP,
 	VFP_STAT_TINY_FRAGMENT,      /* first fragment to a SIP port too short to show its start line */
+	VFP_STAT_UNPARSED_HEADERS,   /* IPv6 extension-header chain too long or cut short: passed unjudged */
 	VFP_STAT_MAX
 };
+
+#define VFP_STAT_IPV6    VFP_STAT_MAX        /* index of the IPv6 half */
+#define VFP_STAT_ENTRIES (2 * VFP_STAT_MAX)  /* entries of the stats map */
 
 struct vfp_counter {
 	__u64 packets;

@@ -193,14 +193,19 @@ static int dump_map(int fd, const struct bpf_map_info *info, struct sink *out)
 	size_t ks = info->key_size, vs = info->value_size, rec = ks + vs;
 	char *keys = malloc(ks * CHUNK), *vals = malloc(vs * CHUNK), *recs = malloc(rec * CHUNK);
 	char *key = malloc(ks), *next = malloc(ks);
-	__u64 batch = 0;
+	/*
+	 * The batch token: a bucket number for a hash map, but a whole key for
+	 * maps on the kernel's generic batch code (an LPM trie): sized for both,
+	 * or a 20-byte IPv6 LPM key overruns it.
+	 */
+	char *batch = calloc(1, ks > 8 ? ks : 8);
 	int first = 1, ret = FAILED;
 
-	if (!keys || !vals || !recs || !key || !next)
+	if (!keys || !vals || !recs || !key || !next || !batch)
 		goto out;
 	for (;;) {
 		__u32 count = CHUNK;
-		int err = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, vals, &count, NULL);
+		int err = bpf_map_lookup_batch(fd, first ? NULL : batch, batch, keys, vals, &count, NULL);
 
 		if (err && errno != ENOENT) {
 			if (!first || (errno != EINVAL && errno != ENOTSUPP && errno != EOPNOTSUPP)) {
@@ -241,6 +246,7 @@ out:
 	free(recs);
 	free(key);
 	free(next);
+	free(batch);
 	return ret;
 }
 

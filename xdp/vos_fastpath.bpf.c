@@ -2,7 +2,8 @@
 /*
  * vos-fastpath: drop bad SIP traffic at the NIC.
  *
- * Policy, in order, for every IPv4 frame:
+ * Policy, in order, for every IPv4 and IPv6 frame (each family has its own
+ * maps, with the same values):
  *   allowlisted source            -> pass (nothing below applies)
  *   source in the blocklist       -> drop
  *   UDP to a SIP port:
@@ -14,6 +15,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/in.h>
 #include <linux/udp.h>
 #include <linux/tcp.h>
@@ -59,6 +61,14 @@
 #define MAX_VLAN_TAGS     2
 #define IP_MF             0x2000
 #define IP_OFFSET         0x1fff
+/*
+ * IPv6 extension headers walked before the upper layer (RFC 8200 4.1 allows
+ * each once, the destination options twice): a longer chain is not a SIP
+ * datagram's, and is passed unjudged (counted unparsed_headers).
+ */
+#define MAX_EXT_HDRS      6
+#define IP6_MF            0x0001
+#define IP6_OFFSET        0xfff8
 
 /* Capacities below are defaults only: scripts/load.sh creates the pinned maps
  * with the operator's capacity and hands them to the loader, which reuses them. */
@@ -87,6 +97,37 @@ struct {
 } options_allow SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VFP_DEFAULT_BLOCK_CAPACITY);
+	__type(key, struct vfp_in6);
+	__type(value, struct vfp_block);
+} blocked_ips6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VFP_DEFAULT_PREFIX_CAPACITY);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vfp_lpm_key6);
+	__type(value, struct vfp_block);
+} blocked_prefixes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VFP_ALLOW_CAPACITY);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vfp_lpm_key6);
+	__type(value, struct vfp_mark);
+} allow_ips6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VFP_ALLOW_CAPACITY);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vfp_lpm_key6);
+	__type(value, struct vfp_mark);
+} options_allow6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -95,7 +136,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VFP_STAT_MAX);
+	__uint(max_entries, VFP_STAT_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct vfp_counter);
 } stats SEC(".maps");
@@ -622,13 +663,6 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 	}
 }
 
-static __always_inline int lpm_has(void *map, __u32 addr)
-{
-	struct vfp_lpm_key key = { .prefixlen = 32, .addr = addr };
-
-	return bpf_map_lookup_elem(map, &key) != NULL;
-}
-
 static __always_inline int block_live(const struct vfp_block *b)
 {
 	return b && (b->expires_ns == 0 || b->expires_ns > bpf_ktime_get_boot_ns());
@@ -646,11 +680,213 @@ static __always_inline int is_sip_port(const struct vfp_config *cfg, __u16 port)
 	return 0;
 }
 
-static __always_inline int drop(__u32 reason, __u32 bytes, const struct vfp_config *cfg)
+/* fam: 0 for IPv4, VFP_STAT_IPV6 for IPv6 (the half of the stats map counting it). */
+static __always_inline int drop(__u32 reason, __u32 fam, __u32 bytes, const struct vfp_config *cfg)
 {
 	if (cfg->flags & VFP_CFG_SHADOW)
-		return count(VFP_STAT_SHADOW_WOULD_DROP, bytes, XDP_PASS);
-	return count(reason, bytes, XDP_DROP);
+		return count(fam + VFP_STAT_SHADOW_WOULD_DROP, bytes, XDP_PASS);
+	return count(fam + reason, bytes, XDP_DROP);
+}
+
+/* The L4 header of a first (or whole) datagram: sets *udp for UDP, returns the destination port (0: none). */
+static __always_inline __u16 l4_dport(void *l4, void *data_end, __u8 proto, struct udphdr **udp)
+{
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *u = l4;
+
+		if ((void *)(u + 1) > data_end)
+			return 0;
+		*udp = u;
+		return bpf_ntohs(u->dest);
+	}
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) <= data_end)
+			return bpf_ntohs(tcp->dest);
+	}
+	return 0;
+}
+
+/*
+ * What follows the blocklist, for both families: the SIP checks on UDP to a
+ * SIP port (options_allowed says whether the source may send OPTIONS, looked
+ * up only for an OPTIONS), then the AF_XDP redirect or a pass.
+ */
+static __always_inline int judge_rest(struct xdp_md *ctx, struct udphdr *udp, void *data_end, int to_sip,
+				      const __be16 *l3_len, __u32 l3_base, int fragment, __u32 fam,
+				      const struct vfp_config *cfg, void *options_map, const void *options_key)
+{
+	__u32 bytes = data_end - (void *)(long)ctx->data, qid;
+
+	if (udp && to_sip && (cfg->flags & (VFP_CFG_STEALTH | VFP_CFG_MALFORMED))) {
+		switch (sip_judge(ctx, udp, data_end, l3_len, l3_base, fragment, cfg->flags)) {
+		case SIP_OPTIONS:
+			if ((cfg->flags & VFP_CFG_STEALTH) && !bpf_map_lookup_elem(options_map, options_key))
+				return drop(VFP_STAT_OPTIONS_DROPPED, fam, bytes, cfg);
+			break;
+		case SIP_MALFORMED_REGISTER:
+			return drop(VFP_STAT_MALFORMED_REGISTER, fam, bytes, cfg);
+		case SIP_TINY_FRAGMENT:
+			return drop(VFP_STAT_TINY_FRAGMENT, fam, bytes, cfg);
+		default:
+			break;
+		}
+	}
+
+	qid = ctx->rx_queue_index;
+	if (bpf_map_lookup_elem(&xsks_map, &qid))
+		return count(fam + VFP_STAT_REDIRECTED, bytes, bpf_redirect_map(&xsks_map, qid, XDP_PASS));
+	return count(fam + VFP_STAT_PASSED, bytes, XDP_PASS);
+}
+
+static __always_inline int judge_ipv4(struct xdp_md *ctx, struct hdr_cursor *cur, const struct vfp_config *cfg)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	__u32 bytes = data_end - data;
+	struct udphdr *udp = NULL;
+	struct iphdr *iph;
+	__u16 frag, dport = 0;
+	int to_sip = 0;
+
+	iph = parse_iphdr(cur, data_end);
+	if (!iph)
+		return count(VFP_STAT_PASSED, bytes, XDP_PASS);
+
+	struct vfp_lpm_key key = { .prefixlen = 32, .addr = iph->saddr };
+
+	if (bpf_map_lookup_elem(&allow_ips, &key))
+		return count(VFP_STAT_ALLOWLISTED, bytes, XDP_PASS);
+
+	/* Only a first (or unfragmented) fragment has an L4 header to read. */
+	frag = bpf_ntohs(iph->frag_off);
+	if (!(frag & IP_OFFSET)) {
+		dport = l4_dport(cur->pos, data_end, iph->protocol, &udp);
+		if (dport)
+			to_sip = is_sip_port(cfg, dport);
+	}
+
+	if (!(cfg->flags & VFP_CFG_SCOPE_SIP_ONLY) || to_sip || (frag & IP_OFFSET)) {
+		if (block_live(bpf_map_lookup_elem(&blocked_ips, &key.addr)))
+			return drop(VFP_STAT_BLOCKED_EXACT, 0, bytes, cfg);
+		if (block_live(bpf_map_lookup_elem(&blocked_prefixes, &key)))
+			return drop(VFP_STAT_BLOCKED_PREFIX, 0, bytes, cfg);
+	}
+	return judge_rest(ctx, udp, data_end, to_sip, &iph->tot_len, (void *)iph - data, frag & IP_MF, 0, cfg,
+			  &options_allow, &key);
+}
+
+/* An IPv6 extension header's first two bytes (RFC 8200 4.3-4.6). */
+struct ext_hdr {
+	__u8 next;
+	__u8 len; /* in 8-byte units, not counting the first 8 */
+};
+
+/* The IPv6 fragment header (RFC 8200 4.5). */
+struct frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset in 8-byte units << 3 | M */
+	__be32 identification;
+};
+
+/*
+ * Walk the IPv6 extension headers a SIP datagram may carry: hop-by-hop,
+ * routing, destination options, fragment (RFC 8200 4.1). Sets *proto to the
+ * upper-layer protocol, *frag to the fragment header's offset-and-M field (0
+ * when none), cur past the chain. -1 when the chain is longer than
+ * MAX_EXT_HDRS or cut short by the frame's end: unparsed, never dropped blind.
+ */
+static __always_inline int walk_ext_headers(struct hdr_cursor *cur, void *data_end, __u8 *proto, __u16 *frag)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_EXT_HDRS; i++) {
+		struct ext_hdr *h = cur->pos;
+
+		switch (*proto) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			if ((void *)(h + 1) > data_end)
+				return -1;
+			*proto = h->next;
+			cur->pos += (h->len + 1) * 8;
+			if (cur->pos > data_end)
+				return -1;
+			break;
+		case IPPROTO_FRAGMENT: {
+			struct frag_hdr *f = cur->pos;
+
+			if ((void *)(f + 1) > data_end)
+				return -1;
+			*proto = f->nexthdr;
+			*frag = bpf_ntohs(f->frag_off);
+			cur->pos = f + 1;
+			break;
+		}
+		default:
+			return 0;
+		}
+	}
+	switch (*proto) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_FRAGMENT:
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur, const struct vfp_config *cfg)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	__u32 bytes = data_end - data, fam = VFP_STAT_IPV6;
+	struct udphdr *udp = NULL;
+	struct ipv6hdr *ip6h = cur->pos;
+	__u16 frag = 0, dport = 0;
+	__u32 l3_base;
+	int to_sip = 0, parsed;
+	__u8 proto;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return count(fam + VFP_STAT_PASSED, bytes, XDP_PASS);
+	cur->pos = ip6h + 1;
+	l3_base = cur->pos - data;
+
+	struct vfp_lpm_key6 key = { .prefixlen = 128 };
+
+	__builtin_memcpy(key.addr, &ip6h->saddr, sizeof(key.addr));
+	if (bpf_map_lookup_elem(&allow_ips6, &key))
+		return count(fam + VFP_STAT_ALLOWLISTED, bytes, XDP_PASS);
+
+	proto = ip6h->nexthdr;
+	parsed = walk_ext_headers(cur, data_end, &proto, &frag);
+	/* Only a first (or unfragmented) fragment has an L4 header to read. */
+	if (parsed == 0 && !(frag & IP6_OFFSET)) {
+		dport = l4_dport(cur->pos, data_end, proto, &udp);
+		if (dport)
+			to_sip = is_sip_port(cfg, dport);
+	}
+
+	if (!(cfg->flags & VFP_CFG_SCOPE_SIP_ONLY) || to_sip || (frag & IP6_OFFSET)) {
+		if (block_live(bpf_map_lookup_elem(&blocked_ips6, key.addr)))
+			return drop(VFP_STAT_BLOCKED_EXACT, fam, bytes, cfg);
+		if (block_live(bpf_map_lookup_elem(&blocked_prefixes6, &key)))
+			return drop(VFP_STAT_BLOCKED_PREFIX, fam, bytes, cfg);
+	}
+	if (parsed < 0)
+		return count(fam + VFP_STAT_UNPARSED_HEADERS, bytes, XDP_PASS);
+	/*
+	 * ICMPv6 is the kernel's: neighbour discovery (RFC 4861) must reach it, or
+	 * IPv6 on the link dies; an AF_XDP socket gets the rest, as for IPv4.
+	 */
+	if (proto == IPPROTO_ICMPV6)
+		return count(fam + VFP_STAT_PASSED, bytes, XDP_PASS);
+	return judge_rest(ctx, udp, data_end, to_sip, &ip6h->payload_len, l3_base, frag & IP6_MF, fam, cfg,
+			  &options_allow6, &key);
 }
 
 SEC("xdp")
@@ -661,72 +897,18 @@ int vfp_xdp(struct xdp_md *ctx)
 	__u32 bytes = data_end - data;
 	struct hdr_cursor cur = { .pos = data };
 	struct vfp_config *cfg;
-	struct iphdr *iph;
-	struct udphdr *udp = NULL;
-	__u32 zero = 0, saddr, qid;
-	__u16 frag, dport = 0;
-	int to_sip = 0;
+	__u32 zero = 0;
+	int proto;
 
-	if (parse_ethhdr(&cur, data_end) != bpf_htons(ETH_P_IP))
-		return count(VFP_STAT_NOT_IPV4, bytes, XDP_PASS);
-	iph = parse_iphdr(&cur, data_end);
-	if (!iph)
-		return count(VFP_STAT_PASSED, bytes, XDP_PASS);
+	proto = parse_ethhdr(&cur, data_end);
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return count(VFP_STAT_NOT_IP, bytes, XDP_PASS);
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return count(VFP_STAT_PASSED, bytes, XDP_PASS);
-
-	saddr = iph->saddr;
-	if (lpm_has(&allow_ips, saddr))
-		return count(VFP_STAT_ALLOWLISTED, bytes, XDP_PASS);
-
-	/* Only a first (or unfragmented) fragment has an L4 header to read. */
-	frag = bpf_ntohs(iph->frag_off);
-	if (!(frag & IP_OFFSET)) {
-		if (iph->protocol == IPPROTO_UDP) {
-			udp = cur.pos;
-			if ((void *)(udp + 1) > data_end)
-				udp = NULL;
-			else
-				dport = bpf_ntohs(udp->dest);
-		} else if (iph->protocol == IPPROTO_TCP) {
-			struct tcphdr *tcp = cur.pos;
-
-			if ((void *)(tcp + 1) <= data_end)
-				dport = bpf_ntohs(tcp->dest);
-		}
-		if (dport)
-			to_sip = is_sip_port(cfg, dport);
-	}
-
-	if (!(cfg->flags & VFP_CFG_SCOPE_SIP_ONLY) || to_sip || (frag & IP_OFFSET)) {
-		struct vfp_lpm_key key = { .prefixlen = 32, .addr = saddr };
-
-		if (block_live(bpf_map_lookup_elem(&blocked_ips, &saddr)))
-			return drop(VFP_STAT_BLOCKED_EXACT, bytes, cfg);
-		if (block_live(bpf_map_lookup_elem(&blocked_prefixes, &key)))
-			return drop(VFP_STAT_BLOCKED_PREFIX, bytes, cfg);
-	}
-
-	if (udp && to_sip && (cfg->flags & (VFP_CFG_STEALTH | VFP_CFG_MALFORMED))) {
-		switch (sip_judge(ctx, udp, data_end, &iph->tot_len, (void *)iph - data, frag & IP_MF, cfg->flags)) {
-		case SIP_OPTIONS:
-			if ((cfg->flags & VFP_CFG_STEALTH) && !lpm_has(&options_allow, saddr))
-				return drop(VFP_STAT_OPTIONS_DROPPED, bytes, cfg);
-			break;
-		case SIP_MALFORMED_REGISTER:
-			return drop(VFP_STAT_MALFORMED_REGISTER, bytes, cfg);
-		case SIP_TINY_FRAGMENT:
-			return drop(VFP_STAT_TINY_FRAGMENT, bytes, cfg);
-		default:
-			break;
-		}
-	}
-
-	qid = ctx->rx_queue_index;
-	if (bpf_map_lookup_elem(&xsks_map, &qid))
-		return count(VFP_STAT_REDIRECTED, bytes, bpf_redirect_map(&xsks_map, qid, XDP_PASS));
-	return count(VFP_STAT_PASSED, bytes, XDP_PASS);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return judge_ipv6(ctx, &cur, cfg);
+	return judge_ipv4(ctx, &cur, cfg);
 }
 
 /*

@@ -12,6 +12,8 @@ interface AttachArgs {
   scope?: string;
   blockCapacity?: number;
   prefixCapacity?: number;
+  blockCapacity6?: number;
+  prefixCapacity6?: number;
   stealth: boolean;
   malformed: boolean;
   shadow: boolean;
@@ -29,6 +31,8 @@ export const attach: CommandModule<object, AttachArgs> = {
       .option('scope', { type: 'string', choices: ['all', 'sip'], describe: 'blocklist applies to all traffic (default) or only to SIP ports' })
       .option('block-capacity', { type: 'number', describe: 'exact entries the blocklist holds (default 262144, or the persisted entries and a quarter more)' })
       .option('prefix-capacity', { type: 'number', describe: 'CIDR entries (default 65536, or the persisted prefixes and a quarter more)' })
+      .option('block-capacity6', { type: 'number', describe: 'exact IPv6 entries (default: as --block-capacity)' })
+      .option('prefix-capacity6', { type: 'number', describe: 'IPv6 prefix entries (default: as --prefix-capacity)' })
       .option('stealth', { type: 'boolean', default: true, describe: 'drop OPTIONS from sources not in the OPTIONS allow set (--no-stealth: off)' })
       .option('malformed', { type: 'boolean', default: true, describe: 'drop malformed REGISTER (--no-malformed: off)' })
       .option('shadow', { type: 'boolean', default: false, describe: 'count would-drops, drop nothing' })
@@ -58,6 +62,8 @@ export const attach: CommandModule<object, AttachArgs> = {
     const prefixCap = a.prefixCapacity ?? (room(live.prefixes) > DEFAULT_PREFIX_CAPACITY ? room(live.prefixes) : undefined);
     if (blockCap !== undefined) args.push('--block-capacity', String(blockCap));
     if (prefixCap !== undefined) args.push('--prefix-capacity', String(prefixCap));
+    if (a.blockCapacity6 !== undefined) args.push('--block-capacity6', String(a.blockCapacity6));
+    if (a.prefixCapacity6 !== undefined) args.push('--prefix-capacity6', String(a.prefixCapacity6));
     if (!a.stealth) args.push('--no-stealth');
     if (!a.malformed) args.push('--no-malformed');
     if (a.shadow) args.push('--shadow');

@@ -4,6 +4,7 @@ import { printJson } from './common.js';
 
 interface ListArgs {
   source?: string;
+  family?: number;
   json: boolean;
 }
 
@@ -22,12 +23,14 @@ export const list: CommandModule<object, ListArgs> = {
   builder: (y) =>
     y
       .option('source', { type: 'string', describe: 'only entries of this source' })
+      .option('family', { type: 'number', choices: [4, 6], describe: 'only IPv4 (4) or IPv6 (6) entries' })
       .option('json', { type: 'boolean', default: false, describe: 'an array of {ip, source, reason, added, expires}' }) as never,
   handler: async (argv) => {
     const a = argv as Args<ListArgs>;
     const { Context } = await import('../context.js');
     const { listEntries } = await import('../blocklist.js');
-    const entries = await listEntries(Context.fromArgs(a), a.source);
+    const all = await listEntries(Context.fromArgs(a), a.source);
+    const entries = a.family === undefined ? all : all.filter((e) => e.ip.includes(':') === (a.family === 6));
     if (a.json) return printJson(entries);
     const rows = entries.map((e) => [e.ip, e.source, e.added.replace('.000Z', 'Z'), e.expires?.replace('.000Z', 'Z') ?? 'never', visible(e.reason ?? '')]);
     const head = ['ip', 'source', 'added', 'expires', 'reason'];

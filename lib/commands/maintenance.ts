@@ -59,7 +59,9 @@ export const status: CommandModule<object, StatusArgs> = {
     if (!existsSync(ctx.pin('blocked_ips'))) throw new EnvError(`no vos-fastpath maps in ${ctx.settings.pinDir}; run vosctl attach <iface> (or set --pin-dir)`);
     const progId = await pinnedProgId(ctx.pin('prog'));
     const maps = [];
-    for (const name of ['blocked_ips', 'blocked_prefixes', 'allow_ips', 'options_allow']) {
+    for (const name of ['blocked_ips', 'blocked_prefixes', 'allow_ips', 'options_allow', 'blocked_ips6', 'blocked_prefixes6', 'allow_ips6', 'options_allow6']) {
+      // The IPv6 maps are missing in a pin folder made before IPv6, until the next attach.
+      if (name.endsWith('6') && !existsSync(ctx.pin(name))) continue;
       maps.push({ name, ...(await fillLevel(ctx, name)) });
     }
     const cfg = (await ctx.maps.dump(ctx.pin('config'))).subarray(4);

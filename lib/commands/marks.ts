@@ -22,8 +22,9 @@ function markCommand(name: string, map: string, add: boolean, describe: string):
         if (add) await addMarks(ctx, map, targets);
         else await removeMarks(ctx, map, targets);
         for (const t of targets) {
-          ctx.log.info(`${name} ${t.text}`, { action: name, ip: t.text, map });
-          process.stdout.write(`${add ? 'added' : 'removed'} ${t.text} ${add ? 'to' : 'from'} ${map}\n`);
+          const into = t.family === 6 ? `${map}6` : map;
+          ctx.log.info(`${name} ${t.text}`, { action: name, ip: t.text, map: into });
+          process.stdout.write(`${add ? 'added' : 'removed'} ${t.text} ${add ? 'to' : 'from'} ${into}\n`);
         }
       }
       failIfRefused(refused, a.targets.length);

@@ -36,7 +36,7 @@ export const stats: CommandModule<object, StatsArgs> = {
     while (!stop) {
       await new Promise((r) => setTimeout(r, a.watch! * 1000));
       const cur = await readCounters(pin);
-      const rates = Object.fromEntries(Object.entries(cur).map(([k, v]) => [k, Math.round((v.packets - prev[k as keyof typeof prev].packets) / a.watch!)]));
+      const rates = Object.fromEntries(Object.entries(cur).map(([k, v]) => [k, Math.round((v.packets - (prev[k]?.packets ?? 0)) / a.watch!)]));
       if (a.json) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), pps: rates }) + '\n');
       else process.stdout.write(`${new Date().toISOString()} ${Object.entries(rates).map(([k, v]) => `${k}=${v}/s`).join(' ')}\n`);
       prev = cur;

@@ -20,16 +20,18 @@ async function bpftoolJson(args: string[]): Promise<unknown> {
   return JSON.parse(r.stdout);
 }
 
-/** The per-reason counters, summed over CPUs. */
+/** The per-reason counters, summed over CPUs: IPv4 (and not_ip) by reason, IPv6 as "<reason>_ipv6" (layout.ts STAT_NAMES). */
 export async function readCounters(statsPin: string): Promise<Counters> {
   const dump = (await bpftoolJson(['map', 'dump', 'pinned', statsPin])) as Array<{ key: string[]; values: Array<{ value: string[] }> }>;
-  const out = Object.fromEntries(STAT_NAMES.map((n) => [n, { packets: 0, bytes: 0 }])) as Counters;
+  const out = Object.fromEntries(STAT_NAMES.filter((n) => n !== null).map((n) => [n, { packets: 0, bytes: 0 }])) as Counters;
   for (const e of dump) {
     const name = STAT_NAMES[parseInt(e.key[0]!, 16)];
-    if (!name) continue;
+    // Slots a family never counts hold 0 (STAT_NAMES null).
+    const c = name ? out[name] : undefined;
+    if (!c) continue;
     for (const cpu of e.values) {
-      out[name].packets += u64(cpu.value, 0);
-      out[name].bytes += u64(cpu.value, 8);
+      c.packets += u64(cpu.value, 0);
+      c.bytes += u64(cpu.value, 8);
     }
   }
   return out;

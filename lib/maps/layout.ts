@@ -2,20 +2,25 @@
  * Byte layouts of the pinned maps, mirroring xdp/vfp_maps.h. Pure encoders and
  * decoders; change them together with the header.
  */
-import { formatTarget } from '../address.js';
+import { bytesOf6, formatTarget, formatTarget6, type Target } from '../address.js';
 
 export const MAP = {
   blockedIps: 'blocked_ips',
   blockedPrefixes: 'blocked_prefixes',
   allowIps: 'allow_ips',
   optionsAllow: 'options_allow',
+  blockedIps6: 'blocked_ips6',
+  blockedPrefixes6: 'blocked_prefixes6',
+  allowIps6: 'allow_ips6',
+  optionsAllow6: 'options_allow6',
   config: 'config',
   stats: 'stats',
   xsks: 'xsks_map',
   sourceNames: 'source_names',
 } as const;
 
-export const STAT_NAMES = [
+/** Reasons in the index order of enum vfp_stat. */
+export const REASONS = [
   'passed',
   'allowlisted',
   'blocked_exact',
@@ -23,14 +28,36 @@ export const STAT_NAMES = [
   'options_dropped',
   'malformed_register',
   'redirected',
-  'not_ipv4',
+  'not_ip',
   'shadow_would_drop',
   'tiny_fragment',
+  'unparsed_headers',
 ] as const;
-export type StatName = (typeof STAT_NAMES)[number];
+export type Reason = (typeof REASONS)[number];
+/** Suffix of an IPv6 counter's name ("blocked_exact_ipv6"); IPv4 ones (and not_ip) carry none. */
+export const IPV6_SUFFIX = '_ipv6';
+/**
+ * Counter names by stats map index: IPv4 at [reason], IPv6 at [REASONS.length
+ * + reason] (VFP_STAT_IPV6). Slots a family never counts (IPv4
+ * unparsed_headers, IPv6 not_ip) are null and left out of listings.
+ */
+export const STAT_NAMES: ReadonlyArray<string | null> = [
+  ...REASONS.map((r) => (r === 'unparsed_headers' ? null : r)),
+  ...REASONS.map((r) => (r === 'not_ip' ? null : `${r}${IPV6_SUFFIX}`)),
+];
+export type StatName = string;
+
+/** Reason and family of a counter name: "blocked_exact_ipv6" -> blocked_exact, ipv6; "not_ip" -> not_ip, none. */
+export function splitStatName(name: string): { reason: string; family: 'ipv4' | 'ipv6' | 'none' } {
+  if (name.endsWith(IPV6_SUFFIX)) return { reason: name.slice(0, -IPV6_SUFFIX.length), family: 'ipv6' };
+  return { reason: name, family: name === 'not_ip' ? 'none' : 'ipv4' };
+}
 
 export const EXACT_KEY = 4;
 export const LPM_KEY = 8;
+/** IPv6: struct vfp_in6 (16 bytes) and struct vfp_lpm_key6 (prefixlen u32 LE + 16 bytes). */
+export const EXACT_KEY6 = 16;
+export const LPM_KEY6 = 20;
 export const BLOCK_VALUE = 16;
 export const MARK_VALUE = 4;
 export const SOURCE_NAME_LEN = 32;
@@ -112,11 +139,53 @@ export function* records(buf: Buffer, keySize: number, valueSize: number): Gener
   for (let at = 0; at + rec <= buf.length; at += rec) yield [buf.subarray(at, at + keySize), buf.subarray(at + keySize, at + rec)];
 }
 
-/** Target text of a blocked_ips or blocked_prefixes key. */
+/** Target text of a key of any block or mark map, told apart by its size (4, 8, 16 or 20 bytes). */
 export function keyToText(key: Buffer): string {
+  if (key.length === EXACT_KEY6) return formatTarget6(key, 128);
+  if (key.length === LPM_KEY6) return formatTarget6(key.subarray(4), key.readUInt32LE(0));
   const t = readBlockKey(key, 0, key.length);
   return formatTarget(t.addr, t.prefixlen);
 }
+
+/** The four block maps, IPv4 first, with their key sizes. */
+export const BLOCK_MAPS = [
+  [MAP.blockedIps, EXACT_KEY],
+  [MAP.blockedPrefixes, LPM_KEY],
+  [MAP.blockedIps6, EXACT_KEY6],
+  [MAP.blockedPrefixes6, LPM_KEY6],
+] as const;
+
+/** Is this canonical target text IPv6? (Only IPv6 text has a colon.) */
+export const isV6Text = (ip: string): boolean => ip.includes(':');
+
+/** Index in BLOCK_MAPS of the map a canonical target text lives in. */
+export function blockMapIndex(ip: string): 0 | 1 | 2 | 3 {
+  if (isV6Text(ip)) return ip.includes('/') ? 3 : 2;
+  return ip.includes('/') ? 1 : 0;
+}
+
+/** Write the IPv6 key of a canonical target text at `at` (16 bytes for an address, 20 for a prefix). */
+export function writeBlockKey6(into: Buffer, at: number, ip: string): void {
+  const slash = ip.indexOf('/');
+  if (slash < 0) {
+    into.set(bytesOf6(ip), at);
+    return;
+  }
+  into.writeUInt32LE(Number(ip.slice(slash + 1)), at);
+  into.set(bytesOf6(ip.slice(0, slash)), at + 4);
+}
+
+/** The LPM key of a target in the allow and OPTIONS maps of its family, and that map's key size. */
+export function markKey(t: Target): Buffer {
+  if (t.family !== 6) return lpmKey(t.addr, t.prefixlen);
+  const b = Buffer.alloc(LPM_KEY6);
+  b.writeUInt32LE(t.prefixlen);
+  b.set(t.bytes!, 4);
+  return b;
+}
+
+/** The IPv6 twin of an IPv4 mark map (allow_ips -> allow_ips6). */
+export const v6MapOf = (map: string): string => `${map}6`;
 
 export function encodeSourceName(name: string): Buffer {
   const b = Buffer.alloc(SOURCE_NAME_LEN);

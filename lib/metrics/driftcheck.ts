@@ -7,13 +7,14 @@
  * can be killed with everything it started.
  */
 import { execa, type ResultPromise } from 'execa';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTarget } from '../address.js';
 import { readClocks } from '../clock.js';
 import type { Context } from '../context.js';
 import { compareEnforced, DRIFT_KINDS, type BlockDump, type DriftKind, type Intended, type Suspect } from '../drift.js';
 import { RuntimeError } from '../errors.js';
-import { BLOCK_VALUE, EXACT_KEY, FIXED_SOURCES, LPM_KEY, MAP, SOURCE_NAME_LEN, blockKey, blockMapOf, decodeSourceName, records } from '../maps/layout.js';
+import { BLOCK_MAPS, BLOCK_VALUE, FIXED_SOURCES, MAP, SOURCE_NAME_LEN, blockKey, blockMapIndex, decodeSourceName, isV6Text, records, writeBlockKey6 } from '../maps/layout.js';
 import { ROOT } from '../paths.js';
 import { intendedEntries } from './intended.js';
 
@@ -66,7 +67,8 @@ export async function checkDriftOnce(ctx: Context): Promise<DriftResult> {
   const intended = intendedEntries(ctx);
   const names = new Map([...Object.entries(FIXED_SOURCES).map(([n, id]) => [id, n] as const), ...(await registeredSources(ctx))]);
   const dumps: BlockDump[] = [];
-  for (const [map, keySize] of [[MAP.blockedIps, EXACT_KEY], [MAP.blockedPrefixes, LPM_KEY]] as const) {
+  // The IPv6 maps may be missing in a pin folder made before IPv6: no dump, not an error.
+  for (const [map, keySize] of BLOCK_MAPS.filter(([m], i) => i < 2 || existsSync(ctx.pin(m)))) {
     dumps.push({ records: await ctx.maps.dump(ctx.pin(map)), keySize });
   }
   const suspects: Suspect[] = [];
@@ -77,12 +79,20 @@ export async function checkDriftOnce(ctx: Context): Promise<DriftResult> {
       const now = ctx.store.lookup(suspects.map((s) => s.target));
       const byMap = new Map<string, { keys: Buffer[]; at: number[] }>();
       suspects.forEach((s, i) => {
-        const t = parseTarget(s.target);
-        if (!t.ok) return;
-        const m = byMap.get(blockMapOf(t.target.prefixlen)) ?? { keys: [], at: [] };
-        m.keys.push(blockKey(t.target.addr, t.target.prefixlen));
+        const [map, keySize] = BLOCK_MAPS[blockMapIndex(s.target)];
+        let key: Buffer;
+        if (isV6Text(s.target)) {
+          key = Buffer.alloc(keySize);
+          writeBlockKey6(key, 0, s.target);
+        } else {
+          const t = parseTarget(s.target);
+          if (!t.ok) return;
+          key = blockKey(t.target.addr, t.target.prefixlen);
+        }
+        const m = byMap.get(map) ?? { keys: [], at: [] };
+        m.keys.push(key);
         m.at.push(i);
-        byMap.set(blockMapOf(t.target.prefixlen), m);
+        byMap.set(map, m);
       });
       const present = new Uint8Array(suspects.length);
       for (const [map, m] of byMap) (await ctx.maps.lookup(ctx.pin(map), Buffer.concat(m.keys))).forEach((p, j) => (present[m.at[j]!] = p ? 1 : 0));

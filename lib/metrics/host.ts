@@ -13,13 +13,13 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Context } from '../context.js';
 import { DRIFT_KINDS } from '../drift.js';
 import { attachments, pinnedProgId, readCounters } from '../maps/bpftool.js';
-import { MAP } from '../maps/layout.js';
+import { MAP, splitStatName } from '../maps/layout.js';
 import { checkDriftInChild, registeredSources } from './driftcheck.js';
 
 export const PREFIX = 'vos_fastpath_';
 
 /** Maps whose fill level is exported: the hash and LPM maps that grow. */
-const FILLED_MAPS = [MAP.blockedIps, MAP.blockedPrefixes, MAP.allowIps, MAP.optionsAllow] as const;
+const FILLED_MAPS = [MAP.blockedIps, MAP.blockedPrefixes, MAP.allowIps, MAP.optionsAllow, MAP.blockedIps6, MAP.blockedPrefixes6, MAP.allowIps6, MAP.optionsAllow6] as const;
 
 export interface HostMetricsOptions {
   /** Interfaces that should run the program: each gets a program_attached series, 0 when it does not. */
@@ -29,8 +29,8 @@ export interface HostMetricsOptions {
 }
 
 export class HostMetrics {
-  private readonly packets: Counter<'reason'>;
-  private readonly bytes: Counter<'reason'>;
+  private readonly packets: Counter<'reason' | 'family'>;
+  private readonly bytes: Counter<'reason' | 'family'>;
   private readonly entries: Gauge<'map'>;
   private readonly capacity: Gauge<'map'>;
   private readonly attached: Gauge<'iface'>;
@@ -52,8 +52,8 @@ export class HostMetrics {
     private readonly o: HostMetricsOptions,
   ) {
     const registers = [registry];
-    this.packets = new Counter({ name: `${PREFIX}packets_total`, help: 'Packets the XDP program judged, by reason (as vosctl stats), summed over CPUs.', labelNames: ['reason'], registers });
-    this.bytes = new Counter({ name: `${PREFIX}bytes_total`, help: 'Bytes of the packets the XDP program judged, by reason, summed over CPUs.', labelNames: ['reason'], registers });
+    this.packets = new Counter({ name: `${PREFIX}packets_total`, help: 'Packets the XDP program judged, by reason (as vosctl stats) and address family (ipv4, ipv6; none for frames that are not IP), summed over CPUs.', labelNames: ['reason', 'family'], registers });
+    this.bytes = new Counter({ name: `${PREFIX}bytes_total`, help: 'Bytes of the packets the XDP program judged, by reason and address family, summed over CPUs.', labelNames: ['reason', 'family'], registers });
     this.entries = new Gauge({ name: `${PREFIX}map_entries`, help: 'Entries in a pinned map (live and expired alike, as the kernel holds them).', labelNames: ['map'], registers });
     this.capacity = new Gauge({ name: `${PREFIX}map_capacity`, help: 'Most entries a pinned map can hold (max_entries).', labelNames: ['map'], registers });
     this.attached = new Gauge({ name: `${PREFIX}program_attached`, help: '1 if the pinned vos-fastpath program runs on the interface, else 0.', labelNames: ['iface'], registers });
@@ -87,9 +87,10 @@ export class HostMetrics {
     ]);
     this.packets.reset();
     this.bytes.reset();
-    for (const [reason, v] of Object.entries(counters ?? {})) {
-      this.packets.inc({ reason }, v.packets);
-      this.bytes.inc({ reason }, v.bytes);
+    for (const [name, v] of Object.entries(counters ?? {})) {
+      const labels = splitStatName(name);
+      this.packets.inc(labels, v.packets);
+      this.bytes.inc(labels, v.bytes);
     }
     this.entries.reset();
     this.capacity.reset();

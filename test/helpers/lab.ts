@@ -24,6 +24,9 @@ export interface Veth {
   peer: string;
   hostIp: string;
   peerIp: string;
+  /** The same pair's IPv6 addresses, in 2001:db8::/32 (RFC 3849), a /64 per pair. */
+  hostIp6: string;
+  peerIp6: string;
 }
 
 export interface RunResult {
@@ -140,7 +143,8 @@ export class Lab {
     counter += 1;
     const tag = `${process.pid.toString(36)}${counter.toString(36)}`;
     const subnet = `10.201.${((process.pid + counter) % 250) + 1}`;
-    const v: Veth = { ns: `vfp-${tag}`, host: `vfa${tag}`, peer: `vfb${tag}`, hostIp: `${subnet}.1`, peerIp: `${subnet}.2` };
+    const net6 = `2001:db8:${(process.pid % 0xffff).toString(16)}:${counter.toString(16)}`;
+    const v: Veth = { ns: `vfp-${tag}`, host: `vfa${tag}`, peer: `vfb${tag}`, hostIp: `${subnet}.1`, peerIp: `${subnet}.2`, hostIp6: `${net6}::1`, peerIp6: `${net6}::2` };
     await execa('ip', ['netns', 'add', v.ns]);
     this.defer(`namespace ${v.ns}`, () => execa('ip', ['netns', 'del', v.ns]));
     await execa('ip', ['link', 'add', v.host, 'type', 'veth', 'peer', 'name', v.peer]);
@@ -151,6 +155,9 @@ export class Lab {
     await execa('ip', ['-n', v.ns, 'addr', 'add', `${v.peerIp}/24`, 'dev', v.peer]);
     await execa('ip', ['-n', v.ns, 'link', 'set', v.peer, 'up']);
     await execa('ip', ['-n', v.ns, 'link', 'set', 'lo', 'up']);
+    // nodad: usable at once, not after duplicate address detection's second or so.
+    await execa('ip', ['-6', 'addr', 'add', `${v.hostIp6}/64`, 'dev', v.host, 'nodad']);
+    await execa('ip', ['-n', v.ns, '-6', 'addr', 'add', `${v.peerIp6}/64`, 'dev', v.peer, 'nodad']);
     return v;
   }
 

@@ -51,8 +51,12 @@ export class LoopLab {
     return r.out;
   }
 
-  /** Namespaces, XDP on both host ends (stealth as given), consumer, Kamailio. */
-  async start(opts: { stealth: boolean }): Promise<void> {
+  /** Kamailio also listens on the host ends' IPv6 addresses. */
+  private ipv6 = false;
+
+  /** Namespaces, XDP on both host ends (stealth as given), consumer, Kamailio (ipv6: on the IPv6 addresses too). */
+  async start(opts: { stealth: boolean; ipv6?: boolean }): Promise<void> {
+    this.ipv6 = opts.ipv6 ?? false;
     this.attacker = await this.lab.veth();
     this.customer = await this.lab.veth();
     this.scannerIp = this.attacker.peerIp.replace(/\.2$/, '.3');
@@ -77,6 +81,7 @@ export class LoopLab {
       '-f', join(ROOT, 'contrib/kamailio/kamailio.cfg'),
       '-l', `udp:${this.attacker.hostIp}:5060`,
       '-l', `udp:${this.customer.hostIp}:5060`,
+      ...(this.ipv6 ? ['-l', `udp:[${this.attacker.hostIp6}]:5060`, '-l', `udp:[${this.customer.hostIp6}]:5060`] : []),
       '-n', '2', '-DD', '-E', '-P', pidFile, '-Y', runDir,
       '-A', 'VOS_TRACE',
       '-A', `VOS_ROUTING_KEY="${this.queue}"`,
@@ -95,7 +100,8 @@ export class LoopLab {
     // Ready once both addresses are bound.
     for (let i = 0; i < 100; i++) {
       const ss = (await execa('ss', ['-lun'])).stdout;
-      if (ss.includes(`${this.attacker.hostIp}:5060`) && ss.includes(`${this.customer.hostIp}:5060`)) return;
+      const v6 = !this.ipv6 || (ss.includes(`[${this.attacker.hostIp6}]:5060`) && ss.includes(`[${this.customer.hostIp6}]:5060`));
+      if (v6 && ss.includes(`${this.attacker.hostIp}:5060`) && ss.includes(`${this.customer.hostIp}:5060`)) return;
       if (proc.exitCode !== null) break;
       await sleep(100);
     }
@@ -124,7 +130,7 @@ export class LoopLab {
 
   /** One counter summed over CPUs (one bpftool call: a few ms). */
   async counter(name: StatName): Promise<number> {
-    return (await readCounters(join(this.lab.pinDir, 'stats')))[name].packets;
+    return (await readCounters(join(this.lab.pinDir, 'stats')))[name]?.packets ?? 0;
   }
 
   /** A sipp process inside a namespace, owned by the lab. */

@@ -41,6 +41,14 @@ function ethernet(vlans: number[], etherType: number): number[] {
   return out;
 }
 
+/** A UDP header (checksum 0) for a payload of n bytes. */
+function udpHeader(o: FrameOptions, n: number): Uint8Array {
+  const sport = o.sport ?? 5060;
+  const dport = o.dport ?? 5060;
+  const ulen = o.udpLength ?? 8 + n;
+  return Uint8Array.from([sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, ulen >> 8, ulen & 0xff, 0, 0]);
+}
+
 export function udpFrame(payload: string | Uint8Array, o: FrameOptions = {}): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : Buffer.from(payload);
   const withUdp = o.udp !== false;
@@ -58,22 +66,73 @@ export function udpFrame(payload: string | Uint8Array, o: FrameOptions = {}): Bu
   ip[10] = sum >> 8;
   ip[11] = sum & 0xff;
   const parts: Uint8Array[] = [Uint8Array.from(ethernet(o.vlans ?? [], ETH_P_IP)), ip];
-  if (withUdp) {
-    const sport = o.sport ?? 5060;
-    const dport = o.dport ?? 5060;
-    const ulen = o.udpLength ?? 8 + body.length;
-    parts.push(Uint8Array.from([sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, ulen >> 8, ulen & 0xff, 0, 0]));
-  }
+  if (withUdp) parts.push(udpHeader(o, body.length));
   parts.push(body);
   return Buffer.concat(parts);
 }
 
-export function ipv6Frame(): Buffer {
+/** The 16 bytes of an IPv6 address in text ("2001:db8::1"; no zone, no embedded IPv4). */
+export function ipv6Bytes(text: string): number[] {
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  if (groups.length !== 8) throw new Error(`not an IPv6 address: ${text}`);
+  return groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+export const IPPROTO_HOPOPTS = 0;
+export const IPPROTO_ROUTING = 43;
+export const IPPROTO_FRAGMENT = 44;
+export const IPPROTO_DSTOPTS = 60;
+
+export interface Frame6Options extends Omit<FrameOptions, 'fragOffset' | 'moreFragments'> {
+  /** Extension headers before the fragment header (if any) and UDP, in order: hop-by-hop, routing or destination options, each `len` 8-byte units past the first 8. */
+  ext?: Array<{ type: number; len?: number }>;
+  /** A fragment header: offset in 8-byte units (non-zero = not the first fragment) and M. */
+  fragment?: { offset: number; more: boolean };
+  /** IPv6 payload length override. */
+  payloadLength?: number;
+}
+
+/** An Ethernet/IPv6[/extension headers]/UDP frame. */
+export function udp6Frame(payload: string | Uint8Array, o: Frame6Options = {}): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : Buffer.from(payload);
+  const withUdp = o.udp !== false;
+  const upper = o.protocol ?? 17;
+  const chain: Array<{ type: number; bytes: number[] }> = [];
+  for (const e of o.ext ?? []) chain.push({ type: e.type, bytes: Array<number>(8 + 8 * (e.len ?? 0)).fill(0) });
+  if (o.fragment) {
+    const f = (o.fragment.offset << 3) | (o.fragment.more ? 1 : 0);
+    chain.push({ type: IPPROTO_FRAGMENT, bytes: [0, 0, f >> 8, f & 0xff, 0x12, 0x34, 0x56, 0x78] });
+  }
+  // Each header's first byte names the next one.
+  chain.forEach((h, i) => {
+    h.bytes[0] = i + 1 < chain.length ? chain[i + 1]!.type : upper;
+    if (h.type !== IPPROTO_FRAGMENT) h.bytes[1] = (h.bytes.length - 8) / 8;
+    if (h.type === IPPROTO_DSTOPTS || h.type === IPPROTO_HOPOPTS) {
+      // PadN filling the header (RFC 8200 4.2).
+      h.bytes[2] = 1;
+      h.bytes[3] = h.bytes.length - 4;
+    }
+  });
+  const extBytes = chain.flatMap((h) => h.bytes);
+  const l4len = (withUdp ? 8 : 0) + body.length;
+  const plen = o.payloadLength ?? extBytes.length + l4len;
   const ip6 = new Uint8Array(40);
-  ip6[0] = 0x60;
-  ip6[6] = 17;
-  ip6[7] = 64;
-  return Buffer.concat([Uint8Array.from(ethernet([], ETH_P_IPV6)), ip6, new Uint8Array(8)]);
+  ip6.set([0x60, 0, 0, 0, plen >> 8, plen & 0xff, chain.length ? chain[0]!.type : upper, 64]);
+  ip6.set(ipv6Bytes(o.src ?? '2001:db8:5::7'), 8);
+  ip6.set(ipv6Bytes(o.dst ?? '2001:db8::1'), 24);
+  const parts: Uint8Array[] = [Uint8Array.from(ethernet(o.vlans ?? [], ETH_P_IPV6)), ip6, Uint8Array.from(extBytes)];
+  if (withUdp) parts.push(udpHeader(o, body.length));
+  parts.push(body);
+  return Buffer.concat(parts);
+}
+
+/** An ARP request: a frame that is neither IPv4 nor IPv6. */
+export function arpFrame(): Buffer {
+  const arp = [0, 1, 0x08, 0x00, 6, 4, 0, 1, 2, 0, 0, 0, 0, 2, 192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 192, 0, 2, 1];
+  return Buffer.concat([Uint8Array.from(ethernet([], 0x0806)), Uint8Array.from(arp)]);
 }
 
 /** The first n bytes of a frame: a packet cut short inside its headers. */

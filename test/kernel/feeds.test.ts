@@ -68,7 +68,7 @@ describeKernel('SIP threat feeds (APIBAN, VoIPBL) through feed-import.sh', () =>
     expect(r.stderr).toMatch(/'10\.1\.2\.3' is private-use/);
     expect(r.stderr).toMatch(/'100\.64\.7\.7' is shared address space/);
     expect(r.stderr).toMatch(/'198\.18\.0\.9' is benchmarking/);
-    expect(r.stderr).toMatch(/2001:db8::5' is IPv6/);
+    expect(r.stderr).toMatch(/'2001:db8::5' is documentation \(RFC 3849\)/);
     expect(r.stdout).toContain('290 entries (290 new, 0 extended, 0 unchanged), 0 removed, 5 skipped, 0 bad lines');
     expect(r.exitCode).toBe(0);
     expect(await entries('apiban')).toEqual(sorted([...page1, ...page2]));

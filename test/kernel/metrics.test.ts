@@ -172,10 +172,10 @@ describeWith('metrics with a real Prometheus', missing(), () => {
     await sendUdpFrom(v.ns, v.hostIp, 5060, Array(25).fill('OPTIONS sip:x SIP/2.0\r\n\r\n'));
     const stats = JSON.parse((await vosctl('stats', '--json')).stdout) as Record<string, { packets: number; bytes: number }>;
     expect(stats.blocked_exact!.packets).toBeGreaterThanOrEqual(25);
-    const q = 'vos_fastpath_packets_total{reason="blocked_exact"}';
+    const q = 'vos_fastpath_packets_total{reason="blocked_exact",family="ipv4"}';
     const stored = await waitFor('Prometheus to store the drops', () => query(q), (s) => s[0]?.value === stats.blocked_exact!.packets);
     expect(stored[0]!.value).toBe(stats.blocked_exact!.packets);
-    const bytes = await waitFor('bytes', () => query('vos_fastpath_bytes_total{reason="blocked_exact"}'), (s) => s[0]?.value === stats.blocked_exact!.bytes);
+    const bytes = await waitFor('bytes', () => query('vos_fastpath_bytes_total{reason="blocked_exact",family="ipv4"}'), (s) => s[0]?.value === stats.blocked_exact!.bytes);
     expect(bytes[0]!.value).toBe(stats.blocked_exact!.bytes);
 
     const listed = JSON.parse((await vosctl('list', '--json')).stdout) as Array<{ ip: string }>;

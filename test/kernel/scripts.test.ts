@@ -37,7 +37,11 @@ describeKernel('scripts', () => {
     ['4.0.0.0/6', "'4.0.0.0/6' is shorter than the minimum prefix /8"],
     ['192.0.2.5', "'192.0.2.5' is covered by the allowlist entry 192.0.2.0/24"],
     ['1.2.3.4;rm', "'1.2.3.4;rm' is not an IPv4 address"],
-    ['', "'' is not an IPv4 address"],
+    ['', "'' is not an IPv4 or IPv6 address"],
+    ['fe80::1%eth0', "'fe80::1%eth0' has a zone id"],
+    ['[2001:db8::1]:5060', "'[2001:db8::1]:5060' is bracketed or has a port"],
+    ['2001:db8::1/64', "'2001:db8::1/64' has host bits set; the network is 2001:db8::/64"],
+    ['::1', "'::1' is the loopback address"],
   ])('block_ip.sh refuses %j', async (text, message) => {
     const r = await lab.script('block_ip.sh', [text]);
     expect(r.exitCode).toBe(2);

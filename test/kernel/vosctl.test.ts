@@ -7,34 +7,23 @@ import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
+import { attachedLab, type VosctlLab } from '../helpers/vosctl.js';
 import { Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
-import type { ListedEntry as Listed } from '../../lib/blocklist.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
 describeKernel('vosctl', () => {
   let lab: Lab;
-  let stateDir: string;
   let v: Veth;
-
-  const vosctl = async (...args: string[]) => {
-    const r = await execa(join(ROOT, 'bin/vosctl'), [...args], {
-      env: { VOS_PIN_DIR: lab.pinDir, VOS_STATE_DIR: stateDir, VOS_LOG_FORMAT: 'json' },
-      reject: false,
-    });
-    return { code: r.exitCode, out: r.stdout, err: r.stderr };
-  };
-  const list = async (...args: string[]) => JSON.parse((await vosctl('list', '--json', ...args)).out) as Listed[];
-  const ips = async (...args: string[]) => (await list(...args)).map((e) => e.ip);
+  let t: VosctlLab;
+  const vosctl = (...args: string[]) => t.vosctl(...args);
+  const list = (...args: string[]) => t.list(...args);
+  const ips = (...args: string[]) => t.ips(...args);
 
   beforeAll(async () => {
-    lab = new Lab();
-    stateDir = join(lab.tmp, 'state');
-    v = await lab.veth();
-    const r = await vosctl('attach', v.host, '--mode', 'native');
-    expect(r).toMatchObject({ code: 0 });
-    lab.defer(`xdp on ${v.host}`, () => lab.script('unload.sh', [v.host]));
+    t = await attachedLab();
+    ({ lab, v } = t);
   });
   afterAll(() => lab.cleanup());
 
@@ -215,7 +204,7 @@ describeKernel('vosctl', () => {
 
   it('stats --json has every counter', async () => {
     const c = JSON.parse((await vosctl('stats', '--json')).out);
-    expect(Object.keys(c)).toEqual(['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'not_ipv4', 'shadow_would_drop', 'tiny_fragment']);
+    expect(Object.keys(c)).toEqual(['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'not_ip', 'shadow_would_drop', 'tiny_fragment', ...['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'shadow_would_drop', 'tiny_fragment', 'unparsed_headers'].map((r) => `${r}_ipv6`)]);
     expect(c.blocked_exact.packets).toBeGreaterThanOrEqual(5);
   });
 
@@ -240,17 +229,21 @@ describeKernel('vosctl', () => {
     expect(JSON.parse((await vosctl('status', '--json')).out).state_matches_maps).toBe(true);
   });
 
-  it('a full map is an error with the numbers, and what fit is kept', async () => {
+  it.each([
+    ['blocked_ips', '--block-capacity', '11.1.0.1\n11.1.0.2\n11.1.0.3\n11.1.0.4\n11.1.0.5\n'],
+    ['blocked_ips6', '--block-capacity6', '2a00:1::1\n2a00:1::2\n2a00:1::3\n2a00:1::4\n2a00:1::5\n'],
+  ])('a full map (%s) is an error with the numbers and the flag that sizes it, and what fit is kept', async (map, flag, input) => {
     const small = new Lab();
     try {
-      await small.loadUnattached(['--block-capacity', '3']);
+      await small.loadUnattached([flag, '3']);
       const r = await execa(join(ROOT, 'bin/vosctl'), ['load-file', '-'], {
-        input: '11.1.0.1\n11.1.0.2\n11.1.0.3\n11.1.0.4\n11.1.0.5\n',
+        input,
         env: { VOS_PIN_DIR: small.pinDir, VOS_STATE_DIR: join(small.tmp, 'state') },
         reject: false,
       });
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toContain('blocked_ips is full: 3 of 3 entries in use; applied 3 of 5');
+      expect(r.stderr).toContain(`${map} is full: 3 of 3 entries in use; applied 3 of 5`);
+      expect(r.stderr).toContain(`attach ${flag} N`);
       const listed = await execa(join(ROOT, 'bin/vosctl'), ['list', '--json'], { env: { VOS_PIN_DIR: small.pinDir, VOS_STATE_DIR: join(small.tmp, 'state') } });
       expect(JSON.parse(listed.stdout)).toHaveLength(3);
     } finally {

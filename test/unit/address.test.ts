@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { checkBlockTarget, covers, formatAddr, formatTarget, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
+import { bytesOf6, checkBlockTarget, covers, covers6, formatAddr, formatAddr6, formatTarget, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
 
 const policy: BlockPolicy = { minPrefix: 8, allow: [{ addr: 0xc0000200, prefixlen: 24 }], own: [0x0a000001] };
 const reason = (text: string) => {
@@ -24,7 +24,7 @@ describe('parseTarget', () => {
     ['010.1.1.1', 'has a leading zero'],
     ['1.2.3.04', 'has a leading zero'],
     ['0x7f.0.0.1', 'is not an IPv4 address'],
-    ['::1', 'is not an IPv4 address'],
+    ['2001:db8::g', 'is not an IPv4 or IPv6 address'],
     ['1.2.3.4; rm -rf /', 'is not an IPv4 address'],
     ['10.1.1.1/8', 'has host bits set; the network is 10.0.0.0/8'],
   ])('refuses %j, saying it %s', (text, why) => {
@@ -128,5 +128,87 @@ describe('TargetSet', () => {
         }
       }),
     );
+  });
+});
+
+describe('IPv6 targets', () => {
+  const policy6: BlockPolicy = { ...policy, allow6: [{ bytes: bytesOf6('2001:db8:a11::'), prefixlen: 48 }], own6: [bytesOf6('2001:db8:5e1f::1')] };
+  const reason6 = (text: string) => {
+    const r = checkBlockTarget(text, policy6);
+    return r.ok ? r.target.text : r.reason;
+  };
+
+  it.each([
+    ['2001:DB8::1', '2001:db8::1'],
+    ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], // RFC 5952 4.2.3: the first of two equal runs
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // RFC 5952 4.2.2: one zero group stays
+    ['2001:db8:100::/40', '2001:db8:100::/40'],
+    ['2001:db8:1:2::/64', '2001:db8:1:2::/64'],
+    ['2001:db8::1/128', '2001:db8::1'],
+  ])('accepts %j as %j (RFC 5952 text)', (text, canon) => {
+    expect(reason6(text)).toBe(canon);
+  });
+
+  it('treats an IPv4-mapped address as the IPv4 address it carries', () => {
+    expect(parseTarget('::ffff:192.0.2.1')).toEqual({ ok: true, target: { text: '192.0.2.1', addr: 0xc0000201, prefixlen: 32 } });
+    expect(parseTarget('::ffff:c633:6407')).toMatchObject({ ok: true, target: { text: '198.51.100.7' } });
+    expect(parseTarget('::ffff:198.51.100.0/120')).toMatchObject({ ok: true, target: { text: '198.51.100.0/24', prefixlen: 24 } });
+    expect(reason6('::ffff:127.0.0.1')).toContain('is loopback'); // validated as IPv4
+  });
+
+  it.each([
+    ['::', 'the unspecified address'],
+    ['::1', 'the loopback address'],
+    ['ff02::1', 'multicast (ff00::/8)'],
+    ['ff00::/8', 'shorter than the minimum IPv6 prefix /32'],
+    ['fe80::1', 'link-local (fe80::/10)'],
+    ['fe80::1%eth0', 'zone id'],
+    ['[2001:db8::1]:5060', 'bracketed or has a port'],
+    ['[2001:db8::1]', 'bracketed or has a port'],
+    ['2001:db8::/129', 'prefix longer than 128'],
+    ['2001:db8::1/64', 'has host bits set; the network is 2001:db8::/64'],
+    ['2001::/16', 'shorter than the minimum IPv6 prefix /32'],
+    ['::/0', 'shorter than the minimum IPv6 prefix /32'],
+    ['2001:db8:5e1f::/48', "covers this host's address 2001:db8:5e1f::1"],
+    ['2001:db8:a11:1::/64', 'covered by the allowlist entry 2001:db8:a11::/48'],
+    ['2001:db8:::1', 'is not an IPv6 address'],
+    ['2001:db8::1::2', 'is not an IPv6 address'],
+    ['1:2:3:4:5:6:7:8:9', 'is not an IPv6 address'],
+  ])('refuses %j, naming it: %s', (text, why) => {
+    const r = reason6(text);
+    expect(r).toContain(`'${text}'`);
+    expect(r).toContain(why);
+  });
+
+  it('honours --min-prefix6', () => {
+    expect(checkBlockTarget('2001:db8::/40', { ...policy6, minPrefix6: 48 })).toMatchObject({ ok: false });
+    expect(checkBlockTarget('2001:db8::/40', { ...policy6, minPrefix6: 40 })).toMatchObject({ ok: true });
+  });
+
+  it('formats every 16 bytes as RFC 5952 text that parses back to them (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => (b[0]! === 0 && b[10] === 0xff ? (b[0] = 0x20, b) : b)), (b) => {
+        const text = formatAddr6(b);
+        const r = parseTarget(text);
+        return r.ok && r.target.text === text && Buffer.from(bytesOf6(text)).equals(Buffer.from(b));
+      }),
+    );
+  });
+
+  it('covers6 agrees with prefix arithmetic', () => {
+    expect(covers6({ bytes: bytesOf6('2001:db8::'), prefixlen: 32 }, { bytes: bytesOf6('2001:db8:ffff::'), prefixlen: 48 })).toBe(true);
+    expect(covers6({ bytes: bytesOf6('2001:db8::'), prefixlen: 33 }, { bytes: bytesOf6('2001:db8:8000::'), prefixlen: 48 })).toBe(false);
+    expect(covers6({ bytes: bytesOf6('2001:db8::'), prefixlen: 48 }, { bytes: bytesOf6('2001:db8::'), prefixlen: 32 })).toBe(false);
+  });
+
+  it('keeps IPv6 targets apart from IPv4 ones in a TargetSet', () => {
+    const set = new TargetSet();
+    const v6 = parseTarget('2001:db8::1');
+    if (!v6.ok) throw new Error(v6.reason);
+    expect(set.add(v6.target)).toBe(true);
+    expect(set.add(v6.target)).toBe(false);
+    expect(set.has(v6.target)).toBe(true);
+    expect(set.has({ addr: 0, prefixlen: 32 })).toBe(false);
   });
 });

@@ -37,8 +37,14 @@ describe('CrowdSec decision lines (feed_via_stdin)', () => {
     expect(parseDecisionLine(line({ action: 'del', duration: '-3.2s' }), o)).toEqual({ ok: true, cmds: [{ action: 'unblock', target: '198.51.100.7', ttlS: 0, source: 'crowdsec', reason: null }] });
   });
 
-  it('skips what the NIC cannot enforce: other scopes, captchas, expired decisions, IPv6 for now', () => {
-    for (const d of [{ scope: 'Country', value: 'FR' }, { type: 'captcha' }, { duration: '-1s' }, { duration: '0s' }, { value: '2001:db8::7' }]) {
+  it('takes IPv6 Ip and Range decisions like IPv4 ones', () => {
+    expect(parseDecisionLine(line({ value: '2001:db8::7' }), o)).toMatchObject({ ok: true, cmds: [{ action: 'block', target: '2001:db8::7' }] });
+    expect(parseDecisionLine(line({ scope: 'Range', value: '2001:db8:bad::/48' }), o)).toMatchObject({ ok: true, cmds: [{ action: 'block', target: '2001:db8:bad::/48' }] });
+    expect(parseDecisionLine(line({ action: 'del', value: '2001:db8::7' }), o)).toMatchObject({ ok: true, cmds: [{ action: 'unblock', target: '2001:db8::7' }] });
+  });
+
+  it('skips what the NIC cannot enforce: other scopes, captchas, expired decisions', () => {
+    for (const d of [{ scope: 'Country', value: 'FR' }, { type: 'captcha' }, { duration: '-1s' }, { duration: '0s' }]) {
       expect(parseDecisionLine(line(d), o)).toHaveProperty('skip');
     }
   });
@@ -71,7 +77,9 @@ describe('planFeedRuns', () => {
     expect(runs.map((r) => (r.action === 'block' ? `block ${r.reqs.map((q) => q.target.text)}` : `unblock:${r.source} ${r.targets.map((t) => t.text)}`))).toEqual(['block 192.0.2.1,192.0.2.2', 'unblock:crowdsec 192.0.2.1', 'unblock:other 192.0.2.3']);
     expect(refused).toHaveLength(3);
     expect(refused.join('\n')).toMatch(/10\.0\.0\.300[\s\S]*loopback[\s\S]*bad name!/);
-    expect(planFeedRuns([c('block', '2001:db8::7')], policy).refused).toEqual(["'2001:db8::7' is IPv6, not enforced yet (IPv4 only until IPv6 support lands)"]);
+    const v6 = planFeedRuns([c('block', '2001:DB8::7'), c('block', 'fe80::1'), c('unblock', '2001:db8::7')], policy);
+    expect(v6.runs.map((r) => (r.action === 'block' ? `block ${r.reqs.map((q) => q.target.text)}` : `unblock ${r.targets.map((t) => t.text)}`))).toEqual(['block 2001:db8::7', 'unblock 2001:db8::7']);
+    expect(v6.refused).toEqual(["'fe80::1' is link-local (fe80::/10)"]);
   });
 
   it('message lines take their defaults where they carry none', () => {

@@ -59,12 +59,24 @@ describe('APIBAN pages', () => {
     expect(r.errors[0]!.reason).toContain('rate limit exceeded');
   });
 
-  it('as a feed: special-purpose and IPv6 skipped and reported, duplicates collapse, a non-address fails', () => {
+  it('as a feed: special-purpose addresses of both families skipped and reported, duplicates collapse, a non-address fails', () => {
     const r = parseApibanList(`${page1}\n${page2}\n{"ipaddress":["not-an-ip"],"ID":"1700000300"}\n${end}`, policy, { feed: true });
     expect(r.targets.map((x) => x.text)).toEqual(['45.134.26.1', '45.134.26.2']);
     expect(r.skipped.map((s) => s.text)).toEqual(['10.0.0.9', '2001:db8::1']);
     expect(r.errors).toHaveLength(1);
     expect(r.errors[0]!.reason).toContain('not-an-ip');
+  });
+
+  it('as a feed: public IPv6 is taken, IPv6 special-purpose space (IANA registry) skipped with its name', () => {
+    const r = parseApibanList(JSON.stringify({ ipaddress: ['2a0b:4e07:2::5', '2A0B:4E07:2:0::5', 'fd00::1', '2002:c000:201::/48', '3fff::1', '2001:db8::9', '64:ff9b::c000:201'], ID: 'x' }), policy, { feed: true });
+    expect(r.targets.map((x) => x.text)).toEqual(['2a0b:4e07:2::5']);
+    expect(r.skipped.map((s) => s.reason)).toEqual([
+      "'fd00::1' is unique-local (RFC 4193), fc00::/7",
+      "'2002:c000:201::/48' is 6to4 (RFC 3056), 2002::/16",
+      "'3fff::1' is documentation (RFC 9637), 3fff::/20",
+      "'2001:db8::9' is documentation (RFC 3849), 2001:db8::/32",
+      "'64:ff9b::c000:201' is IPv4-IPv6 translation (RFC 6052), 64:ff9b::/96",
+    ]);
   });
 
   it('detects the format by content', () => {

@@ -111,6 +111,22 @@ describe('planMessage and planRuns', () => {
     expect(p.deadReason).toMatch(/host bits set/);
   });
 
+  it('carries IPv6 in every message format, in RFC 5952 text; refuses the IPv6 forms no block may take, by name', () => {
+    const texts = (s: string) => plan(s).commands.map((c) => `${c.action} ${c.target.text}`);
+    expect(texts('{"action":"block","ip":"2001:DB8::1","ttl":"30m","source":"kamailio"}')).toEqual(['block 2001:db8::1']);
+    expect(texts('{"ips":["2001:db8::2","2001:db8:bad::/48"]}')).toEqual(['block 2001:db8::2', 'block 2001:db8:bad::/48']);
+    expect(texts('["2001:db8::3"]')).toEqual(['block 2001:db8::3']);
+    expect(texts('"2001:db8::4"')).toEqual(['block 2001:db8::4']);
+    expect(texts('2001:db8::5\n# a comment\n198.51.100.5\n')).toEqual(['block 2001:db8::5', 'block 198.51.100.5']);
+    expect(texts('{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":{"ip":"2001:db8::6"}}')).toEqual(['block 2001:db8::6']);
+    expect(texts('{"action":"unblock","ip":"2001:db8:0:0::7"}')).toEqual(['unblock 2001:db8::7']);
+    expect(texts('{"ip":"::ffff:198.51.100.8"}')).toEqual(['block 198.51.100.8']);
+    const p = plan('{"ips":["fe80::1%eth0","[2001:db8::1]:5060","ff02::1","::1","2001:db8::1/64"]}');
+    expect(p.commands).toEqual([]);
+    expect(p.deadReason).toMatch(/^refused 5 of 5: /);
+    for (const v of ['fe80::1%eth0', '[2001:db8::1]:5060', 'ff02::1', '::1', '2001:db8::1/64']) expect(p.deadReason).toContain(`'${v}'`);
+  });
+
   it('lets an allowlisted address be unblocked (lifting a block is always allowed)', () => {
     expect(plan('{"action":"unblock","ip":"192.0.2.9"}')).toMatchObject({ commands: [{ action: 'unblock' }] });
     expect(plan('{"action":"unblock","ip":"192.0.2.9"}').deadReason).toBeUndefined();

@@ -1,7 +1,7 @@
 /** Pure parts of the metrics: the drift comparison, the listen address, its settings key. */
 import { describe, expect, it } from '@jest/globals';
 import { compareEnforced, type Intended } from '../../lib/drift.js';
-import { BLOCK_VALUE, EXACT_KEY, LPM_KEY, encodeBlockValue, writeBlockKey } from '../../lib/maps/layout.js';
+import { BLOCK_VALUE, EXACT_KEY, EXACT_KEY6, LPM_KEY, LPM_KEY6, encodeBlockValue, writeBlockKey, writeBlockKey6 } from '../../lib/maps/layout.js';
 import { formatListen, parseListen } from '../../lib/metrics/listen.js';
 import { UsageError } from '../../lib/errors.js';
 import { BATCH_WAIT_MS, checkInterval, PERIOD_S, WATCH_S } from '../../lib/duration.js';
@@ -63,6 +63,31 @@ describe('compareEnforced', () => {
     const same = new Map<string, Intended>([['198.51.100.1', { source: 'feed', expires: later }], ['10.0.0.0/8', { source: 'manual', expires: 0 }]]);
     const r = compareEnforced(same, [dump([{ ip: '198.51.100.1', sourceId: 16, expires: later + 2 }]), dump([{ ip: '10.0.0.0/8', sourceId: 1, expires: 0 }], true)], names, now);
     expect(r.drift).toEqual({ missing: 0, expired_early: 0, different: 0, unintended: 0 });
+  });
+
+  it('compares IPv6 entries (blocked_ips6, blocked_prefixes6) by their RFC 5952 text', () => {
+    const dump6 = (entries: Array<{ ip: string; sourceId: number; expires: number }>, keySize: number) => {
+      const rec = keySize + BLOCK_VALUE;
+      const records = Buffer.alloc(entries.length * rec);
+      entries.forEach((e, i) => {
+        writeBlockKey6(records, i * rec, e.ip);
+        encodeBlockValue({ expiresNs: boot(e.expires), addedUnix: 1, sourceId: e.sourceId }, records, i * rec + keySize);
+      });
+      return { records, keySize };
+    };
+    const want = new Map<string, Intended>([
+      ['2001:db8::1', { source: 'manual', expires: 0 }], // agrees
+      ['2001:db8::2', { source: 'feed', expires: later }], // missing
+      ['2001:db8:1::/48', { source: 'feed', expires: later }], // agrees (prefix)
+      ['198.51.100.1', { source: 'manual', expires: 0 }], // agrees (IPv4 beside)
+    ]);
+    const r = compareEnforced(want, [
+      dump([{ ip: '198.51.100.1', sourceId: 1, expires: 0 }]),
+      dump6([{ ip: '2001:db8::1', sourceId: 1, expires: 0 }, { ip: '2001:db8::9', sourceId: 16, expires: 0 }], EXACT_KEY6),
+      dump6([{ ip: '2001:db8:1::/48', sourceId: 16, expires: later }], LPM_KEY6),
+    ], names, now);
+    expect(r.drift).toEqual({ missing: 1, expired_early: 0, different: 0, unintended: 1 });
+    expect(Object.fromEntries(r.liveBySource)).toEqual({ manual: 2, feed: 2 });
   });
 
   it('no maps at all: every live intended entry is missing', () => {
