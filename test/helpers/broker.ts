@@ -60,11 +60,11 @@ export class Broker {
   }
 
   /** Publish bodies to a queue (or an exchange) and wait for the broker's confirms. */
-  async publish(queue: string, bodies: Array<string | Buffer>, opts: { exchange?: string; routingKey?: string } = {}): Promise<void> {
+  async publish(queue: string, bodies: Array<string | Buffer>, opts: { exchange?: string; routingKey?: string; timestamp?: number } = {}): Promise<void> {
     const ch = await this.channel();
     bodies.forEach((b, i) => {
       const content = typeof b === 'string' ? Buffer.from(b) : b;
-      const props = { persistent: true, messageId: `t${i}` };
+      const props = { persistent: true, messageId: `t${i}`, timestamp: opts.timestamp };
       if (opts.exchange !== undefined) ch.publish(opts.exchange, opts.routingKey ?? '', content, props);
       else ch.sendToQueue(queue, content, props);
     });
