@@ -55,7 +55,7 @@ export function checkMaxAge(v: string): string {
 function checkConsumeArgs(a: ConsumeArgs): void {
   if (a.stream !== undefined && (a.queue || a.fanout || a.exchange)) throw new UsageError('--stream excludes --queue, --fanout and --exchange: publishers send to the stream by its name (the default exchange)');
   if (a.stream !== undefined && !a.stream.trim()) throw new UsageError('--stream needs the stream\'s name');
-  if (!a.queue && !a.fanout && !a.stream) throw new UsageError('give --stream NAME, --queue NAME, or --fanout EXCHANGE for a per-node queue');
+  if (!a.queue && !a.fanout && !a.stream) throw new UsageError('give --queue NAME, --fanout EXCHANGE for a per-node queue, or --stream NAME');
   if (a.stream !== undefined) checkMaxAge(a.streamMaxAge);
   if (!Number.isSafeInteger(a.streamMaxBytes) || a.streamMaxBytes < 1) throw new UsageError(`bad --stream-max-bytes '${String(a.streamMaxBytes)}': a positive number of bytes`);
   if (a.fanout && a.exchange) throw new UsageError('--fanout and --exchange exclude each other');

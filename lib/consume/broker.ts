@@ -194,8 +194,9 @@ export async function openRefusal(a: BrokerAccess): Promise<string | undefined> 
  * created durable. Passive checks close their channel on a miss, so each
  * gets a channel of its own.
  */
-export async function declareTopology(conn: ChannelModel, t: Topology): Promise<{ created: string[] }> {
+export async function declareTopology(conn: ChannelModel, t: Topology): Promise<{ created: string[]; unavailable: string[] }> {
   const created: string[] = [];
+  const unavailable: string[] = [];
   const exists = async (check: (ch: Awaited<ReturnType<ChannelModel['createChannel']>>) => Promise<unknown>): Promise<boolean> => {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined); // a 404 from a passive check is the answer, not a failure
@@ -223,6 +224,21 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
         created.push(`stream ${q} (x-max-age ${t.stream.maxAge}, x-max-length-bytes ${t.stream.maxBytes})`);
         continue;
       }
+      if (q === t.deadLetter) {
+        // Its own channel, and never fatal: a dead-letter queue unreachable now (its home node down in a
+        // cluster) must not stop enforcement; DeadLetterPublisher declares it again when it publishes.
+        // Beside a stream it is a quorum queue, replicated across the cluster like the stream.
+        const own = await conn.createChannel();
+        own.on('error', () => undefined);
+        try {
+          await own.assertQueue(q, { durable: true, ...(t.stream ? { arguments: { 'x-queue-type': 'quorum' } } : {}) });
+          await own.close().catch(() => undefined);
+          created.push(`${t.stream ? 'quorum ' : ''}queue ${q}`);
+        } catch (err) {
+          unavailable.push(`dead-letter queue ${q}: ${(err as Error).message}`);
+        }
+        continue;
+      }
       await ch.assertQueue(q, { durable: true });
       created.push(`queue ${q}`);
     }
@@ -240,7 +256,7 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
   } finally {
     await ch.close().catch(() => undefined);
   }
-  return { created };
+  return { created, unavailable };
 }
 
 /** A stream keeps no per-consumer position over AMQP 0-9-1: a consumer that restarts skips what came meanwhile. */

@@ -217,8 +217,9 @@ export class Consumer {
           url = this.access.display;
           conn = await connectBroker(this.access, 'vosctl consume');
           live = this.newLive(conn);
-          const { created } = await declareTopology(conn, this.o);
+          const { created, unavailable } = await declareTopology(conn, this.o);
           for (const what of created) this.events.emit('info', `declared ${what}`, { action: 'declare' });
+          for (const what of unavailable) this.events.emit('warn', 'not available now; consuming anyway', { action: 'declare', error: what });
           await this.openChannel(live);
           attempt = 0;
           refusals = 0;
