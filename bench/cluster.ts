@@ -14,9 +14,10 @@ import { connect, type ConfirmChannel } from 'amqplib';
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { blockKey, BLOCK_VALUE, EXACT_KEY } from '../lib/maps/layout.js';
+import { BLOCK_VALUE, EXACT_KEY } from '../lib/maps/layout.js';
 import { MapServer } from '../lib/maps/maptool.js';
 import { AMQP_URL, Broker } from '../test/helpers/broker.js';
+import { ipOf, keyOf, pct, steadyLatency } from './common.js';
 import { Lab, ROOT } from '../test/helpers/lab.js';
 
 const RATE = Number(process.env.RATE ?? 1000);
@@ -24,12 +25,6 @@ const SECONDS = Number(process.env.SECONDS ?? 10);
 const CATCHUP = Number(process.env.CATCHUP ?? 100_000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ipOf = (base: number, i: number) => {
-  const a = base * 2 ** 24 + 1 + i;
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-};
-const keyOf = (base: number, i: number) => blockKey(base * 2 ** 24 + 1 + i, 32);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
 interface BenchNode {
   pinDir: string;
@@ -69,50 +64,9 @@ async function consume(lab: Lab, n: BenchNode, args: string[], log: string): Pro
 }
 
 /** Publish at a steady rate; for each message, the time until its key is in every node's map. */
-async function latency(publish: (body: Buffer) => void, ch: ConfirmChannel, maps: MapServer, pins: string[], base: number): Promise<number[]> {
-  const n = RATE * SECONDS;
-  const sentAt = new Array<number>(n);
-  const lat = new Array<number>(n);
-  const seenOn = new Array<number>(n).fill(0);
-  let sent = 0;
-  let done = 0;
-  let firstOpen = 0;
-  const t0 = performance.now();
-  const publisher = (async () => {
-    while (sent < n) {
-      const due = Math.min(n, Math.floor(((performance.now() - t0) / 1000) * RATE) + 1);
-      for (; sent < due; sent++) {
-        sentAt[sent] = performance.now();
-        publish(Buffer.from(JSON.stringify({ action: 'block', ip: ipOf(base, sent), ttl: '1h', ts: Math.floor(Date.now() / 1000) })));
-      }
-      await sleep(1);
-    }
-    await ch.waitForConfirms();
-  })();
-  // A bit per node: a message counts when its key is in all of them.
-  while (done < n) {
-    const open: number[] = [];
-    for (let i = firstOpen; i < sent; i++) if (lat[i] === undefined) open.push(i);
-    if (open.length) {
-      for (const [k, pin] of pins.entries()) {
-        const mine = open.filter((i) => !(seenOn[i]! & (1 << k)));
-        if (!mine.length) continue;
-        const found = await maps.lookup(pin, Buffer.concat(mine.map((i) => keyOf(base, i))));
-        mine.forEach((i, j) => found[j] && (seenOn[i]! |= 1 << k));
-      }
-      const now = performance.now();
-      for (const i of open) {
-        if (seenOn[i] === (1 << pins.length) - 1) {
-          lat[i] = now - sentAt[i]!;
-          done++;
-        }
-      }
-      while (firstOpen < sent && lat[firstOpen] !== undefined) firstOpen++;
-    }
-    await new Promise((r) => setImmediate(r));
-  }
-  await publisher;
-  return lat;
+function latency(publish: (body: Buffer) => void, ch: ConfirmChannel, maps: MapServer, pins: string[], base: number): Promise<number[]> {
+  const body = (i: number) => Buffer.from(JSON.stringify({ action: 'block', ip: ipOf(base, i), ttl: '1h', ts: Math.floor(Date.now() / 1000) }));
+  return steadyLatency(maps, pins, (i) => keyOf(base, i), (i) => publish(body(i)), () => ch.waitForConfirms(), RATE, SECONDS);
 }
 
 async function mapCount(maps: MapServer, pin: string): Promise<number> {
