@@ -548,7 +548,9 @@ export class Consumer {
       }
       if (off !== undefined) high = off;
       reach.push(high);
-      const published = typeof m.properties.timestamp === 'number' ? m.properties.timestamp : undefined;
+      // AMQP 0-9-1 timestamps are seconds; a client that sets milliseconds (or 0) gets none counted, never an early expiry.
+      const ts = m.properties.timestamp;
+      const published = typeof ts === 'number' && ts >= 1e9 && ts < 1e11 ? ts : undefined;
       return planMessage(m.content, policy, this.o, { nowS, publishedS: published });
     });
     const key = streamOffsetKey(this.o.queue);

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { brokerMissing, PrivateCluster } from '../helpers/broker.js';
+import { brokerMissing, PrivateCluster, type ConsumerProcess } from '../helpers/broker.js';
 import { describeWith, kernelMissing } from '../helpers/env.js';
 import { Lab } from '../helpers/lab.js';
 import { Node } from '../helpers/node.js';
@@ -93,7 +93,7 @@ describeWith('consume --stream on a three-node RabbitMQ cluster', kernelMissing(
     const stream = `vfp_test_${lab.id}_cluster`;
     const urls = cluster.urls;
     // Each consumer starts on a different node and knows them all (rotated lists).
-    const consumers = [];
+    const consumers: ConsumerProcess[] = [];
     for (const [i, n] of nodes.entries()) {
       const mine = [...urls.slice(i), ...urls.slice(0, i)];
       consumers.push(await n.consume(['--stream', stream, '--gc-interval', '0', ...mine.flatMap((u) => ['--url', u])]));

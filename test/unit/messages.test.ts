@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
-import { brokerAccess, fanoutQueueName, redactUrl } from '../../lib/consume/broker.js';
+import { brokerAccess, fanoutQueueName, redactUrl, splitUrls } from '../../lib/consume/broker.js';
 import { classifyBrokerError } from '../../lib/consume/faults.js';
 import { parseNeverBlock } from '../../lib/commands/consume.js';
 import { passwordFromFile } from '../../lib/consume/broker.js';
@@ -223,6 +223,11 @@ describe('backoff and broker helpers', () => {
     expect(checkBlockTarget('198.51.100.3', policy)).toMatchObject({ ok: false });
     expect(checkBlockTarget('192.0.2.12', policy)).toMatchObject({ ok: true });
     expect(() => parseNeverBlock(['192.0.2.300'])).toThrow(/bad --never-block address: '192\.0\.2\.300'/);
+  });
+
+  it('reads the broker nodes of a cluster from repeated --url values and comma lists', () => {
+    expect(splitUrls(['amqp://mq1, amqp://mq2', 'amqp://mq3'])).toEqual(['amqp://mq1', 'amqp://mq2', 'amqp://mq3']);
+    expect(() => splitUrls([' , '])).toThrow(/no broker URL/);
   });
 
   it('names the per-node fanout queue from the host name', () => {
