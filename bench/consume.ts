@@ -12,9 +12,10 @@
 import { connect, type ConfirmChannel } from 'amqplib';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { blockKey, BLOCK_VALUE, EXACT_KEY } from '../lib/maps/layout.js';
+import { BLOCK_VALUE, EXACT_KEY } from '../lib/maps/layout.js';
 import { MapServer } from '../lib/maps/maptool.js';
 import { AMQP_URL, Broker } from '../test/helpers/broker.js';
+import { ipOf, keyOf, pct, steadyLatency } from './common.js';
 import { Lab, ROOT } from '../test/helpers/lab.js';
 
 const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
@@ -23,12 +24,6 @@ const SECONDS = Number(process.env.SECONDS ?? 10);
 const REF_MESSAGES = Number(process.env.REF_MESSAGES ?? 500);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ipOf = (base: number, i: number) => {
-  const a = base * 2 ** 24 + 1 + i;
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-};
-const keyOf = (base: number, i: number) => blockKey(base * 2 ** 24 + 1 + i, 32);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
 async function mapCount(maps: MapServer, pin: string): Promise<number> {
   return (await maps.dump(pin)).length / (EXACT_KEY + BLOCK_VALUE);
@@ -54,43 +49,8 @@ async function throughput(ch: ConfirmChannel, queue: string, maps: MapServer, pi
 }
 
 /** Publish at a steady rate; for each message, the time until its key is in the map. */
-async function latency(ch: ConfirmChannel, queue: string, maps: MapServer, pin: string, base: number, rate: number, seconds: number): Promise<number[]> {
-  const n = rate * seconds;
-  const sentAt = new Array<number>(n);
-  const lat = new Array<number>(n);
-  let sent = 0;
-  let seen = 0;
-  let firstOpen = 0; // every message below this index has been seen
-  const t0 = performance.now();
-  const publisher = (async () => {
-    while (sent < n) {
-      const due = Math.min(n, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
-      for (; sent < due; sent++) {
-        sentAt[sent] = performance.now();
-        ch.sendToQueue(queue, Buffer.from(ipOf(base, sent)), { persistent: true });
-      }
-      await sleep(1);
-    }
-    await ch.waitForConfirms();
-  })();
-  while (seen < n) {
-    const open: number[] = [];
-    for (let i = firstOpen; i < sent; i++) if (lat[i] === undefined) open.push(i);
-    if (open.length) {
-      const found = await maps.lookup(pin, Buffer.concat(open.map((i) => keyOf(base, i))));
-      const now = performance.now();
-      open.forEach((i, k) => {
-        if (found[k]) {
-          lat[i] = now - sentAt[i]!;
-          seen++;
-        }
-      });
-      while (firstOpen < sent && lat[firstOpen] !== undefined) firstOpen++;
-    }
-    await new Promise((r) => setImmediate(r));
-  }
-  await publisher;
-  return lat;
+function latency(ch: ConfirmChannel, queue: string, maps: MapServer, pin: string, base: number, rate: number, seconds: number): Promise<number[]> {
+  return steadyLatency(maps, [pin], (i) => keyOf(base, i), (i) => ch.sendToQueue(queue, Buffer.from(ipOf(base, i)), { persistent: true }), () => ch.waitForConfirms(), rate, seconds);
 }
 
 async function waitForLog(file: string, text: string): Promise<void> {

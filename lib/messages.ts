@@ -4,7 +4,8 @@
  * later, by the one validator in address.ts.
  *
  * Accepted bodies:
- *   {"action":"block"|"unblock","ip":"1.2.3.4","ttl":"30m","reason":"..","source":".."}
+ *   {"action":"block"|"unblock","ip":"1.2.3.4","ttl":"30m","reason":"..","source":"..",
+ *    "ts":1764410000 (Unix seconds of the decision) | "expires":1764413600 (Unix seconds)}
  *   {"ip":"1.2.3.4"} (block), {"ips":[..]}, ["1.2.3.4", ..], "1.2.3.4"
  *   JSON-RPC 2.0 notifications as OpenSIPS event_rabbitmq sends them:
  *     {"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":{"ip":"1.2.3.4"}}
@@ -23,6 +24,10 @@ export interface Command {
   ttlS?: number;
   reason?: string;
   source?: string;
+  /** Unix seconds when the publisher decided (the ttl runs from then). */
+  ts?: number;
+  /** Unix seconds when the block ends (wins over ts + ttl). */
+  expires?: number;
 }
 
 export type ParsedMessage = { ok: true; commands: Command[] } | { ok: false; reason: string };
@@ -45,7 +50,13 @@ function fail(reason: string): ParsedMessage {
   return { ok: false, reason };
 }
 
-type Fields = { ttlS?: number; reason?: string; source?: string };
+type Fields = { ttlS?: number; reason?: string; source?: string; ts?: number; expires?: number };
+
+/** Unix seconds after 2001-09-09 (1e9) and before 5138 (1e11): a millisecond value is refused by name. */
+function unixSeconds(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : NaN;
+  return Number.isFinite(n) && n >= 1e9 && n < 1e11 ? Math.floor(n) : undefined;
+}
 
 function optionalFields(o: Record<string, unknown>): Fields | string {
   const out: Fields = {};
@@ -53,6 +64,12 @@ function optionalFields(o: Record<string, unknown>): Fields | string {
     const ttl = typeof o.ttl === 'number' || typeof o.ttl === 'string' ? parseDuration(o.ttl) : null;
     if (ttl === null) return `bad ttl ${JSON.stringify(o.ttl)}: seconds or 30m, 2h, 7d (a longer one than 10 years is taken as 10 years)`;
     out.ttlS = ttl;
+  }
+  for (const k of ['ts', 'expires'] as const) {
+    if (o[k] === undefined || o[k] === null) continue;
+    const t = unixSeconds(o[k]);
+    if (t === undefined) return `bad ${k} ${JSON.stringify(o[k])}: Unix seconds (not milliseconds)`;
+    out[k] = t;
   }
   for (const k of ['reason', 'source'] as const) {
     const v = o[k];

@@ -11,10 +11,13 @@ import { parseTarget, type Cidr } from '../address.js';
 interface ConsumeArgs extends MetricsArgs {
   metricsListen?: string;
   queue?: string;
+  stream?: string;
+  streamMaxAge: string;
+  streamMaxBytes: number;
   fanout?: string;
   exchange?: string;
   routingKey?: string;
-  url?: string;
+  url?: string[];
   caFile?: string;
   passwordFile?: string;
   deadLetter?: string;
@@ -44,8 +47,18 @@ export function parseNeverBlock(values: readonly string[]): Cidr[] {
   return out;
 }
 
+/** x-max-age as RabbitMQ reads it: a positive whole number and one unit of Y, M, D, h, m, s. */
+export function checkMaxAge(v: string): string {
+  if (!/^[1-9]\d*[YMDhms]$/.test(v)) throw new UsageError(`bad --stream-max-age '${v}': a number and one unit of Y, M, D, h, m, s (7D)`);
+  return v;
+}
+
 function checkConsumeArgs(a: ConsumeArgs): void {
-  if (!a.queue && !a.fanout) throw new UsageError('give --queue NAME, or --fanout EXCHANGE for a per-node queue');
+  if (a.stream !== undefined && (a.queue || a.fanout || a.exchange)) throw new UsageError('--stream excludes --queue, --fanout and --exchange: publishers send to the stream by its name (the default exchange)');
+  if (a.stream !== undefined && !a.stream.trim()) throw new UsageError('--stream needs the stream\'s name');
+  if (!a.queue && !a.fanout && !a.stream) throw new UsageError('give --queue NAME, --fanout EXCHANGE for a per-node queue, or --stream NAME');
+  if (a.stream !== undefined) checkMaxAge(a.streamMaxAge);
+  if (!Number.isSafeInteger(a.streamMaxBytes) || a.streamMaxBytes < 1) throw new UsageError(`bad --stream-max-bytes '${String(a.streamMaxBytes)}': a positive number of bytes`);
   if (a.fanout && a.exchange) throw new UsageError('--fanout and --exchange exclude each other');
   if (a.routingKey !== undefined && !a.exchange) throw new UsageError('--routing-key needs --exchange');
   const positive = { prefetch: a.prefetch, 'batch-size': a.batchSize, 'max-body': a.maxBody };
@@ -61,11 +74,14 @@ export const consume: CommandModule<object, ConsumeArgs> = {
   describe: 'Apply block/unblock messages from RabbitMQ to the maps (acked only once enforced and persisted)',
   builder: (y) =>
     y
-      .option('queue', { type: 'string', describe: 'queue to consume (with --fanout: default <exchange>.<hostname>)' })
+      .option('stream', { type: 'string', describe: 'cluster mode: consume this RabbitMQ stream (declared if missing), the offset kept in the state; a new node starts at its first message' })
+      .option('stream-max-age', { type: 'string', default: '7D', describe: 'retention of a stream declared here (x-max-age: 7D, 12h, ...)' })
+      .option('stream-max-bytes', { type: 'number', default: 10_000_000_000, describe: 'size bound of a stream declared here (x-max-length-bytes)' })
+      .option('queue', { type: 'string', describe: 'queue to consume (with --fanout: default <exchange>.<hostname>); a stream is refused here: use --stream' })
       .option('fanout', { type: 'string', describe: 'cluster mode: bind a durable per-node queue to this fanout exchange' })
       .option('exchange', { type: 'string', describe: 'bind the queue to this exchange (declared direct if missing)' })
       .option('routing-key', { type: 'string', describe: 'binding key for --exchange (default: the queue name)' })
-      .option('url', { type: 'string', describe: 'broker URL, amqp:// or amqps:// [env VOS_AMQP_URL]; keep passwords out of it (ps shows it)' })
+      .option('url', { type: 'string', array: true, describe: 'broker URL, amqp:// or amqps://; repeat it (or give a comma list) for the nodes of a RabbitMQ cluster, tried in turn [env VOS_AMQP_URL]; keep passwords out of it (ps shows it)' })
       .option('ca-file', { type: 'string', describe: 'CA bundle for amqps:// [env VOS_AMQP_CA_FILE]' })
       .option('password-file', { type: 'string', describe: 'file holding the broker password [env VOS_AMQP_PASSWORD_FILE]' })
       .option('dead-letter', { type: 'string', describe: 'queue for refused messages, reason in header x-vos-reason (default <queue>.dead)' })
@@ -85,14 +101,15 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
     const { Context } = await import('../context.js');
-    const { brokerAccess, fanoutQueueName, passwordFromFile, redactUrl } = await import('../consume/broker.js');
+    const { brokerAccess, fanoutQueueName, passwordFromFile, redactUrl, splitUrls } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
     checkConsumeArgs(a);
     await checkMetricsArgs(a);
     await checkSourceOption(a.source);
-    const ctx = Context.fromArgs(a);
+    const ctx = Context.fromArgs({ ...a, url: a.url?.join(',') } as never);
     const s = ctx.settings;
-    if (a.url && redactUrl(a.url) !== a.url) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });
+    const urls = splitUrls([s.amqpUrl]);
+    if (a.url && urls.some((u) => redactUrl(u) !== u)) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });
     let password: string | undefined;
     if (s.amqpPasswordFile) {
       try {
@@ -101,9 +118,10 @@ export const consume: CommandModule<object, ConsumeArgs> = {
         throw new UsageError(`cannot read the password file ${s.amqpPasswordFile}: ${(err as Error).message}`);
       }
     }
-    const access = brokerAccess(s.amqpUrl, password, s.amqpCaFile);
+    const accesses = urls.map((u) => brokerAccess(u, password, s.amqpCaFile));
+    const access = accesses[0]!;
     const neverBlock = parseNeverBlock(s.neverBlock ? [s.neverBlock] : []);
-    const queue = a.queue ?? fanoutQueueName(a.fanout!);
+    const queue = a.stream ?? a.queue ?? fanoutQueueName(a.fanout!);
     let metrics: { endpoint: import('../metrics/index.js').MetricsEndpoint; observer: import('../metrics/consume.js').ConsumeMetrics } | undefined;
     if (a.metricsListen !== undefined) {
       const { startMetrics } = await import('../metrics/index.js');
@@ -113,7 +131,9 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     }
     const consumer = new Consumer(ctx, {
       access,
+      accesses,
       queue,
+      stream: a.stream !== undefined ? { maxAge: a.streamMaxAge, maxBytes: a.streamMaxBytes } : undefined,
       deadLetter: a.deadLetter ?? `${queue}.dead`,
       exchange: a.exchange,
       routingKey: a.routingKey,

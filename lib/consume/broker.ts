@@ -18,6 +18,23 @@ export interface Topology {
   routingKey?: string;
   /** Cluster mode: bind the queue to this fanout exchange (declared if missing). */
   fanout?: string;
+  /** Stream mode: `queue` is a RabbitMQ stream, declared with this retention if missing. */
+  stream?: StreamRetention;
+}
+
+/** A stream's retention (RabbitMQ stream arguments x-max-age and x-max-length-bytes). */
+export interface StreamRetention {
+  /** x-max-age: a number and one of Y, M, D, h, m, s ("7D"). */
+  maxAge: string;
+  /** x-max-length-bytes: the stream's total size bound, bytes. */
+  maxBytes: number;
+}
+
+/** --url values (repeatable, each a comma-separated list, as VOS_AMQP_URL may be too) to one URL per broker node. */
+export function splitUrls(values: readonly string[]): string[] {
+  const urls = values.flatMap((v) => v.split(',')).map((u) => u.trim()).filter(Boolean);
+  if (!urls.length) throw new UsageError('no broker URL: give --url amqp://host[:port][/vhost] (or VOS_AMQP_URL)');
+  return urls;
 }
 
 /** The URL with its password replaced, for logs and messages. */
@@ -177,8 +194,9 @@ export async function openRefusal(a: BrokerAccess): Promise<string | undefined> 
  * created durable. Passive checks close their channel on a miss, so each
  * gets a channel of its own.
  */
-export async function declareTopology(conn: ChannelModel, t: Topology): Promise<{ created: string[] }> {
+export async function declareTopology(conn: ChannelModel, t: Topology): Promise<{ created: string[]; unavailable: string[] }> {
   const created: string[] = [];
+  const unavailable: string[] = [];
   const exists = async (check: (ch: Awaited<ReturnType<ChannelModel['createChannel']>>) => Promise<unknown>): Promise<boolean> => {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined); // a 404 from a passive check is the answer, not a failure
@@ -194,7 +212,31 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
   try {
     for (const q of [t.queue, t.deadLetter]) {
       if (await exists((c) => c.checkQueue(q))) {
-        if (q === t.queue && (await queueType(conn, q)) === 'stream') throw new StreamQueueError(q);
+        if (q === t.queue) {
+          const type = await queueType(conn, q);
+          if (!t.stream && type === 'stream') throw new StreamQueueError(q);
+          if (t.stream && type !== undefined && type !== 'stream') throw new NotAStreamError(q, type);
+        }
+        continue;
+      }
+      if (q === t.queue && t.stream) {
+        await ch.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': t.stream.maxAge, 'x-max-length-bytes': t.stream.maxBytes } });
+        created.push(`stream ${q} (x-max-age ${t.stream.maxAge}, x-max-length-bytes ${t.stream.maxBytes})`);
+        continue;
+      }
+      if (q === t.deadLetter) {
+        // Its own channel, and never fatal: a dead-letter queue unreachable now (its home node down in a
+        // cluster) must not stop enforcement; DeadLetterPublisher declares it again when it publishes.
+        // Beside a stream it is a quorum queue, replicated across the cluster like the stream.
+        const own = await conn.createChannel();
+        own.on('error', () => undefined);
+        try {
+          await own.assertQueue(q, { durable: true, ...(t.stream ? { arguments: { 'x-queue-type': 'quorum' } } : {}) });
+          await own.close().catch(() => undefined);
+          created.push(`${t.stream ? 'quorum ' : ''}queue ${q}`);
+        } catch (err) {
+          unavailable.push(`dead-letter queue ${q}: ${(err as Error).message}`);
+        }
         continue;
       }
       await ch.assertQueue(q, { durable: true });
@@ -214,32 +256,43 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
   } finally {
     await ch.close().catch(() => undefined);
   }
-  return { created };
+  return { created, unavailable };
 }
 
 /** A stream keeps no per-consumer position over AMQP 0-9-1: a consumer that restarts skips what came meanwhile. */
 export class StreamQueueError extends UsageError {
   constructor(readonly queue: string) {
-    super(`queue '${queue}' is a stream (x-queue-type stream): vosctl consume would skip what was published while it was down; consume a classic or quorum queue bound to the same exchange instead`);
+    super(`queue '${queue}' is a stream (x-queue-type stream): consume it with --stream ${queue}, which keeps its offset in the state (--queue would skip what was published while it was down)`);
+  }
+}
+
+/** --stream given the name of a classic or quorum queue. */
+export class NotAStreamError extends UsageError {
+  constructor(readonly queue: string, type = 'not a stream') {
+    super(`'${queue}' is not a stream (a ${type} queue): consume it with --queue, or give --stream a stream's name`);
   }
 }
 
 /**
- * The type of an existing queue, where the broker tells it: a declare with
- * x-queue-type classic on a channel of its own succeeds for a classic queue
- * and for another type fails naming the current one ("received 'classic' but
- * current is 'stream'"). Undefined when the answer names another argument
- * first (then delivery headers tell: see isStreamDelivery).
+ * The type of an existing queue ('stream', 'classic', 'quorum'), as the
+ * broker tells it: a basic.consume with the x-stream-offset argument, on a
+ * channel of its own, succeeds on a stream only and is refused on any other
+ * queue naming its type ("invalid arg 'x-stream-offset' ... of queue type
+ * rabbit_classic_queue"; RabbitMQ 3.9+). The probe consumer is cancelled at
+ * once; what it was sent goes back with its channel (a stream keeps it
+ * anyway). Undefined when the answer names no type.
  */
 export async function queueType(conn: ChannelModel, queue: string): Promise<string | undefined> {
   const ch = await conn.createChannel();
   ch.on('error', () => undefined);
   try {
-    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+    await ch.prefetch(1);
+    const { consumerTag } = await ch.consume(queue, () => undefined, { noAck: false, arguments: { 'x-stream-offset': 'next' } });
+    await ch.cancel(consumerTag).catch(() => undefined);
     await ch.close().catch(() => undefined);
-    return 'classic';
+    return 'stream';
   } catch (err) {
-    return /inequivalent arg 'x-queue-type'.*current is '(\w+)'/.exec((err as Error).message)?.[1];
+    return /of queue type rabbit_(\w+)_queue/.exec((err as Error).message)?.[1];
   }
 }
 

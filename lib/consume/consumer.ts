@@ -22,7 +22,20 @@
  *   queue once, and consuming resumes only when the maps are back.
  * - A lost connection is re-established with jittered backoff, forever for
  *   transient faults; a permanent one (bad credentials, no such vhost, no
- *   permission) ends the command after permanentAttempts attempts.
+ *   permission) ends the command after permanentAttempts attempts. With
+ *   several broker URLs (the nodes of one RabbitMQ cluster) each attempt
+ *   goes to the next node, so a node that goes away is left for a live one.
+ * - Stream mode (stream set): a RabbitMQ stream keeps every message for its
+ *   retention, and a consumer says where to start (x-stream-offset). The
+ *   offset of the last message applied is written in the state database in
+ *   the same transaction as the entries (applyBlocks' record hook), so a
+ *   restart resumes right after it and a crash re-applies nothing committed;
+ *   with no offset stored the node starts at the first message, and ends
+ *   with the whole live blocklist. A delivery at or before the stored offset
+ *   is skipped, counted as a duplicate. Acks only keep the credit flowing.
+ * - Time: a block's ttl runs from the message's ts (or the AMQP timestamp),
+ *   or ends at its expires; one whose expiry has passed is acked, counted
+ *   and logged as expired, never applied (plan.remainingTtl).
  */
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { existsSync } from 'node:fs';
@@ -32,7 +45,7 @@ import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
 import { messageOutcome, noObserver, queueReadyProbe, type ConsumeObserver, type MessageOutcome } from '../metrics/consume.js';
-import { connectBroker, declareTopology, isStreamDelivery, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
+import { connectBroker, declareTopology, isStreamDelivery, NotAStreamError, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
 import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
 import { classifyBrokerError, type Fault } from './faults.js';
@@ -57,6 +70,19 @@ export interface ConsumeOptions extends Topology, Defaults {
   neverBlock: readonly Cidr[];
   /** Metrics (vosctl consume --metrics-listen); none by default. */
   observer?: ConsumeObserver;
+  /** Every node of the broker cluster, `access` first; tried in turn. */
+  accesses?: readonly BrokerAccess[];
+}
+
+/** Where a stream consumer's offset is kept in consumer_offsets. */
+export function streamOffsetKey(stream: string): string {
+  return `stream:${stream}`;
+}
+
+/** The x-stream-offset of a stream delivery, or undefined. */
+function streamOffset(msg: ConsumeMessage): number | undefined {
+  const v = msg.properties.headers?.['x-stream-offset'];
+  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
 }
 
 /** The broker refuses us for a reason retrying cannot fix: exit 1 so systemd and the operator see it. */
@@ -128,10 +154,17 @@ export class Consumer {
   /** Every event the consumer reports (log lines; observers such as metrics). */
   readonly events: ConsumerEvents;
   /** Totals, for the log line at exit. */
-  readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0 };
+  readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0, expired: 0, skippedDuplicates: 0 };
+  /** Stream mode: the offset of the last message whose effects are committed (undefined: none yet). */
+  private offset?: number;
+  /** Index in accesses of the node connected to (or tried) now. */
+  private node = 0;
+  private readonly accesses: readonly BrokerAccess[];
   private readonly obs: ConsumeObserver;
   /** What each message of the batch in hand changes (for the metrics). */
   private readonly outcomes = new WeakMap<PlannedMessage, MessageOutcome>();
+  /** Stream deliveries at or before the committed offset (a re-consume overlapping what was applied). */
+  private readonly skipped = new WeakSet<PlannedMessage>();
 
   constructor(
     private readonly ctx: Context,
@@ -139,8 +172,14 @@ export class Consumer {
   ) {
     ctx.sourceIdCache = { mapId: -1, ids: new Map() };
     this.obs = o.observer ?? noObserver;
+    this.accesses = o.accesses?.length ? o.accesses : [o.access];
     this.events = new ConsumerEvents(ctx.log, { queue: o.queue });
-    this.dead = new DeadLetterPublisher(o.access, o.deadLetter, this.events);
+    this.dead = new DeadLetterPublisher(() => this.access, o.deadLetter, this.events);
+  }
+
+  /** The broker node in use now. */
+  private get access(): BrokerAccess {
+    return this.accesses[this.node]!;
   }
 
   /** Ask for a clean stop: no new messages, finish and ack what is here, close. */
@@ -154,6 +193,10 @@ export class Consumer {
   async run(): Promise<void> {
     // The whole state, once: every batch after that reads only what was appended.
     this.ctx.store.load();
+    if (this.o.stream) {
+      this.offset = this.ctx.store.consumerOffset(streamOffsetKey(this.o.queue));
+      this.events.emit('info', this.offset === undefined ? 'no stream offset stored: starting from the first message' : 'resuming the stream after the stored offset', { action: 'consume', stream: this.o.queue, offset: this.offset });
+    }
     if (this.o.gcIntervalS > 0) {
       this.gcTimer = setInterval(() => {
         this.gcDue = true;
@@ -163,7 +206,7 @@ export class Consumer {
     }
     let attempt = 0;
     let refusals = 0;
-    const url = this.o.access.display;
+    let url = this.access.display;
     const stopped = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     try {
       while (!this.stopping.signal.aborted) {
@@ -171,10 +214,12 @@ export class Consumer {
         let conn: ChannelModel | undefined;
         let live: Live | undefined;
         try {
-          conn = await connectBroker(this.o.access, 'vosctl consume');
+          url = this.access.display;
+          conn = await connectBroker(this.access, 'vosctl consume');
           live = this.newLive(conn);
-          const { created } = await declareTopology(conn, this.o);
+          const { created, unavailable } = await declareTopology(conn, this.o);
           for (const what of created) this.events.emit('info', `declared ${what}`, { action: 'declare' });
+          for (const what of unavailable) this.events.emit('warn', 'not available now; consuming anyway', { action: 'declare', error: what });
           await this.openChannel(live);
           attempt = 0;
           refusals = 0;
@@ -203,7 +248,11 @@ export class Consumer {
           throw new BrokerRefusedError(`the broker at ${url} refuses: ${fault.message} (${refusals} attempts); fix the credentials, vhost or permissions`);
         }
         if (fault.kind !== 'permanent') refusals = 0;
-        const delay = backoffMs(attempt++, this.o.retryBaseMs, this.o.retryCapMs);
+        // The next node of the cluster; backoff only once every node was tried.
+        const moved = this.accesses.length > 1;
+        this.node = (this.node + 1) % this.accesses.length;
+        const delay = moved && this.node !== 0 ? this.o.retryBaseMs : backoffMs(attempt++, this.o.retryBaseMs, this.o.retryCapMs);
+        if (moved) this.events.emit('info', 'trying the next broker node', { action: 'reconnect', from: url, to: this.access.display });
         const message = fault.kind === 'permanent' ? 'the broker refuses; retrying' : fault.kind === 'ack-timeout' ? 'acknowledgement timeout: the broker closed the channel; reconnecting' : 'broker unreachable; reconnecting';
         this.events.emit('warn', message, { action: 'reconnect', url, attempt, retry_in_ms: delay, error: fault.message });
         await sleep(delay, this.stopping.signal);
@@ -214,8 +263,8 @@ export class Consumer {
   }
 
   private async classify(err: Error): Promise<Fault> {
-    const refused = /Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message) ? await openRefusal(this.o.access) : undefined;
-    return classifyBrokerError(err, this.o.access.endpoint, refused);
+    const refused = /Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message) ? await openRefusal(this.access) : undefined;
+    return classifyBrokerError(err, this.access.endpoint, refused);
   }
 
   private newLive(conn: ChannelModel): Live {
@@ -225,7 +274,7 @@ export class Consumer {
     let lastError: Error | undefined;
     conn.on('error', (err: Error) => {
       lastError = err;
-      this.events.emit('warn', 'broker connection error', { action: 'consume', url: this.o.access.display, error: err.message });
+      this.events.emit('warn', 'broker connection error', { action: 'consume', url: this.access.display, error: err.message });
     });
     conn.once('close', (err?: Error) => live.end(err ?? lastError ?? new Error('connection closed')));
     conn.on('blocked', (reason: string) => this.events.emit('warn', 'blocked', { action: 'broker', connection: 'consume', reason }));
@@ -248,7 +297,9 @@ export class Consumer {
   }
 
   private async startConsuming(live: Live): Promise<void> {
-    live.consumerTag = (await live.ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false })).consumerTag;
+    // A stream starts where the state says: right after the last offset committed, or at its first message.
+    const args = this.o.stream ? { arguments: { 'x-stream-offset': this.offset === undefined ? 'first' : this.offset + 1 } } : {};
+    live.consumerTag = (await live.ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false, ...args })).consumerTag;
   }
 
   /** A generation ends: nothing of it is acked any more; what it delivered and did not ack, the broker redelivers. */
@@ -310,7 +361,13 @@ export class Consumer {
       })();
       return;
     }
-    if (isStreamDelivery(msg.properties.headers)) {
+    if (this.o.stream && !isStreamDelivery(msg.properties.headers)) {
+      this.fatal = new NotAStreamError(this.o.queue);
+      this.events.emit('error', 'refusing a queue that is not a stream', { action: 'consume', error: this.fatal.message });
+      live.end(this.fatal);
+      return;
+    }
+    if (!this.o.stream && isStreamDelivery(msg.properties.headers)) {
       this.fatal = new StreamQueueError(this.o.queue);
       this.events.emit('error', 'refusing a stream queue', { action: 'consume', error: this.fatal.message });
       live.end(this.fatal);
@@ -440,6 +497,12 @@ export class Consumer {
     const inHand = [...batch, ...this.pending.filter((p) => p.live === live)];
     this.pending = this.pending.filter((p) => p.live !== live);
     if (live.closed) return;
+    if (this.o.stream) {
+      // A stream keeps them: acks only return the credit, and consuming again starts after the stored offset.
+      for (const p of inHand) live.ch.ack(p.msg);
+      this.events.emit('warn', 'paused: dropped the deliveries in hand; the stream resumes after the stored offset once the maps are back', { action: 'pause', dropped: inHand.length, offset: this.offset });
+      return;
+    }
     let maxCount = 0;
     for (const p of inHand) {
       maxCount = Math.max(maxCount, Number(p.msg.properties.headers?.['x-delivery-count'] ?? 0) + 1);
@@ -471,7 +534,30 @@ export class Consumer {
     if (!existsSync(this.ctx.pin(MAP.blockedIps))) throw new NotReady(`no maps in ${this.ctx.settings.pinDir}`);
     if (!existsSync(this.ctx.pin('prog'))) throw new NotReady(`the XDP program is not loaded (no ${this.ctx.pin('prog')}); attach it again`);
     const policy: BlockPolicy = { ...(await this.ctx.policy()), peers: this.o.neverBlock };
-    const planned = msgs.map((m) => planMessage(m.content, policy, this.o));
+    const nowS = Math.floor(Date.now() / 1000);
+    // Stream mode: the highest offset covered up to each message; one at or below it was applied already.
+    const reach: Array<number | undefined> = [];
+    let high = this.offset;
+    const planned = msgs.map((m): PlannedMessage => {
+      const off = this.o.stream ? streamOffset(m) : undefined;
+      if (off !== undefined && high !== undefined && off <= high) {
+        reach.push(high);
+        const skip: PlannedMessage = { commands: [] };
+        this.skipped.add(skip);
+        return skip;
+      }
+      if (off !== undefined) high = off;
+      reach.push(high);
+      // AMQP 0-9-1 timestamps are seconds; a client that sets milliseconds (or 0) gets none counted, never an early expiry.
+      const ts = m.properties.timestamp;
+      const published = typeof ts === 'number' && ts >= 1e9 && ts < 1e11 ? ts : undefined;
+      return planMessage(m.content, policy, this.o, { nowS, publishedS: published });
+    });
+    const key = streamOffsetKey(this.o.queue);
+    const through = (i: number): { record?: (store: Context['store']) => void; off?: number } => {
+      const off = i >= 0 ? reach[i] : undefined;
+      return off === undefined || !this.o.stream || (this.offset !== undefined && off <= this.offset) ? {} : { off, record: (store) => store.setConsumerOffset(key, off) };
+    };
     if (this.o.observer) {
       const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
       for (const p of planned) this.outcomes.set(p, messageOutcome(p.commands, state, Math.floor(Date.now() / 1000)));
@@ -489,17 +575,28 @@ export class Consumer {
         }
       }
     }
+    // Each run records the stream offset it completes in its own transaction: both or neither are on disk.
     for (const run of planRuns(planned)) {
+      const { record, off } = through(run.through);
       if (run.action === 'unblock') {
-        await applyUnblocks(this.ctx, run.targets);
+        await applyUnblocks(this.ctx, run.targets, { record });
+        if (off !== undefined) this.offset = off;
         continue;
       }
       try {
-        await applyBlocks(this.ctx, run.reqs);
+        await applyBlocks(this.ctx, run.reqs, { record });
+        if (off !== undefined) this.offset = off;
       } catch (err) {
         if (!(err instanceof MapFullError)) throw err;
+        if (off !== undefined) this.offset = off; // what fit is committed with the offset
         await this.mapFull(err, planned);
       }
+    }
+    // Messages after the last run change no entry (expired, refused, skipped): their offset alone.
+    const rest = through(planned.length - 1);
+    if (rest.record) {
+      await this.ctx.store.transaction(() => rest.record!(this.ctx.store));
+      this.offset = rest.off;
     }
     return planned;
   }
@@ -526,6 +623,7 @@ export class Consumer {
    */
   private settle(batch: Pending[], planned: PlannedMessage[] | undefined, live: Live): void {
     if (!planned) return;
+    let skipped = 0;
     batch.forEach(({ msg }, i) => {
       const p = planned[i]!;
       for (const c of p.commands) {
@@ -539,11 +637,21 @@ export class Consumer {
         });
       }
       this.totals.applied += p.commands.length;
-      if (p.deadReason === undefined) this.obs.onMessages(this.outcomes.get(p) ?? 'applied', 1);
+      if (p.expired) {
+        this.totals.expired += p.expired;
+        this.events.emit('info', 'expired: not applied', { action: 'expired', blocks: p.expired, msg_id: msgId(msg), offset: streamOffset(msg), published: msg.properties.timestamp });
+      }
+      if (this.skipped.has(p)) skipped++;
+      if (p.deadReason === undefined) this.obs.onMessages(this.skipped.has(p) ? 'duplicate' : (this.outcomes.get(p) ?? 'applied'), 1);
     });
+    if (skipped) {
+      this.totals.skippedDuplicates += skipped;
+      this.events.emit('info', 'skipped duplicates: at or before the stored stream offset', { action: 'consume', skipped, offset: this.offset });
+    }
     this.totals.messages += batch.length;
     if (live.closed || live !== this.live) {
-      this.events.emit('warn', 'applied, but its channel is gone: not acked, no dead letters; the broker redelivers the batch', { action: 'consume', gen: live.gen, size: batch.length });
+      if (this.o.stream) this.events.emit('info', 'applied, its channel is gone: the stream resumes after the stored offset', { action: 'consume', gen: live.gen, size: batch.length, offset: this.offset });
+      else this.events.emit('warn', 'applied, but its channel is gone: not acked, no dead letters; the broker redelivers the batch', { action: 'consume', gen: live.gen, size: batch.length });
       return;
     }
     const bad = batch.filter((_, i) => planned[i]!.deadReason !== undefined);

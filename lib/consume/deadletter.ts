@@ -29,7 +29,8 @@ export class DeadLetterPublisher {
   blockedReason?: string;
 
   constructor(
-    private readonly access: BrokerAccess,
+    /** The broker node to publish to: the one the consumer is connected to now (failover). */
+    private readonly access: () => BrokerAccess,
     private readonly queue: string,
     private readonly events: ConsumerEvents,
   ) {}
@@ -89,7 +90,7 @@ export class DeadLetterPublisher {
   }
 
   private async open(): Promise<ConfirmChannel> {
-    const conn = await connectBroker(this.access, 'vosctl consume (dead letters)');
+    const conn = await connectBroker(this.access(), 'vosctl consume (dead letters)');
     const forget = (): void => {
       if (this.conn === conn) {
         this.conn = undefined;

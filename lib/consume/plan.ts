@@ -23,17 +23,42 @@ export interface ValidCommand {
 
 export interface PlannedMessage {
   commands: ValidCommand[];
+  /** Blocks left out because their expiry (expires, or ts + ttl) has passed: acked, counted, not applied. */
+  expired?: number;
   /** Set when the message goes to the dead-letter queue (after its good commands are applied). */
   deadReason?: string;
 }
 
-export type Run = { action: 'block'; reqs: BlockRequest[] } | { action: 'unblock'; targets: Target[] };
+/** `through`: the index of the last message of the batch whose commands are all in this run or earlier ones (a stream offset may be recorded up to it with this run). */
+export type Run = ({ action: 'block'; reqs: BlockRequest[] } | { action: 'unblock'; targets: Target[] }) & { through: number };
 
-export function planMessage(body: Uint8Array, policy: BlockPolicy, d: Defaults): PlannedMessage {
+/** When a message is planned: now, and the AMQP timestamp property (basic.properties timestamp, Unix seconds) if the publisher set one. */
+export interface When {
+  nowS: number;
+  publishedS?: number;
+}
+
+/**
+ * The seconds a block has left when it is applied now, or 0 when none (ttl 0
+ * and no expires: never expires), or -1 when its expiry has passed. The
+ * expiry is `expires` if given, else the decision time (`ts`, else the AMQP
+ * timestamp) + ttl; without a decision time the ttl runs from now. A
+ * decision time in the future (clock skew) never lengthens the ttl.
+ */
+export function remainingTtl(ttlS: number, c: { ts?: number; expires?: number }, when: When): number {
+  if (c.expires !== undefined) return c.expires > when.nowS ? c.expires - when.nowS : -1;
+  const decided = c.ts ?? when.publishedS;
+  if (ttlS === 0 || decided === undefined) return ttlS;
+  const left = Math.min(ttlS, decided + ttlS - when.nowS);
+  return left > 0 ? left : -1;
+}
+
+export function planMessage(body: Uint8Array, policy: BlockPolicy, d: Defaults, when: When = { nowS: Math.floor(Date.now() / 1000) }): PlannedMessage {
   const parsed = parseMessage(body, d.maxBytes);
   if (!parsed.ok) return { commands: [], deadReason: parsed.reason };
   const commands: ValidCommand[] = [];
   const refused: string[] = [];
+  let expired = 0;
   for (const c of parsed.commands) {
     // Unblocking needs a well-formed target only: lifting a block is always allowed.
     const checked = c.action === 'block' ? checkBlockTarget(c.target, policy) : parseTarget(c.target);
@@ -41,25 +66,33 @@ export function planMessage(body: Uint8Array, policy: BlockPolicy, d: Defaults):
       refused.push(checked.reason);
       continue;
     }
-    commands.push({ action: c.action, target: checked.target, ttlS: c.ttlS ?? d.ttlS, source: c.source ?? d.source, reason: c.reason ?? null });
+    const ttlS = c.action === 'block' ? remainingTtl(c.ttlS ?? d.ttlS, c, when) : (c.ttlS ?? d.ttlS);
+    if (ttlS < 0) {
+      expired++;
+      continue;
+    }
+    commands.push({ action: c.action, target: checked.target, ttlS, source: c.source ?? d.source, reason: c.reason ?? null });
   }
-  return refused.length ? { commands, deadReason: `refused ${refused.length} of ${parsed.commands.length}: ${refused.join('; ')}` } : { commands };
+  const out: PlannedMessage = refused.length ? { commands, deadReason: `refused ${refused.length} of ${parsed.commands.length}: ${refused.join('; ')}` } : { commands };
+  if (expired) out.expired = expired;
+  return out;
 }
 
 /** The batch's commands in arrival order, consecutive ones of one action merged into one map operation. */
 export function planRuns(messages: readonly PlannedMessage[]): Run[] {
   const runs: Run[] = [];
-  for (const m of messages) {
+  messages.forEach((m, i) => {
     for (const c of m.commands) {
       let last = runs[runs.length - 1];
       if (!last || last.action !== c.action) {
-        last = c.action === 'block' ? { action: 'block', reqs: [] } : { action: 'unblock', targets: [] };
+        last = c.action === 'block' ? { action: 'block', reqs: [], through: i - 1 } : { action: 'unblock', targets: [], through: i - 1 };
         runs.push(last);
       }
       if (last.action === 'block') last.reqs.push({ target: c.target, ttlS: c.ttlS, source: c.source, reason: c.reason });
       else last.targets.push(c.target);
     }
-  }
+    if (runs.length) runs[runs.length - 1]!.through = i;
+  });
   return runs;
 }
 

@@ -193,10 +193,11 @@ async function checkIface(iface: string, root: boolean, dispatcher: boolean, mod
 async function checkBroker(s: Settings): Promise<Check> {
   const { brokerAccess, connectBroker, openRefusal, passwordFromFile, redactUrl } = await import('../consume/broker.js');
   const { classifyBrokerError } = await import('../consume/faults.js');
-  const shown = redactUrl(s.amqpUrl);
+  const url = s.amqpUrl.split(',')[0]!.trim(); // a cluster's list (consume --url): its first node
+  const shown = redactUrl(url);
   let access;
   try {
-    access = brokerAccess(s.amqpUrl, s.amqpPasswordFile ? passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8')) : undefined, s.amqpCaFile);
+    access = brokerAccess(url, s.amqpPasswordFile ? passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8')) : undefined, s.amqpCaFile);
     const conn = await connectBroker(access, 'vosctl doctor');
     await conn.close();
     return { name: 'broker', status: 'ok', detail: `${shown} accepts the configured credentials` };

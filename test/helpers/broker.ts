@@ -60,11 +60,11 @@ export class Broker {
   }
 
   /** Publish bodies to a queue (or an exchange) and wait for the broker's confirms. */
-  async publish(queue: string, bodies: Array<string | Buffer>, opts: { exchange?: string; routingKey?: string } = {}): Promise<void> {
+  async publish(queue: string, bodies: Array<string | Buffer>, opts: { exchange?: string; routingKey?: string; timestamp?: number } = {}): Promise<void> {
     const ch = await this.channel();
     bodies.forEach((b, i) => {
       const content = typeof b === 'string' ? Buffer.from(b) : b;
-      const props = { persistent: true, messageId: `t${i}` };
+      const props = { persistent: true, messageId: `t${i}`, timestamp: opts.timestamp };
       if (opts.exchange !== undefined) ch.publish(opts.exchange, opts.routingKey ?? '', content, props);
       else ch.sendToQueue(queue, content, props);
     });
@@ -132,9 +132,10 @@ export class PrivateNode {
   readonly dir: string;
   port = 0;
 
-  constructor(private readonly lab: Lab, private readonly conf: string[] = []) {
-    this.name = `vfpt${lab.id}@localhost`;
-    this.dir = join(lab.tmp, 'rabbit');
+  /** `suffix` tells apart the nodes of one test (a cluster); `portFrom` where the port search starts. */
+  constructor(private readonly lab: Lab, private readonly conf: string[] = [], suffix = '', private readonly portFrom = 30_000 + ((process.pid * 7) % 10_000)) {
+    this.name = `vfpt${lab.id}${suffix}@localhost`;
+    this.dir = join(lab.tmp, `rabbit${suffix}`);
   }
 
   get url(): string {
@@ -150,7 +151,7 @@ export class PrivateNode {
   }
 
   async start(): Promise<void> {
-    this.port = await freePortPair(30_000 + ((process.pid * 7) % 10_000));
+    this.port = await freePortPair(this.portFrom);
     mkdirSync(this.dir, { recursive: true });
     writeFileSync(join(this.dir, 'rabbitmq.conf'), [`listeners.tcp.local = 127.0.0.1:${this.port}`, ...this.conf, ''].join('\n'));
     writeFileSync(join(this.dir, 'env.conf'), 'ERL_EPMD_ADDRESS=127.0.0.1\n');
@@ -201,6 +202,36 @@ export class PrivateNode {
       .slice(1)
       .filter((l) => l.trim())
       .map((l) => ({ pid: l.split('\t')[0]!, name: /connection_name","([^"]*)"/.exec(l)?.[1] ?? /\{<<"connection_name">>,longstr,<<"([^"]*)">>\}/.exec(l)?.[1] ?? '' }));
+  }
+}
+
+/**
+ * Three private nodes joined into one RabbitMQ cluster (stop_app,
+ * join_cluster, start_app: /work/shared/README.md), for replication and
+ * failover tests. Every node is stopped at the Lab's cleanup.
+ */
+export class PrivateCluster {
+  readonly nodes: PrivateNode[];
+
+  constructor(lab: Lab, size = 3) {
+    const from = 30_000 + ((process.pid * 7) % 9_000);
+    this.nodes = Array.from({ length: size }, (_, i) => new PrivateNode(lab, [], `c${i}`, from + i * 300));
+  }
+
+  /** Every node's URL, in node order. */
+  get urls(): string[] {
+    return this.nodes.map((n) => n.url);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.start()));
+    const [first, ...rest] = this.nodes;
+    for (const n of rest) {
+      await n.ctl(['stop_app']);
+      await n.ctl(['join_cluster', first!.name]);
+      await n.ctl(['start_app']);
+    }
+    await first!.ctl(['await_online_nodes', String(this.nodes.length)]);
   }
 }
 

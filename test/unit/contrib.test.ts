@@ -5,11 +5,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { planMessage } from '../../lib/consume/plan.js';
 import { parseMessage } from '../../lib/messages.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 
-/** Render `$var(body) = 'a' + $si + 'b' ...;` with the given variable values. */
+/** Render the first `$var(body) = 'a' + $si + 'b' ...;` of cfg with the given variable values. */
 function renderBody(cfg: string, vars: Record<string, string>): string {
   const m = /\$var\(body\) = (.+);\n/.exec(cfg);
   if (!m) throw new Error('no $var(body) assignment');
@@ -74,18 +75,34 @@ describe('contrib configs keep publishing', () => {
 });
 
 describe('contrib configs', () => {
+  it('Kamailio: a block replayed late (a stream, a node that joins later) ends ttl after the decision, not after the replay', () => {
+    const cfg = readFileSync(join(ROOT, 'contrib/kamailio/kamailio.cfg'), 'utf8');
+    const decided = 1_764_410_000;
+    const body = renderBody(cfg, { $si: '198.51.100.7', '$var(why)': 'pike', VOS_BLOCK_TTL: '3600', $TS: String(decided) });
+    const policy = { minPrefix: 8, allow: [], own: [] };
+    const d = { ttlS: 60, source: 'amqp', maxBytes: 65536 };
+    expect(planMessage(Buffer.from(body), policy, d, { nowS: decided + 1000 }).commands[0]!.ttlS).toBe(2600);
+    expect(planMessage(Buffer.from(body), policy, d, { nowS: decided + 3600 })).toEqual({ commands: [], expired: 1 });
+  });
+
   it('Kamailio: the rabbitmq_publish body of route[VOS_BLOCK] is a block with TTL, reason and source', () => {
     const cfg = readFileSync(join(ROOT, 'contrib/kamailio/kamailio.cfg'), 'utf8');
     const ttl = /#!define VOS_BLOCK_TTL (\d+)/.exec(cfg)![1]!;
-    const body = renderBody(cfg, { $si: '198.51.100.7', '$var(why)': 'pike', VOS_BLOCK_TTL: ttl });
-    expect(parseMessage(Buffer.from(body))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.7', ttlS: 3600, reason: 'pike', source: 'kamailio' }] });
+    const body = renderBody(cfg, { $si: '198.51.100.7', '$var(why)': 'pike', VOS_BLOCK_TTL: ttl, $TS: '1764410000' });
+    expect(parseMessage(Buffer.from(body))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.7', ttlS: 3600, reason: 'pike', source: 'kamailio', ts: 1764410000 }] });
     expect(cfg).toMatch(/rabbitmq_publish\(VOS_EXCHANGE, VOS_ROUTING_KEY, "application\/json", "\$var\(body\)"\)/);
   });
 
   it('OpenSIPS: the rabbitmq_publish body (path 2) and the E_PIKE_BLOCKED notification (path 1)', () => {
     const cfg = readFileSync(join(ROOT, 'contrib/opensips/opensips.cfg'), 'utf8');
-    const body = renderBody(cfg, { $si: '198.51.100.8', '$var(why)': 'scanner User-Agent' });
-    expect(parseMessage(Buffer.from(body))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.8', ttlS: 3600, reason: 'scanner User-Agent', source: 'opensips' }] });
+    const body = renderBody(cfg, { $si: '198.51.100.8', '$var(why)': 'scanner User-Agent', $Ts: '1764410000' });
+    expect(parseMessage(Buffer.from(body))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.8', ttlS: 3600, reason: 'scanner User-Agent', source: 'opensips', ts: 1764410000 }] });
+    // pike's decisions published from event_route[E_PIKE_BLOCKED], with the time of the decision
+    const event = /^event_route\[E_PIKE_BLOCKED\] \{\n([\s\S]*?)^\}/m.exec(cfg)?.[1] ?? '';
+    expect(event).toMatch(/rabbitmq_publish\("vos", "blocklist", \$var\(body\), "application\/json"\)/);
+    expect(cfg).toMatch(/^loadmodule "event_route\.so"$/m);
+    const pike = renderBody(event, { '$param(ip)': '198.51.100.9', $Ts: '1764410000' });
+    expect(parseMessage(Buffer.from(pike))).toEqual({ ok: true, commands: [{ action: 'block', target: '198.51.100.9', ttlS: 3600, reason: 'pike', source: 'opensips', ts: 1764410000 }] });
     expect(cfg).toMatch(/subscribe_event\("E_PIKE_BLOCKED", "rabbitmq:[^"]+\/persistent\?blocklist"\)/);
     // event_rabbitmq sends the event as a JSON-RPC 2.0 notification, params by name (or, for unnamed ones, in order)
     for (const n of [

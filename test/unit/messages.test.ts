@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
-import { brokerAccess, fanoutQueueName, redactUrl } from '../../lib/consume/broker.js';
+import { brokerAccess, fanoutQueueName, redactUrl, splitUrls } from '../../lib/consume/broker.js';
 import { classifyBrokerError } from '../../lib/consume/faults.js';
 import { parseNeverBlock } from '../../lib/commands/consume.js';
 import { passwordFromFile } from '../../lib/consume/broker.js';
@@ -142,6 +142,49 @@ describe('planMessage and planRuns', () => {
   });
 });
 
+describe('time: ts, expires and the AMQP timestamp', () => {
+  const policy = { minPrefix: 8, allow: [], own: [] };
+  const d = { ttlS: 3600, source: 'amqp', maxBytes: 65536 };
+  const now = 1_764_410_000;
+  const plan = (s: string, publishedS?: number) => planMessage(Buffer.from(s), policy, d, { nowS: now, publishedS });
+
+  it('runs the ttl from ts, from the AMQP timestamp without ts, and from now without either', () => {
+    expect(plan(`{"action":"block","ip":"198.51.100.1","ttl":3600,"ts":${now - 600}}`).commands[0]!.ttlS).toBe(3000);
+    expect(plan('{"ip":"198.51.100.1","ttl":"1h"}', now - 100).commands[0]!.ttlS).toBe(3500);
+    expect(plan(`{"ip":"198.51.100.1","ttl":"1h","ts":"${now - 10}"}`, now - 100).commands[0]!.ttlS).toBe(3590); // ts wins
+    expect(plan('{"ip":"198.51.100.1"}').commands[0]!.ttlS).toBe(3600);
+    expect(plan(`{"ip":"198.51.100.1","ts":${now + 500}}`).commands[0]!.ttlS).toBe(3600); // a clock ahead never lengthens it
+  });
+
+  it('takes an absolute expires over ts + ttl, and keeps ttl 0 (never) from a decision time', () => {
+    expect(plan(`{"ip":"198.51.100.1","ttl":60,"ts":${now},"expires":${now + 90}}`).commands[0]!.ttlS).toBe(90);
+    expect(plan(`{"ip":"198.51.100.1","ttl":0,"ts":${now - 1e6}}`).commands[0]!.ttlS).toBe(0);
+  });
+
+  it('leaves out blocks whose expiry has passed, counting them, and still applies unblocks', () => {
+    expect(plan(`{"ip":"198.51.100.1","ttl":60,"ts":${now - 60}}`)).toEqual({ commands: [], expired: 1 });
+    expect(plan(`{"ip":"198.51.100.1","expires":${now}}`)).toEqual({ commands: [], expired: 1 });
+    expect(plan('{"ip":"198.51.100.1","ttl":60}', now - 3600)).toEqual({ commands: [], expired: 1 });
+    expect(plan(`{"action":"unblock","ip":"198.51.100.1","ts":${now - 1e6}}`).commands).toHaveLength(1);
+    // The JSON-RPC path carries them too (params by name).
+    expect(plan(`{"jsonrpc":"2.0","method":"E_PIKE_BLOCKED","params":{"ip":"198.51.100.1","ttl":60,"ts":${now - 61}}}`)).toMatchObject({ expired: 1 });
+  });
+
+  it('refuses a ts or expires that is not Unix seconds, naming it', () => {
+    expect(parseMessage(Buffer.from(`{"ip":"198.51.100.1","ts":${now * 1000}}`))).toEqual({ ok: false, reason: `bad ts ${now * 1000}: Unix seconds (not milliseconds)` });
+    expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","expires":"tomorrow"}'))).toEqual({ ok: false, reason: 'bad expires "tomorrow": Unix seconds (not milliseconds)' });
+    expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","ts":-5}'))).toMatchObject({ ok: false });
+  });
+
+  it('marks how far each run covers the batch, for the stream offset recorded with it', () => {
+    const runs = planRuns(['198.51.100.1', '198.51.100.2', `{"ip":"198.51.100.4","ttl":1,"ts":${now - 5}}`, '{"action":"unblock","ip":"198.51.100.1"}', 'garbage!'].map((s) => plan(s)));
+    expect(runs.map((r) => [r.action, r.through])).toEqual([
+      ['block', 2],
+      ['unblock', 4],
+    ]);
+  });
+});
+
 describe('backoff and broker helpers', () => {
   it('backs off exponentially with full jitter, within [base, cap]', () => {
     expect(backoffMs(0, 250, 30_000, () => 1)).toBe(250);
@@ -196,6 +239,11 @@ describe('backoff and broker helpers', () => {
     expect(checkBlockTarget('198.51.100.3', policy)).toMatchObject({ ok: false });
     expect(checkBlockTarget('192.0.2.12', policy)).toMatchObject({ ok: true });
     expect(() => parseNeverBlock(['192.0.2.300'])).toThrow(/bad --never-block address: '192\.0\.2\.300'/);
+  });
+
+  it('reads the broker nodes of a cluster from repeated --url values and comma lists', () => {
+    expect(splitUrls(['amqp://mq1, amqp://mq2', 'amqp://mq3'])).toEqual(['amqp://mq1', 'amqp://mq2', 'amqp://mq3']);
+    expect(() => splitUrls([' , '])).toThrow(/no broker URL/);
   });
 
   it('names the per-node fanout queue from the host name', () => {
