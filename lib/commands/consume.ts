@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { UsageError } from '../errors.js';
@@ -82,7 +81,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
     const { Context } = await import('../context.js');
-    const { brokerAccess, fanoutQueueName, passwordFromFile, redactUrl } = await import('../consume/broker.js');
+    const { brokerAccess, fanoutQueueName, readPasswordFile, redactUrl } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
     checkConsumeArgs(a);
     await checkMetricsArgs(a);
@@ -90,14 +89,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const ctx = Context.fromArgs(a);
     const s = ctx.settings;
     if (a.url && redactUrl(a.url) !== a.url) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });
-    let password: string | undefined;
-    if (s.amqpPasswordFile) {
-      try {
-        password = passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8'));
-      } catch (err) {
-        throw new UsageError(`cannot read the password file ${s.amqpPasswordFile}: ${(err as Error).message}`);
-      }
-    }
+    const password = s.amqpPasswordFile ? readPasswordFile(s.amqpPasswordFile) : undefined;
     const access = brokerAccess(s.amqpUrl, password, s.amqpCaFile);
     const neverBlock = parseNeverBlock(s.neverBlock ? [s.neverBlock] : []);
     const queue = a.queue ?? fanoutQueueName(a.fanout!);
