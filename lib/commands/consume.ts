@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { UsageError } from '../errors.js';
@@ -101,7 +100,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const a = argv as Args<ConsumeArgs>;
     const ttlS = ttlSeconds(a.ttl);
     const { Context } = await import('../context.js');
-    const { brokerAccess, fanoutQueueName, passwordFromFile, redactUrl, splitUrls } = await import('../consume/broker.js');
+    const { brokerAccess, fanoutQueueName, readPasswordFile, redactUrl, splitUrls } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
     checkConsumeArgs(a);
     await checkMetricsArgs(a);
@@ -110,14 +109,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const s = ctx.settings;
     const urls = splitUrls([s.amqpUrl]);
     if (a.url && urls.some((u) => redactUrl(u) !== u)) ctx.log.warn('the --url carries a password, which ps shows to every user; use VOS_AMQP_URL or --password-file', { action: 'consume' });
-    let password: string | undefined;
-    if (s.amqpPasswordFile) {
-      try {
-        password = passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8'));
-      } catch (err) {
-        throw new UsageError(`cannot read the password file ${s.amqpPasswordFile}: ${(err as Error).message}`);
-      }
-    }
+    const password = s.amqpPasswordFile ? readPasswordFile(s.amqpPasswordFile) : undefined;
     const accesses = urls.map((u) => brokerAccess(u, password, s.amqpCaFile));
     const access = accesses[0]!;
     const neverBlock = parseNeverBlock(s.neverBlock ? [s.neverBlock] : []);

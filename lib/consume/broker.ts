@@ -60,6 +60,23 @@ export function passwordFromFile(text: string): string {
   return text.replace(/\r?\n$/, '');
 }
 
+/**
+ * Read a password file (consume and doctor alike). UsageError (exit 2)
+ * naming the file when it cannot be read or holds no password: an empty
+ * one would be sent as an empty password and refused by the broker.
+ */
+export function readPasswordFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read the password file ${path}: ${(err as Error).message}`);
+  }
+  const password = passwordFromFile(text);
+  if (password === '') throw new UsageError(`the password file ${path} is empty: write the broker password in it (a final newline is dropped)`);
+  return password;
+}
+
 export interface BrokerAccess {
   endpoint: Endpoint;
   username: string;

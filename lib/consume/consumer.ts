@@ -48,7 +48,7 @@ import { messageOutcome, noObserver, queueReadyProbe, type ConsumeObserver, type
 import { connectBroker, declareTopology, isStreamDelivery, NotAStreamError, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
 import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
-import { classifyBrokerError, type Fault } from './faults.js';
+import { classifyBrokerError, reconnectMessage, type Fault } from './faults.js';
 import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 
 export interface ConsumeOptions extends Topology, Defaults {
@@ -245,7 +245,7 @@ export class Consumer {
         const fault = await this.classify(lost);
         if (fault.kind === 'permanent' && ++refusals >= this.o.permanentAttempts) {
           this.events.emit('error', 'the broker refuses this consumer; giving up', { action: 'reconnect', url, attempts: refusals, error: fault.message });
-          throw new BrokerRefusedError(`the broker at ${url} refuses: ${fault.message} (${refusals} attempts); fix the credentials, vhost or permissions`);
+          throw new BrokerRefusedError(`the broker at ${url} refuses: ${fault.message} (${refusals} attempts); ${fault.fix ?? 'fix the credentials, vhost or permissions'}`);
         }
         if (fault.kind !== 'permanent') refusals = 0;
         // The next node of the cluster; backoff only once every node was tried.
@@ -253,7 +253,7 @@ export class Consumer {
         this.node = (this.node + 1) % this.accesses.length;
         const delay = moved && this.node !== 0 ? this.o.retryBaseMs : backoffMs(attempt++, this.o.retryBaseMs, this.o.retryCapMs);
         if (moved) this.events.emit('info', 'trying the next broker node', { action: 'reconnect', from: url, to: this.access.display });
-        const message = fault.kind === 'permanent' ? 'the broker refuses; retrying' : fault.kind === 'ack-timeout' ? 'acknowledgement timeout: the broker closed the channel; reconnecting' : 'broker unreachable; reconnecting';
+        const message = reconnectMessage(fault.kind);
         this.events.emit('warn', message, { action: 'reconnect', url, attempt, retry_in_ms: delay, error: fault.message });
         await sleep(delay, this.stopping.signal);
       }
@@ -290,7 +290,11 @@ export class Consumer {
       chError = err;
       this.events.emit('warn', 'channel error', { action: 'consume', error: err.message });
     });
-    ch.on('close', () => live.end(chError ?? new Error('channel closed')));
+    // A connection.close from the broker closes the channels first: let its reason (CONNECTION_FORCED - ...) win.
+    ch.on('close', () => {
+      live.closed = true;
+      setImmediate(() => live.end(chError ?? new Error('channel closed')));
+    });
     await ch.prefetch(this.o.prefetch);
     this.live = live;
     await this.startConsuming(live);
@@ -698,8 +702,16 @@ export class Consumer {
         const why = {
           nacked: 'the dead-letter queue refused it (full, with x-overflow reject-publish?)',
           returned: 'the dead-letter queue does not exist and could not be declared',
+          refused: `the broker refused the dead letter: ${this.dead.refusal ?? 'no reason given'}`,
           lost: 'the dead-letter connection closed before the broker confirmed it',
         }[outcome];
+        if (outcome === 'refused' && attempt + 1 >= this.o.permanentAttempts) {
+          // Permission, a missing exchange: retrying cannot fix it. Exit 1; the message stays unacked and goes back to the queue.
+          this.fatal ??= new BrokerRefusedError(`cannot dead-letter to '${this.o.deadLetter}': ${this.dead.refusal ?? 'refused'} (${attempt + 1} attempts); give the user write permission on the default exchange and the dead-letter queue (rabbitmqctl set_permissions)`);
+          this.events.emit('error', 'cannot dead-letter: the broker refuses; giving up', { action: 'dead-letter', ...fields, outcome, error: why, attempts: attempt + 1, note: 'the message stays unacked and goes back to the queue; blocks already applied stay' });
+          live.end(this.fatal);
+          return;
+        }
         const delay = backoffMs(attempt, this.o.retryBaseMs * 4, this.o.retryCapMs);
         this.events.emit('warn', 'not dead-lettered: message kept unacked', { action: 'dead-letter', ...fields, outcome, error: why, attempt: attempt + 1, retry_in_ms: delay });
         await sleep(delay, this.stopping.signal);

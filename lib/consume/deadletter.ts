@@ -7,14 +7,18 @@
  * - confirmed: routed to the dead-letter queue and safe there;
  * - returned: unroutable (the queue was deleted): the queue is declared again and the publish retried once;
  * - nacked: the queue refused it (x-overflow reject-publish at its length limit, for example);
+ * - refused: the broker closed the channel or connection for a reason another
+ *   publish cannot fix (no write permission: ACCESS_REFUSED; NOT_FOUND); its
+ *   words are in `refusal`;
  * - lost: the connection or channel went away before the broker answered.
  * Only `confirmed` lets the consumer ack the original message.
  */
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { connectBroker, type BrokerAccess } from './broker.js';
 import type { ConsumerEvents } from './events.js';
+import { permanentPublishError } from './faults.js';
 
-export type DeadLetterOutcome = 'confirmed' | 'returned' | 'nacked' | 'lost';
+export type DeadLetterOutcome = 'confirmed' | 'returned' | 'nacked' | 'refused' | 'lost';
 
 const ID_HEADER = 'x-vos-dead-letter-id';
 
@@ -24,9 +28,13 @@ export class DeadLetterPublisher {
   private ch?: ConfirmChannel;
   private readonly returned = new Set<string>();
   private seq = 0;
+  /** Counts the broker's permanent refusals, so a publish can tell whether one came while it waited. */
+  private refusalSeq = 0;
   private inFlight = 0;
   /** The broker's reason while it blocks this connection (a resource alarm), else undefined. */
   blockedReason?: string;
+  /** The broker's words when it last refused a dead letter for good (ACCESS_REFUSED, NOT_FOUND...); cleared by a confirm. */
+  refusal?: string;
 
   constructor(
     /** The broker node to publish to: the one the consumer is connected to now (failover). */
@@ -60,10 +68,13 @@ export class DeadLetterPublisher {
     try {
       ch = await this.channel();
     } catch (err) {
-      this.events.emit('warn', 'cannot open the dead-letter connection', { action: 'dead-letter', error: (err as Error).message });
-      return 'lost';
+      const refused = permanentPublishError(err as Error);
+      if (refused) this.refusal = refused;
+      this.events.emit('warn', 'cannot open the dead-letter connection', { action: 'dead-letter', error: refused ?? (err as Error).message });
+      return refused ? 'refused' : 'lost';
     }
     const id = `${process.pid}.${++this.seq}`;
+    const refusedNow = this.refusalSeq;
     this.inFlight++;
     return new Promise((resolve) => {
       const done = (o: DeadLetterOutcome): void => {
@@ -74,13 +85,26 @@ export class DeadLetterPublisher {
         ch.sendToQueue(this.queue, content, { ...options, mandatory: true, headers: { ...(options.headers ?? {}), [ID_HEADER]: id } }, (err) => {
           // basic.return comes before the confirm of the same message (RabbitMQ publisher confirms guide).
           if (this.returned.delete(id)) done('returned');
-          else if (!err) done('confirmed');
-          else done(err.message === 'message nacked' ? 'nacked' : 'lost');
+          else if (!err) {
+            this.refusal = undefined;
+            done('confirmed');
+          } else if (err.message === 'message nacked') done('nacked');
+          // The broker's channel.close (or connection.close) comes before the callbacks it fails: its reason is known here.
+          else done(refusedNow === this.refusalSeq ? 'lost' : 'refused');
         });
       } catch {
         done('lost'); // the channel closed between channel() and the publish
       }
     });
+  }
+
+  private onError(what: string, err: Error): void {
+    const refused = permanentPublishError(err);
+    if (refused) {
+      this.refusal = refused;
+      this.refusalSeq++;
+    }
+    this.events.emit('warn', what, { action: 'dead-letter', error: err.message, ...(refused ? { refused: true } : {}) });
   }
 
   private channel(): Promise<ConfirmChannel> {
@@ -98,7 +122,7 @@ export class DeadLetterPublisher {
         this.blockedReason = undefined;
       }
     };
-    conn.on('error', (err: Error) => this.events.emit('warn', 'dead-letter connection error', { action: 'dead-letter', error: err.message }));
+    conn.on('error', (err: Error) => this.onError('dead-letter connection error', err));
     conn.on('close', forget);
     conn.on('blocked', (reason: string) => {
       this.blockedReason = reason;
@@ -110,7 +134,7 @@ export class DeadLetterPublisher {
     });
     try {
       const ch = await conn.createConfirmChannel();
-      ch.on('error', (err: Error) => this.events.emit('warn', 'dead-letter channel error', { action: 'dead-letter', error: err.message }));
+      ch.on('error', (err: Error) => this.onError('dead-letter channel error', err));
       ch.on('close', () => {
         if (this.ch === ch) this.ch = undefined;
         void conn.close().catch(() => undefined);

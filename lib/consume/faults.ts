@@ -12,6 +12,10 @@ export type FaultKind =
   | 'permanent'
   /** The broker closed the channel because a delivery stayed unacked past consumer_timeout. */
   | 'ack-timeout'
+  /** The broker closed the connection on purpose (CONNECTION_FORCED: an operator, a deleted user, a node shutting down): reconnect, the next attempt says whether it is refused. */
+  | 'forced'
+  /** The broker cancelled the consumer (basic.cancel: the queue was deleted): declare the queue again. */
+  | 'cancelled'
   /** Network, restart, broker going away: retry with backoff. */
   | 'transient';
 
@@ -19,6 +23,30 @@ export interface Fault {
   kind: FaultKind;
   /** The broker's own words where it gave any, else the client's, plus a hint where one helps. */
   message: string;
+  /** For a permanent fault: what the operator must fix. */
+  fix?: string;
+}
+
+/** The log line of a reconnect after a fault of this kind (grep-able, stable). */
+export function reconnectMessage(kind: FaultKind): string {
+  return {
+    permanent: 'the broker refuses; retrying',
+    'ack-timeout': 'acknowledgement timeout: the broker closed the channel; reconnecting',
+    forced: 'the broker closed the connection; reconnecting',
+    cancelled: 'consumer cancelled by the broker; declaring the queue again',
+    transient: 'broker unreachable; reconnecting',
+  }[kind];
+}
+
+/**
+ * Errors on the dead-letter channel or connection that another publish
+ * cannot fix: no write permission on the default exchange (ACCESS_REFUSED),
+ * a missing exchange (NOT_FOUND), a refused vhost (NOT_ALLOWED). The
+ * broker's words, or undefined for a transient one.
+ */
+export function permanentPublishError(err: Error): string | undefined {
+  if (!/ACCESS[_-]REFUSED|NOT[_-]FOUND|NOT[_-]ALLOWED|Expected ConnectionOpenOk/.test(err.message)) return undefined;
+  return /with message "([^"]*)"/.exec(err.message)?.[1] ?? err.message;
 }
 
 export interface Endpoint {
@@ -38,18 +66,21 @@ const TLS_ON_PLAIN = /wrong version number|packet length too long|unknown protoc
 export function classifyBrokerError(err: Error, at: Endpoint, openRefusal?: string): Fault {
   const msg = err.message;
   if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(msg)) {
-    return { kind: 'permanent', message: openRefusal ?? `the broker refused to open virtual host '${at.vhost}' (it does not exist, or this user has no access to it)` };
+    return { kind: 'permanent', message: openRefusal ?? `the broker refused to open virtual host '${at.vhost}' (it does not exist, or this user has no access to it)`, fix: 'fix the credentials, vhost or permissions' };
   }
   const text = /with message "([^"]*)"/.exec(msg)?.[1];
-  if (/ACCESS[_-]REFUSED|NOT[_-]ALLOWED/.test(msg)) return { kind: 'permanent', message: text ?? msg };
+  if (/ACCESS[_-]REFUSED|NOT[_-]ALLOWED/.test(msg)) return { kind: 'permanent', message: text ?? msg, fix: 'fix the credentials, vhost or permissions' };
+  if (/CONNECTION[_-]FORCED/.test(msg)) return { kind: 'forced', message: text ?? msg };
+  if (/consumer cancelled by the broker/.test(msg)) return { kind: 'cancelled', message: msg };
   if (/delivery acknowledgement on channel \d+ timed out/.test(msg)) {
     return { kind: 'ack-timeout', message: `the broker closed the channel: a delivery stayed unacknowledged past its consumer_timeout (${text ?? msg}); what was unacked went back to the queue` };
   }
   if (at.protocol === 'amqps' && TLS_ON_PLAIN.test(`${msg} ${(err as NodeJS.ErrnoException).code ?? ''}`)) {
-    return { kind: 'transient', message: `${msg} (is ${at.host}:${at.port} a TLS port? amqps:// needs the broker's TLS listener, 5671 by default; use amqp:// for a plain one)` };
+    // A scheme/port mismatch is configuration: retrying the same port cannot help.
+    return { kind: 'permanent', message: `${msg} (is ${at.host}:${at.port} a TLS port? amqps:// needs the broker's TLS listener, 5671 by default; use amqp:// for a plain one)`, fix: 'fix the URL: its scheme does not match the port' };
   }
   if (at.protocol === 'amqp' && /Socket closed abruptly during opening handshake/.test(msg)) {
-    return { kind: 'transient', message: `${msg} (if ${at.host}:${at.port} is a TLS listener, use amqps://)` };
+    return { kind: 'permanent', message: `${msg} (if ${at.host}:${at.port} is a TLS listener, use amqps://)`, fix: 'fix the URL: its scheme does not match the port' };
   }
   return { kind: 'transient', message: text ?? msg };
 }

@@ -191,26 +191,28 @@ async function checkIface(iface: string, root: boolean, dispatcher: boolean, mod
 }
 
 async function checkBroker(s: Settings): Promise<Check> {
-  const { brokerAccess, connectBroker, openRefusal, passwordFromFile, redactUrl } = await import('../consume/broker.js');
+  const { brokerAccess, connectBroker, openRefusal, readPasswordFile, redactUrl } = await import('../consume/broker.js');
   const { classifyBrokerError } = await import('../consume/faults.js');
   const url = s.amqpUrl.split(',')[0]!.trim(); // a cluster's list (consume --url): its first node
   const shown = redactUrl(url);
+  // An unreadable or empty password file is a usage error (exit 2), as for consume.
+  const password = s.amqpPasswordFile ? readPasswordFile(s.amqpPasswordFile) : undefined;
   let access;
   try {
-    access = brokerAccess(url, s.amqpPasswordFile ? passwordFromFile(readFileSync(s.amqpPasswordFile, 'utf8')) : undefined, s.amqpCaFile);
+    access = brokerAccess(url, password, s.amqpCaFile);
     const conn = await connectBroker(access, 'vosctl doctor');
     await conn.close();
     return { name: 'broker', status: 'ok', detail: `${shown} accepts the configured credentials` };
   } catch (err) {
     const e = err as Error;
     const refused = access && /Expected ConnectionOpenOk; got <ConnectionClose/.test(e.message) ? await openRefusal(access) : undefined;
-    const fault = access ? classifyBrokerError(e, access.endpoint, refused) : { kind: 'transient', message: e.message };
+    const fault: import('../consume/faults.js').Fault = access ? classifyBrokerError(e, access.endpoint, refused) : { kind: 'transient', message: e.message };
     const permanent = fault.kind === 'permanent';
     return {
       name: 'broker',
       status: 'fail',
       detail: `${shown}: ${fault.message}`,
-      fix: permanent ? 'check the user and password (VOS_AMQP_URL, --password-file), the vhost and the user\'s permissions on it (rabbitmqctl list_permissions -p VHOST)' : 'check the URL, that the broker runs and that this host reaches it (amqps needs --ca-file for a private CA)',
+      fix: permanent && fault.fix?.startsWith('fix the URL') ? 'check the URL\'s scheme against the port: amqps:// for the broker\'s TLS listener (5671 by default), amqp:// for a plain one' : permanent ? 'check the user and password (VOS_AMQP_URL, --password-file), the vhost and the user\'s permissions on it (rabbitmqctl list_permissions -p VHOST)' : 'check the URL, that the broker runs and that this host reaches it (amqps needs --ca-file for a private CA)',
     };
   }
 }

@@ -318,6 +318,9 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await expect(untrusted.start(3000)).rejects.toThrow(/timed out/);
     expect(untrusted.logs.some((l) => l.message === 'broker unreachable; reconnecting' && /certificate/i.test(String(l.error)))).toBe(true);
     await untrusted.stop();
+    // amqp:// to a TLS port is a configuration error: a few attempts, then exit 1 with the hint.
+    const plainToTls = await execa(join(ROOT, 'bin/vosctl'), ['consume', '--queue', q], { reject: false, env: { ...n.env(), VOS_AMQP_URL: `amqp://guest:guest@127.0.0.1:${port}/` } });
+    expect({ code: plainToTls.exitCode, hint: /if 127\.0\.0\.1:\d+ is a TLS listener, use amqps:\/\//.test(plainToTls.stderr) }).toEqual({ code: 1, hint: true });
   });
 
   it('refuses bad options with exit 2 and a named error', async () => {
@@ -327,6 +330,12 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     expect(await run(['--queue', 'x', '--prefetch', '0'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --prefetch '0'") });
     expect(await run(['--queue', 'x', '--ttl', 'soon'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --ttl 'soon'") });
     expect(await run(['--queue', 'x', '--url', 'http://nope'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad AMQP URL 'http://nope'") });
+    // An empty password file (a lone newline too) would be sent as an empty password: refused up front, consume and doctor alike.
+    const empty = join(lab.tmp, 'empty-password');
+    writeFileSync(empty, '\n', { mode: 0o600 });
+    expect(await run(['--queue', 'x', '--password-file', empty])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining(`the password file ${empty} is empty`) });
+    const doctor = await execa(join(ROOT, 'bin/vosctl'), ['doctor', '--url', 'amqp://guest@127.0.0.1:5672', '--password-file', empty], { reject: false, env: { VOS_PIN_DIR: lab.pinDir } });
+    expect(doctor).toMatchObject({ exitCode: 2, stderr: expect.stringContaining(`the password file ${empty} is empty`) });
   });
 });
 
@@ -541,6 +550,7 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
     await c.waitForLog((l) => String(l.message).startsWith('the broker cancelled the consumer'));
     await waitFor('the delivered blocks applied', () => n.ips(), (x) => x.length === 10, 30_000);
     await c.waitForLog((l) => l.message === 'consuming' && l.gen === 2, 30_000);
+    expect(c.logs.filter((l) => l.action === 'reconnect').map((l) => l.message)).toEqual(['consumer cancelled by the broker; declaring the queue again']);
     await broker.publish(q, ['10.10.1.1']);
     await waitFor('consumed again (after the batch wait)', () => n.ips(), (x) => x.includes('10.10.1.1'), 45_000);
     await c.stop();
@@ -602,10 +612,41 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
     await waitFor('the block', () => n.ips(), (x) => x.includes('10.12.0.1'));
     expect(await c.stop()).toBe(0);
     await vhostBroker.cleanup();
-    // amqps:// to a plain port: the hint names it.
-    const tls = new ConsumerProcess(lab, { ...n.env(), VOS_AMQP_URL: `amqps://guest:guest@127.0.0.1:${rabbit.port}` }, ['--queue', q]);
-    await expect(tls.start(4000)).rejects.toThrow(/timed out/);
-    expect(tls.logs.find((l) => l.message === 'broker unreachable; reconnecting')?.error).toMatch(new RegExp(`is 127\\.0\\.0\\.1:${rabbit.port} a TLS port\\?`));
-    await tls.stop();
+    // amqps:// to a plain port: a configuration error, named with the hint, not retried forever.
+    const tls = await run(`amqps://guest:guest@127.0.0.1:${rabbit.port}`);
+    expect({ code: tls.exitCode, hint: new RegExp(`is 127\\.0\\.0\\.1:${rabbit.port} a TLS port\\?`).test(tls.stderr) }).toEqual({ code: 1, hint: true });
+    expect(tls.stderr).not.toContain('broker unreachable');
   }, 120_000);
+
+  it('without write permission: good blocks applied, dead letters refused in the broker\'s words, exit 1 with the bad message back in the queue; forced closes named', async () => {
+    const { n } = await fresh();
+    const q = broker.name('nowrite');
+    const user = `vfp_nw_${lab.id}`;
+    await ctl(['add_user', user, 'pw']);
+    nodeLab.defer(`user ${user}`, () => ctl(['delete_user', user]).catch(() => undefined));
+    await ctl(['set_permissions', '-p', '/', user, '.*', '^$', '.*']);
+    const c = await n.consume(['--queue', q], { VOS_AMQP_URL: `amqp://${user}:pw@127.0.0.1:${rabbit.port}` });
+    // A forced close is named with the broker's reason, not "unreachable".
+    const conns = await waitFor('the consumer\'s connection', () => rabbit.connections(), (cs) => cs.some((x) => x.name === 'vosctl consume'));
+    await ctl(['close_connection', conns.find((x) => x.name === 'vosctl consume')!.pid, 'vfp atk']);
+    const re = await c.waitForLog((l) => l.action === 'reconnect', 30_000);
+    expect(re).toMatchObject({ message: 'the broker closed the connection; reconnecting', error: 'CONNECTION_FORCED - vfp atk' });
+    await c.waitForLog((l) => l.message === 'consuming' && l.gen === 2, 30_000);
+    await broker.publish(q, ['not an address', '10.13.0.1']);
+    await waitFor('the good block', () => n.ips(), (x) => x.includes('10.13.0.1'), 30_000);
+    expect(await c.exited(90_000)).toBe(1);
+    expect(c.logs).toContainEqual(expect.objectContaining({ message: 'cannot dead-letter: the broker refuses; giving up', error: expect.stringContaining("ACCESS_REFUSED - access to exchange 'amq.default'") }));
+    expect(c.logs.filter((l) => l.outcome === 'lost' || /closed before the broker confirmed/.test(String(l.error)))).toEqual([]);
+    expect(await waitFor('the bad message back', () => broker.depth(q), (d) => d.unacked === 0, 30_000)).toEqual({ ready: 1, unacked: 0 });
+    expect(await n.ips()).toContain('10.13.0.1');
+    // A deleted user: the close says so; the next attempts are refused, and the consumer exits 1.
+    await ctl(['set_permissions', '-p', '/', user, '.*', '.*', '.*']);
+    const d = await n.consume(['--queue', q], { VOS_AMQP_URL: `amqp://${user}:pw@127.0.0.1:${rabbit.port}` });
+    await waitFor('the bad message dead-lettered', () => broker.depth(q), (x) => x.ready === 0 && x.unacked === 0, 30_000);
+    await ctl(['delete_user', user]);
+    const gone = await d.waitForLog((l) => l.action === 'reconnect', 30_000);
+    expect(gone).toMatchObject({ message: 'the broker closed the connection; reconnecting', error: expect.stringMatching(/CONNECTION_FORCED.*deleted/) });
+    expect(await d.exited(60_000)).toBe(1);
+    expect(d.logs.filter((l) => l.message === 'broker unreachable; reconnecting')).toEqual([]);
+  }, 240_000);
 });

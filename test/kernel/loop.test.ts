@@ -88,6 +88,15 @@ describeWith('the real loop: Kamailio -> RabbitMQ -> vosctl consume -> XDP', ker
     await sleep(1000);
     expect(loop.kamailioLog().split('\n').filter((l) => l.includes(logged) && l.includes('vos-trace'))).toHaveLength(1);
     expect(loop.kamailioLog()).not.toContain(`published block for ${kamailioHost}`);
+    // A forged in-dialog request whose only Route and Request-URI are Kamailio itself: answered, not relayed
+    // back to Kamailio once per hop of its Max-Forwards.
+    const selfId = `forged-route-${process.pid}`;
+    const selfRoute = [`BYE sip:service@${kamailioHost}:5060 SIP/2.0`, `Via: SIP/2.0/UDP ${customer.peerIp}:5070;branch=z9hG4bK-${selfId}`, `Route: <sip:${kamailioHost};lr>`, `From: <sip:x@${customer.peerIp}>;tag=f2`, `To: <sip:service@${kamailioHost}>;tag=forged`, `Call-ID: ${selfId}`, 'CSeq: 2 BYE', 'Max-Forwards: 70', 'Content-Length: 0', '', ''].join('\r\n');
+    await execa('ip', ['netns', 'exec', customer.ns, process.execPath, join(ROOT, 'scripts/lab/sip-send.mjs'), kamailioHost, '5060'], { input: JSON.stringify([selfRoute]) });
+    const selfLogged = Buffer.from(selfId).toString('hex');
+    await loop.waitForKamailio(new RegExp(`${selfLogged}.*vos-trace: BYE`));
+    await sleep(1000);
+    expect(loop.kamailioLog().split('\n').filter((l) => l.includes(selfLogged) && l.includes('vos-trace'))).toHaveLength(1);
 
     const counters = JSON.parse(await loop.mustVosctl('stats', '--json')) as Record<string, { packets: number }>;
     process.stdout.write(

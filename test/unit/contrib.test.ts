@@ -71,6 +71,15 @@ describe('contrib configs keep publishing', () => {
       expect(routeBody(cfg, 'VOS_BLOCK')).toMatch(/^\tif \(\$var\(vos_peer\) == 1\)/);
       expect(cfg).toMatch(/\$var\(vos_peer\) == 0 && !pike_check_req\(\)/);
     });
+
+    it(`${name}: never relays an in-dialog request whose Route leads back to itself, and caps Max-Forwards`, () => {
+      const cfg = readFileSync(join(ROOT, file), 'utf8');
+      // right after loose_route(): a next hop that is this server is answered, not relayed
+      const afterLooseRoute = cfg.slice(cfg.indexOf('if (loose_route()) {'), cfg.indexOf('t_relay', cfg.indexOf('if (loose_route()) {')));
+      expect(afterLooseRoute).toMatch(/is_myself\("\$var\(next\)"\)|uri == myself/);
+      expect(afterLooseRoute).toMatch(/exit;/);
+      expect(cfg).toMatch(/modparam\("maxfwd", "max_limit", (\d|1\d|20)\)/);
+    });
   }
 });
 

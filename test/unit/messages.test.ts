@@ -2,9 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
 import { brokerAccess, fanoutQueueName, redactUrl, splitUrls } from '../../lib/consume/broker.js';
-import { classifyBrokerError } from '../../lib/consume/faults.js';
+import { classifyBrokerError, permanentPublishError, reconnectMessage } from '../../lib/consume/faults.js';
 import { parseNeverBlock } from '../../lib/commands/consume.js';
-import { passwordFromFile } from '../../lib/consume/broker.js';
+import { passwordFromFile, readPasswordFile } from '../../lib/consume/broker.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { checkBlockTarget } from '../../lib/address.js';
 import { parseMessage, type ParsedMessage } from '../../lib/messages.js';
 
@@ -213,21 +216,44 @@ describe('backoff and broker helpers', () => {
     expect(passwordFromFile('pass\r\n')).toBe('pass');
     expect(passwordFromFile('pass\n\n')).toBe('pass\n');
     expect(passwordFromFile('no newline ')).toBe('no newline ');
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-pw-'));
+    try {
+      for (const empty of ['', '\n', '\r\n']) {
+        writeFileSync(join(dir, 'pw'), empty);
+        expect(() => readPasswordFile(join(dir, 'pw'))).toThrow(new RegExp(`password file ${join(dir, 'pw')} is empty`));
+      }
+      writeFileSync(join(dir, 'pw'), ' \n');
+      expect(readPasswordFile(join(dir, 'pw'))).toBe(' ');
+      expect(() => readPasswordFile(join(dir, 'none'))).toThrow(/cannot read the password file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names permanent broker errors by the broker\'s reason, and hints at a TLS mismatch', () => {
     const at = { protocol: 'amqp' as const, host: 'b', port: 5672, vhost: 'sip' };
     const login = new Error('Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."');
-    expect(classifyBrokerError(login, at)).toEqual({ kind: 'permanent', message: 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.' });
+    expect(classifyBrokerError(login, at)).toMatchObject({ kind: 'permanent', message: 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.' });
     const open = new Error('Expected ConnectionOpenOk; got <ConnectionClose channel:0>');
-    expect(classifyBrokerError(open, at, 'NOT_ALLOWED - vhost sip not found')).toEqual({ kind: 'permanent', message: 'NOT_ALLOWED - vhost sip not found' });
+    expect(classifyBrokerError(open, at, 'NOT_ALLOWED - vhost sip not found')).toMatchObject({ kind: 'permanent', message: 'NOT_ALLOWED - vhost sip not found' });
     expect(classifyBrokerError(open, at).message).toMatch(/refused to open virtual host 'sip'/);
     const perm = new Error('Operation failed: QueueDeclare; 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - access to queue \'q\' in vhost \'/\' refused for user \'u\'"');
     expect(classifyBrokerError(perm, at).kind).toBe('permanent');
     const timeout = new Error('Channel closed by server: 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1800000 ms."');
     expect(classifyBrokerError(timeout, at)).toMatchObject({ kind: 'ack-timeout', message: expect.stringContaining('consumer_timeout') });
     const tls = Object.assign(new Error('write EPROTO 40B7:error:0A00010B:SSL routines:ssl3_get_record:wrong version number'), { code: 'EPROTO' });
-    expect(classifyBrokerError(tls, { ...at, protocol: 'amqps', port: 5672 })).toMatchObject({ kind: 'transient', message: expect.stringContaining('is b:5672 a TLS port?') });
+    // A scheme/port mismatch is configuration, not an outage: permanent, both ways.
+    expect(classifyBrokerError(tls, { ...at, protocol: 'amqps', port: 5672 })).toMatchObject({ kind: 'permanent', message: expect.stringContaining('is b:5672 a TLS port?') });
+    expect(classifyBrokerError(new Error('Socket closed abruptly during opening handshake'), { ...at, port: 5671 })).toMatchObject({ kind: 'permanent', message: expect.stringContaining('use amqps://') });
+    // A forced close names the broker's reason, and is not "unreachable".
+    const forced = new Error('Connection closed: 320 (CONNECTION-FORCED) with message "CONNECTION_FORCED - atk"');
+    expect(classifyBrokerError(forced, at)).toEqual({ kind: 'forced', message: 'CONNECTION_FORCED - atk' });
+    expect(reconnectMessage('forced')).toBe('the broker closed the connection; reconnecting');
+    expect(classifyBrokerError(new Error('consumer cancelled by the broker (queue deleted?)'), at).kind).toBe('cancelled');
+    // Dead-letter publish errors another attempt cannot fix.
+    expect(permanentPublishError(new Error('Channel closed by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - access to exchange \'amq.default\' in vhost \'/\' refused for user \'nowrite\'"'))).toBe("ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'nowrite'");
+    expect(permanentPublishError(new Error('Channel closed by server: 404 (NOT-FOUND) with message "NOT_FOUND - no exchange \'x\' in vhost \'/\'"'))).toMatch(/^NOT_FOUND/);
+    expect(permanentPublishError(new Error('channel closed'))).toBeUndefined();
     expect(classifyBrokerError(new Error('connect ECONNREFUSED 127.0.0.1:5672'), at)).toEqual({ kind: 'transient', message: 'connect ECONNREFUSED 127.0.0.1:5672' });
   });
 
