@@ -393,7 +393,9 @@ export async function listEntries(ctx: Context, source?: string): Promise<Listed
  */
 export async function restoreFromState(ctx: Context): Promise<{ restored: number; purged: number }> {
   let notRestored: { full: MapFullError; restored: number; live: number } | undefined;
-  const out = await inState(ctx, async () => {
+  // A state folder that cannot be written (full, read-only) is still restored from; the expired stay.
+  const readOnly = ctx.store.openedReadOnly();
+  const body = async () => {
     const now = readClocks();
     const live: Entry[] = [];
     const expired: string[] = [];
@@ -405,9 +407,10 @@ export async function restoreFromState(ctx: Context): Promise<{ restored: number
       if (!(err instanceof PartialWrite)) throw err;
       notRestored = { full: err.full, restored: err.written.length, live: live.length };
     }
-    ctx.store.commit([], expired);
-    return { restored: notRestored?.restored ?? live.length, purged: expired.length };
-  });
+    if (!readOnly) ctx.store.commit([], expired);
+    return { restored: notRestored?.restored ?? live.length, purged: readOnly ? 0 : expired.length };
+  };
+  const out = readOnly ? await body() : await inState(ctx, body);
   if (notRestored) {
     const { full, restored, live } = notRestored;
     throw new MapFullError(full.map, full.capacity, restored, live, `restored ${restored} of ${live} entries: ${full.map} is full at ${full.capacity}; the ${live - restored} not restored stay in the state. Make room (vosctl detach --purge, then attach with --block-capacity/--prefix-capacity of at least the numbers vosctl status shows) and attach again`);

@@ -15,7 +15,8 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
@@ -69,8 +70,49 @@ export function stateError(path: string, err: unknown, doing: string): StateErro
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
     return new StateError(path, code, `the state database ${path} stayed locked by another writer while ${doing}, past the wait of ${timeoutS()} s (VOS_STATE_TIMEOUT): ${words} (${code}); nothing was changed`);
   }
-  const access = code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM') ? `; ${NEEDS_ROOT}` : '';
+  const access = isAccessFailure(code) ? `; ${accessCause(path)}` : '';
   return new StateError(path, code, `the state database ${path} failed while ${doing}: ${words} (${code})${access}`);
+}
+
+/** SQLite codes that say the file or its folder cannot be written or opened (not that the database is bad). */
+function isAccessFailure(code: string): boolean {
+  return /^SQLITE_(READONLY|CANTOPEN|PERM|IOERR_SHM|IOERR_WRITE|IOERR_LOCK|FULL|IOERR_TRUNCATE|IOERR_FSYNC)/.test(code);
+}
+
+/**
+ * Why the state folder of `path` cannot be written, found by asking the file
+ * system (SQLite's code alone does not tell): a directory in the file's
+ * place, a read-only file system, no write permission (root needed only when
+ * not root), or a full file system (SQLite needs room for its -wal and the
+ * 32 KiB -shm even to read).
+ */
+export function accessCause(path: string): string {
+  const dir = dirname(path);
+  try {
+    if (statSafe(path)?.isDirectory()) return `${path} is a directory, not a database file`;
+    accessSync(dir, fsc.W_OK);
+    if (existsSync(path)) accessSync(path, fsc.W_OK | fsc.R_OK);
+  } catch (err) {
+    const c = (err as NodeJS.ErrnoException).code;
+    if (c === 'EROFS') return `the file system of ${dir} is read-only`;
+    if (c === 'EACCES' || c === 'EPERM') return process.getuid?.() === 0 ? `no write permission on ${dir} or ${path} (even for root: check the mount and attributes)` : `no write permission on ${dir} or ${path}; ${NEEDS_ROOT}`;
+    if (c === 'ENOENT') return `${dir} does not exist`;
+  }
+  try {
+    const fs = statfsSync(dir);
+    if (fs.bavail * fs.bsize < 256 * 1024) return `the file system of ${dir} is full (${Math.floor((fs.bavail * fs.bsize) / 1024)} KiB free; SQLite needs room for its -wal and -shm files even to read)`;
+  } catch {
+    /* no answer: say nothing */
+  }
+  return process.getuid?.() === 0 ? `check the permissions, mount and free space of ${dir}` : NEEDS_ROOT;
+}
+
+function statSafe(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -169,9 +211,64 @@ export class StateStore {
     makeDir(this.dir);
     const main = this.path === join(this.dir, STATE_FILE);
     if (main && !existsSync(this.path) && legacyFiles(this.dir).length) migrateLegacy(this.dir);
-    this.conn = this.openAt(this.path);
+    try {
+      this.conn = this.openAt(this.path);
+    } catch (err) {
+      if (!(err instanceof StateError) || !isAccessFailure(err.sqliteCode) || !statSafe(this.path)?.isFile()) throw err;
+      // Full disk or read-only folder: SQLite cannot create the -shm it needs even to read a WAL database. Read a private copy.
+      this.conn = this.openCopy(err);
+      return this.conn;
+    }
     if (main) setLegacyAside(this.dir);
     return this.conn;
+  }
+
+  /**
+   * Set when the database could only be opened for reading (a private copy,
+   * see openCopy): the error that stopped opening it in place, which every
+   * write throws.
+   */
+  readOnlyCause?: StateError;
+
+  /**
+   * Open a copy of the database (and its -wal, which holds the last
+   * committed transactions) in a private folder under the system's temporary
+   * folder, read-only, removed when closed: what the state holds, readable
+   * when its own folder is full or read-only. Says so on stderr.
+   */
+  private openCopy(cause: StateError): Database.Database {
+    const tmp = mkdtempSync(join(tmpdir(), 'vos-state-ro-'));
+    this.copyDir = tmp;
+    const copy = join(tmp, STATE_FILE);
+    try {
+      copyFileSync(this.path, copy);
+      if (existsSync(`${this.path}-wal`)) copyFileSync(`${this.path}-wal`, `${copy}-wal`);
+      const db = new Database(copy, { nativeBinding: loadSqliteAddon() as never });
+      this.checkSchema(db, this.path);
+      db.pragma('query_only = true');
+      this.readOnlyCause = cause;
+      process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+      process.stderr.write(`vosctl: ${cause.message}; reading a copy of it instead (nothing can be written to the state until that is fixed)\n`);
+      return db;
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      this.copyDir = undefined;
+      if (err instanceof StateError) throw err;
+      throw new StateError(this.path, cause.sqliteCode, `${cause.message}; reading a copy of it in ${tmp} failed too: ${(err as Error).message}`);
+    }
+  }
+
+  private copyDir?: string;
+
+  /** Open the database; the reason it is read-only (a copy, see openCopy) or undefined when it can be written. */
+  openedReadOnly(): StateError | undefined {
+    this.run('reading it', () => this.db);
+    return this.readOnlyCause;
+  }
+
+  /** A write on a store opened read-only throws why it is read-only. */
+  private assertWritable(): void {
+    if (this.readOnlyCause) throw this.readOnlyCause;
   }
 
   private openAt(path: string): Database.Database {
@@ -182,12 +279,30 @@ export class StateStore {
       db.pragma('synchronous = FULL');
       // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
       db.pragma('journal_size_limit = 67108864');
+      this.checkSchema(db, path);
       if ((db.pragma('user_version', { simple: true }) as number) < SCHEMA_VERSION) db.exec(readFileSync(join(SCRIPTS, 'state.sql'), 'utf8'));
       else if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
       return db;
     } catch (err) {
       db?.close();
       throw stateError(path, err, 'opening it');
+    }
+  }
+
+  /**
+   * Refuse a database that is not ours or is newer than this code: a schema
+   * written by a newer vos-fastpath (user_version above SCHEMA_VERSION), or a
+   * file of another program (tables that are not the state's). StateError.
+   */
+  private checkSchema(db: Database.Database, path: string): void {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new StateError(path, 'SCHEMA', `the state database ${path} was written by a newer vos-fastpath (schema ${version} > ${SCHEMA_VERSION}); use that version, or move the file aside`);
+    const ours = new Set(['entries', 'sources', 'consumer_offsets']);
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+    const cols = tables.includes('entries') ? (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('entries') as string[]) : [];
+    const foreign = tables.filter((t) => !ours.has(t));
+    if (foreign.length || (tables.includes('entries') && !['target', 'source', 'reason', 'added', 'expires'].every((c) => cols.includes(c)))) {
+      throw new StateError(path, 'FOREIGN', `${path} is not a vos-fastpath database (tables: ${tables.join(', ')}${cols.length ? `; entries has ${cols.join(', ')}` : ''}); move it aside or point VOS_STATE_DIR elsewhere`);
     }
   }
 
@@ -220,6 +335,9 @@ export class StateStore {
     this.conn?.close();
     this.conn = undefined;
     this.stmts.clear();
+    if (this.copyDir) rmSync(this.copyDir, { recursive: true, force: true });
+    this.copyDir = undefined;
+    this.readOnlyCause = undefined;
   }
 
   /**
@@ -230,6 +348,8 @@ export class StateStore {
    */
   async transaction<T>(fn: () => Promise<T> | T): Promise<T> {
     if (this.inTx) return fn();
+    this.run('waiting for the write lock', () => this.db);
+    this.assertWritable();
     this.run('waiting for the write lock', () => this.db.exec('BEGIN IMMEDIATE'));
     this.inTx = true;
     try {
@@ -338,6 +458,8 @@ export class StateStore {
    */
   commit(puts: readonly Entry[], dels: readonly string[]): void {
     if (!puts.length && !dels.length) return;
+    this.run('writing it', () => this.db);
+    this.assertWritable();
     const work = () =>
       this.run('writing it', () => {
         if (puts.length) {

@@ -133,6 +133,36 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('after a reboot on a full disk or a read-only state folder, attach, list and status still read the state', async () => {
+    const { h, disk } = await nearlyFull(4000);
+    const mine = addrs(3, 7000);
+    expect(await h.vosctl('block', ...mine)).toMatchObject({ code: 0 });
+    const filler2 = join(disk, 'filler2');
+    fillDisk(filler2, 8);
+    let r = await h.reboot();
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/restored 3 entries/);
+    expect(r.err).toMatch(/is full .*reading a copy/);
+    expect((await h.ips()).sort()).toEqual([...mine].sort());
+    expect(await h.matches()).toBe(true);
+    // A write says why it cannot be persisted, and changes nothing.
+    r = await h.vosctl('block', addrs(1, 7100)[0]!);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/is full/);
+    expect(r.err).not.toMatch(/needs root/);
+    // Room again, one clean close (no -wal, no -shm left), then the folder read-only: SQLite alone cannot read it.
+    rmSync(filler2);
+    expect(await h.vosctl('gc')).toMatchObject({ code: 0 });
+    expect(readdirSync(h.stateDir).filter((f) => f.startsWith('state.sqlite3'))).toEqual(['state.sqlite3']);
+    await execa('mount', ['-o', 'remount,ro', disk]);
+    r = await h.reboot();
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/restored 3 entries/);
+    expect(r.err).toMatch(/read-only/);
+    expect(r.err).not.toMatch(/needs root/);
+    expect((await h.ips()).sort()).toEqual([...mine].sort());
+  });
+
   it('consume on a nearly full disk acks only what it persisted', async () => {
     if (brokerMissing()) {
       if (process.env.CI === 'true') throw new Error(brokerMissing()!);
