@@ -57,7 +57,7 @@ export class StateCorruptError extends StateError {}
 const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB']);
 
 /** How to rebuild the state when its file is lost: the maps still hold what is enforced. */
-export const RECOVER_HINT = 'to rebuild the state from the pinned maps: vosctl reconcile --from map (it sets the damaged file aside)';
+export const RECOVER_HINT = 'to rebuild it: vosctl reconcile --from map (it sets the damaged file aside, salvages the rows still readable in it and merges them with what the pinned maps hold)';
 
 /** Wrap a better-sqlite3 error (or an fs error around the file) as a StateError naming the file. */
 export function stateError(path: string, err: unknown, doing: string): StateError {
@@ -566,4 +566,43 @@ function setLegacyAside(dir: string): void {
   mkdirSync(aside, { recursive: true });
   for (const f of present) renameSync(join(dir, f), join(aside, f));
   rmSync(join(dir, 'lock'), { recursive: true, force: true });
+}
+
+/**
+ * The entries still readable in a damaged database (one set aside): a scan of
+ * `entries` by rowid that, where a page fails to read, skips ahead (1, 2, 4
+ * ... rowids) past the damage and goes on. Returns the rows read and how many
+ * read errors were skipped; [] when not even the schema can be read.
+ */
+export function salvage(path: string): { entries: Entry[]; skipped: number } {
+  const entries: Entry[] = [];
+  let skipped = 0;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, nativeBinding: loadSqliteAddon() as never });
+    const scan = db.prepare(`SELECT rowid, ${COLS} FROM entries WHERE rowid > ? ORDER BY rowid`).raw();
+    let after = -1;
+    let step = 1;
+    for (let tries = 0; tries < 100_000 && after < 2 ** 40; tries++) {
+      const from = after;
+      try {
+        for (const r of scan.iterate(after) as IterableIterator<[number, ...Row]>) {
+          if (typeof r[1] === 'string' && typeof r[2] === 'string') entries.push(toEntry(r.slice(1) as Row));
+          after = r[0];
+          step = 1;
+        }
+        break;
+      } catch {
+        // Past the damage: rowids after the last good one, further each time in a row this fails.
+        skipped++;
+        if (after === from) step *= 2;
+        after += step;
+      }
+    }
+  } catch {
+    /* nothing readable */
+  } finally {
+    db?.close();
+  }
+  return { entries, skipped };
 }

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
 import { describeKernel } from '../helpers/env.js';
@@ -279,6 +279,45 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(await h.matches()).toBe(true);
     expect(await h.reboot()).toMatchObject({ code: 0 });
     expect(await h.ips()).toEqual(['198.51.100.10']);
+    await h.detach();
+  });
+
+  it('recovery keeps the persisted truth: status advises --from state, a plain reconcile refuses to empty the state, a damaged file is salvaged', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const feed = addrs(20_000, 30_000);
+    writeFileSync(join(lab.tmp, 'salvage.txt'), feed.join('\n'));
+    expect(await h.vosctl('load-file', join(lab.tmp, 'salvage.txt'), '--source', 'feed')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('gc')).toMatchObject({ code: 0 }); // checkpointed: the rows are in the main file
+    // Maps recreated empty (a boot without the restore): the state is the truth.
+    await h.detach();
+    rmSync(h.pinDir, { recursive: true, force: true });
+    expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+    const st = await h.vosctl('status');
+    expect(st.out).toMatch(/20000 only in the state.*reconcile --from state/);
+    const plain = await h.vosctl('reconcile');
+    expect(plain.code).not.toBe(0);
+    expect(plain.err).toMatch(/would delete 20000 entries .*--from state/);
+    const rows = async () => Number((await execa('sqlite3', ['-readonly', join(h.stateDir, 'state.sqlite3'), 'SELECT count(*) FROM entries'])).stdout);
+    expect(await rows()).toBe(20_000);
+    expect(await h.vosctl('reconcile', '--from', 'state')).toMatchObject({ code: 0 });
+    expect(await h.matches()).toBe(true);
+    // Damage in the middle of the file, then a reboot: the maps come back empty, the rows still readable are salvaged.
+    const db = join(h.stateDir, 'state.sqlite3');
+    const size = statSync(db).size;
+    const fd = openSync(db, 'r+');
+    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, 8192, Math.floor(size / 2 / 4096) * 4096);
+    closeSync(fd);
+    const att = await h.reboot();
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/salvages the rows/);
+    const rec = await h.vosctl('reconcile');
+    expect(rec.code).toBe(0);
+    const m = rec.out.match(/(\d+) entries salvaged/);
+    expect(Number(m?.[1])).toBeGreaterThan(15_000);
+    expect(await h.matches()).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    expect((await h.ips()).length).toBe(Number(m?.[1]));
     await h.detach();
   });
 
