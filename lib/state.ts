@@ -15,7 +15,7 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { accessSync, constants as fsc, lstatSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -210,7 +210,14 @@ export class StateStore {
     if (this.conn) return this.conn;
     makeDir(this.dir);
     const main = this.path === join(this.dir, STATE_FILE);
-    if (main && !existsSync(this.path) && legacyFiles(this.dir).length) migrateLegacy(this.dir);
+    if (main && !existsSync(this.path) && legacyFiles(this.dir).length) {
+      try {
+        migrateLegacy(this.dir);
+      } catch (err) {
+        // Another command migrated the folder meanwhile (it moved the old files while this one read them): use its database.
+        if (!existsSync(this.path)) throw err;
+      }
+    }
     try {
       this.conn = this.openAt(this.path);
     } catch (err) {
@@ -533,9 +540,11 @@ function legacyFiles(dir: string): string[] {
 export function migrateLegacy(dir: string): { entries: number; badLines: string[] } {
   const { entries, badLines } = readLegacy(dir);
   const final = join(dir, STATE_FILE);
-  const tmp = `${final}.migrating`;
+  // Each process builds its own copy: commands started together on an old folder race here, and one copy wins (link below).
+  const name = `${STATE_FILE}.migrating-${process.pid}`;
+  const tmp = join(dir, name);
   for (const s of ['', '-wal', '-shm', '-journal']) rmSync(tmp + s, { force: true });
-  const store = new StateStore(dir, `${STATE_FILE}.migrating`);
+  const store = new StateStore(dir, name);
   try {
     const db = store.db;
     store.commit([...entries.values()], []);
@@ -553,7 +562,15 @@ export function migrateLegacy(dir: string): { entries: number; badLines: string[
   }
   store.close();
   for (const s of ['-wal', '-shm']) rmSync(tmp + s, { force: true });
-  renameSync(tmp, final);
+  // link, unlike rename, fails when the name exists: the first verified copy stays in place, the others are dropped.
+  try {
+    linkSync(tmp, final);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    rmSync(tmp, { force: true });
+    return { entries: entries.size, badLines };
+  }
+  rmSync(tmp, { force: true });
   process.stderr.write(`vosctl: migrated ${entries.size} entries from ${LEGACY.join(' + ')} to ${final}${badLines.length ? `; unreadable lines skipped: ${badLines.join(', ')}` : ''}; the old files are kept in ${join(dir, LEGACY_ASIDE)}/\n`);
   return { entries: entries.size, badLines };
 }
@@ -564,7 +581,14 @@ function setLegacyAside(dir: string): void {
   if (!present.length) return;
   const aside = join(dir, LEGACY_ASIDE);
   mkdirSync(aside, { recursive: true });
-  for (const f of present) renameSync(join(dir, f), join(aside, f));
+  for (const f of present) {
+    try {
+      renameSync(join(dir, f), join(aside, f));
+    } catch (err) {
+      // Another command set it aside first.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
   rmSync(join(dir, 'lock'), { recursive: true, force: true });
 }
 

@@ -340,6 +340,25 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('commands started together on a folder of the old format: one migrates, all apply their blocks, nothing is lost', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    const feed = addrs(50_000, 60_000);
+    writeFileSync(join(h.stateDir, 'blocklist.jsonl'), feed.map((ip) => `["${ip}","feed",null,1800000000,0]`).join('\n') + '\n');
+    writeFileSync(join(h.stateDir, 'journal.jsonl'), '{"op":"put","e":["198.51.100.3","manual","by hand",1800000000,0]}\n');
+    expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+    const mine = ['203.0.113.31', '203.0.113.32', '203.0.113.33'];
+    const runs = await Promise.all(mine.map((ip) => h.vosctl('block', ip)));
+    expect(runs.map((r) => [r.code, r.err])).toEqual(mine.map(() => [0, expect.not.stringMatching(/ENOENT|error/i)]));
+    const db = join(h.stateDir, 'state.sqlite3');
+    const count = async (where: string) => Number((await execa('sqlite3', ['-readonly', db, `SELECT count(*) FROM entries WHERE ${where}`])).stdout);
+    expect(await count("source = 'feed'")).toBe(50_000);
+    expect(await count(`target IN ('198.51.100.3', '${mine.join("', '")}')`)).toBe(4);
+    expect(readdirSync(h.stateDir).filter((f) => f.includes('migrating'))).toEqual([]);
+    expect(readdirSync(join(h.stateDir, 'pre-sqlite')).sort()).toEqual(['blocklist.jsonl', 'journal.jsonl']);
+    await h.detach();
+  });
+
   it('a user without root is told that root (or CAP_BPF and CAP_NET_ADMIN) is needed, by vosctl and the scripts', async () => {
     const h = new Host();
     expect(await h.script('load.sh', ['--no-attach'])).toMatchObject({ code: 0 });
