@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
 import { describeKernel } from '../helpers/env.js';
@@ -357,6 +357,47 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(readdirSync(h.stateDir).filter((f) => f.includes('migrating'))).toEqual([]);
     expect(readdirSync(join(h.stateDir, 'pre-sqlite')).sort()).toEqual(['blocklist.jsonl', 'journal.jsonl']);
     await h.detach();
+  });
+
+  it("a newer vos-fastpath's database or another program's file is refused by name, by vosctl and the scripts, and left untouched", async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['CREATE TABLE moz_places (url TEXT);', /is not a vos-fastpath database \(tables: moz_places\)/],
+      ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
+      [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
+    ];
+    for (const [sql, says] of cases) {
+      const h = new Host();
+      mkdirSync(h.stateDir, { recursive: true });
+      const db = join(h.stateDir, 'state.sqlite3');
+      await execa('sqlite3', [db], { input: sql });
+      const schema = async () => (await execa('sqlite3', ['-readonly', db, '.schema'])).stdout;
+      const before = await schema();
+      const att = await h.vosctl('attach', v.host);
+      expect(att.code).toBe(1);
+      expect(att.err).toMatch(says);
+      expect(att.err).not.toMatch(/unexpected|    at /);
+      const sc = await h.script('block_ip.sh', ['198.51.100.44']);
+      expect(sc.code).toBe(1);
+      expect(sc.err).toMatch(says);
+      expect(await schema()).toBe(before);
+      await h.detach();
+    }
+  });
+
+  it('a block script whose sqlite3 has exited says the change is NOT persisted and exits 1 (never 141)', async () => {
+    const dir = join(lab.tmp, 'deadsql');
+    mkdirSync(dir);
+    const r = await execa(
+      'bash',
+      [
+        '-c',
+        `set -euo pipefail; . "${ROOT}/scripts/lib.sh"; vfp_state_begin; kill "$VFP_SQL_CHILD"; while kill -0 "$VFP_SQL_CHILD" 2>/dev/null; do sleep 0.05; done
+         vfp_state_sql "$(printf 'SELECT %d;\n' $(seq 1 20000))" || true; vfp_state_commit "blocked 198.51.100.45"`,
+      ],
+      { env: { VFP_STATE_DIR: dir }, reject: false },
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/blocked 198\.51\.100\.45: NOT persisted \(the map has it/);
   });
 
   it('a user without root is told that root (or CAP_BPF and CAP_NET_ADMIN) is needed, by vosctl and the scripts', async () => {
