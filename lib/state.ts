@@ -15,11 +15,11 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
+import { EnvError, NEEDS_ROOT, RuntimeError, UsageError } from './errors.js';
 import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
 
@@ -179,9 +179,16 @@ export function sqliteBuildAdvice(): string {
   return `build it here: apt-get install g++ make python3 && npm install --prefix ${ROOT} --no-save --no-package-lock better-sqlite3@${version}`;
 }
 
-function timeoutS(): number {
-  const v = Number(process.env.VOS_STATE_TIMEOUT);
-  return Number.isFinite(v) && v > 0 ? v : DEFAULT_TIMEOUT_S;
+/**
+ * VOS_STATE_TIMEOUT: whole seconds a writer waits for the write lock, 0 = do
+ * not wait; unset or empty = 60. The scripts read it by the same rule
+ * (lib.sh). Anything else: UsageError (exit 2) naming the value.
+ */
+export function timeoutS(): number {
+  const raw = process.env.VOS_STATE_TIMEOUT;
+  if (raw === undefined || raw === '') return DEFAULT_TIMEOUT_S;
+  if (!/^\d{1,6}$/.test(raw)) throw new UsageError(`bad VOS_STATE_TIMEOUT '${raw}': whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: ${DEFAULT_TIMEOUT_S})`);
+  return Number(raw);
 }
 
 /** What lookup found; `complete` when it is the whole table (it scanned instead of searching). */
@@ -217,6 +224,12 @@ export class StateStore {
         // Another command migrated the folder meanwhile (it moved the old files while this one read them): use its database.
         if (!existsSync(this.path)) throw err;
       }
+    }
+    const st = main ? statSafe(this.path) : undefined;
+    if (st?.isFile() && st.size === 0) {
+      // SQLite takes a 0-byte file for a new database: say it, since a state that was written cannot be 0 bytes.
+      const used = existsSync(join(this.dir, LEGACY_ASIDE)) || readdirSync(this.dir).some((f) => f.startsWith(`${STATE_FILE}.damaged-`) || f === `${STATE_FILE}-wal`);
+      process.stderr.write(`vosctl: the state database ${this.path} is empty (0 bytes)${used ? ', although this folder has held a state (see pre-sqlite/, *.damaged-*, or the -wal)' : ''}: starting from an empty state; if it was truncated, the maps may still hold the blocklist: vosctl reconcile --from map\n`);
     }
     try {
       this.conn = this.openAt(this.path);
@@ -281,8 +294,9 @@ export class StateStore {
   private openAt(path: string): Database.Database {
     let db: Database.Database | undefined;
     const addon = loadSqliteAddon();
+    const timeoutMs = timeoutS() * 1000;
     try {
-      db = new Database(path, { timeout: timeoutS() * 1000, nativeBinding: addon as never });
+      db = new Database(path, { timeout: timeoutMs, nativeBinding: addon as never });
       db.pragma('synchronous = FULL');
       // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
       db.pragma('journal_size_limit = 67108864');
@@ -328,7 +342,7 @@ export class StateStore {
       return fn();
     } catch (err) {
       // An environment error (the SQLite addon missing) is no fault of the database: as it is, exit 3.
-      if (err instanceof EnvError) throw err;
+      if (err instanceof EnvError || err instanceof UsageError) throw err;
       throw stateError(this.path, err, doing);
     }
   }

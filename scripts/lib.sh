@@ -288,7 +288,8 @@ vfp_state_begin() { # the write lock, with the schema in place
 	db=$(vfp_state_db)
 	dir=${db%/*}
 	command -v sqlite3 >/dev/null || vfp_die 3 "sqlite3 not found; install Debian's sqlite3 (scripts/setup.sh)"
-	[[ $timeout_s =~ ^[0-9]+$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT '$timeout_s': seconds"
+	# One rule with vosctl (lib/state.ts timeoutS): whole seconds, 0 = do not wait, unset or empty = 60.
+	[[ $timeout_s =~ ^[0-9]{1,6}$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT '$timeout_s': whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: 60)"
 	if [ ! -e "$db" ] && { [ -e "$dir/blocklist.jsonl" ] || [ -e "$dir/journal.jsonl" ]; }; then
 		vfp_die 3 "$dir holds the state in the old file format; run one vosctl command (vosctl status) to migrate it to $db first"
 	fi

@@ -400,6 +400,28 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(r.stderr).toMatch(/blocked 198\.51\.100\.45: NOT persisted \(the map has it/);
   });
 
+  it('VOS_STATE_TIMEOUT has one rule for vosctl and the scripts; a 0-byte database is named, not silently empty', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const run = (cmd: string, args: string[], timeout: string) => execa(cmd, args, { env: { ...h.env(), VOS_STATE_TIMEOUT: timeout }, reject: false });
+    for (const bad of ['abc', '-1', '2.5']) {
+      const a = await run(VOSCTL, ['block', '198.51.100.61'], bad);
+      const b = await run(join(ROOT, 'scripts/block_ip.sh'), ['198.51.100.62'], bad);
+      for (const r of [a, b]) {
+        expect(r.exitCode).toBe(2);
+        expect(r.stderr).toContain(`bad VOS_STATE_TIMEOUT '${bad}': whole seconds`);
+      }
+    }
+    expect((await run(VOSCTL, ['block', '198.51.100.63'], '0')).exitCode).toBe(0);
+    expect((await run(join(ROOT, 'scripts/block_ip.sh'), ['198.51.100.64'], '0')).exitCode).toBe(0);
+    expect((await h.ips()).sort()).toEqual(['198.51.100.63', '198.51.100.64']);
+    writeFileSync(join(h.stateDir, 'state.sqlite3'), '');
+    for (const f of ['state.sqlite3-wal', 'state.sqlite3-shm']) rmSync(join(h.stateDir, f), { force: true });
+    const att = await h.reboot();
+    expect(att.err).toMatch(/state\.sqlite3 is empty \(0 bytes\)/);
+    await h.detach();
+  });
+
   it('a user without root is told that root (or CAP_BPF and CAP_NET_ADMIN) is needed, by vosctl and the scripts', async () => {
     const h = new Host();
     expect(await h.script('load.sh', ['--no-attach'])).toMatchObject({ code: 0 });
