@@ -403,6 +403,18 @@ export class StateStore {
     return this.transaction(fn);
   }
 
+  /**
+   * SQLite's PRAGMA quick_check over the whole file (about 0.4 s at 1,000,000
+   * entries, so for attach and status, not for every write):
+   * StateCorruptError with its first findings when it is not "ok". Damage a
+   * command never reads (the middle of the file) is found here.
+   */
+  check(): void {
+    const found = this.run('checking it', () => this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>).map((r) => r.quick_check);
+    if (found.length === 1 && found[0] === 'ok') return;
+    throw new StateCorruptError(this.path, 'SQLITE_CORRUPT', `the state database ${this.path} is damaged (PRAGMA quick_check: ${found.join('; ')}); ${RECOVER_HINT}`);
+  }
+
   /** Whether the state holds no entry at all (cheap). */
   isEmpty(): boolean {
     return this.run('reading it', () => this.stmt('SELECT 1 FROM entries LIMIT 1').pluck().get() === undefined);

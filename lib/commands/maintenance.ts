@@ -65,6 +65,7 @@ export const status: CommandModule<object, StatusArgs> = {
     const cfg = (await ctx.maps.dump(ctx.pin('config'))).subarray(4);
     const flags = cfg.readUInt32LE(0);
     const ports = Array.from({ length: cfg.readUInt32LE(4) }, (_, i) => cfg.readUInt16LE(8 + 2 * i));
+    ctx.store.check();
     const d = await divergence(ctx);
     const reconcileAdvice =
       'after a reboot or an interrupted command the state is the truth: run vosctl reconcile --from state; only if the maps were changed by hand with bpftool: vosctl reconcile --from map';

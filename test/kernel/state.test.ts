@@ -308,6 +308,9 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const fd = openSync(db, 'r+');
     writeSync(fd, Buffer.alloc(8192, 0xa5), 0, 8192, Math.floor(size / 2 / 4096) * 4096);
     closeSync(fd);
+    const st2 = await h.vosctl('status');
+    expect(st2.code).toBe(1);
+    expect(st2.err).toMatch(/state\.sqlite3 is (damaged \(PRAGMA quick_check|unreadable while checking it).*salvages the rows/);
     const att = await h.reboot();
     expect(att.code).toBe(1);
     expect(att.err).toMatch(/salvages the rows/);
