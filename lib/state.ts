@@ -15,7 +15,7 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -225,6 +225,7 @@ export class StateStore {
         if (!existsSync(this.path)) throw err;
       }
     }
+    if (main) checkPlace(this.dir, this.path);
     const st = main ? statSafe(this.path) : undefined;
     if (st?.isFile() && st.size === 0) {
       // SQLite takes a 0-byte file for a new database: say it, since a state that was written cannot be 0 bytes.
@@ -655,4 +656,32 @@ export function salvage(path: string): { entries: Entry[]; skipped: number } {
     db?.close();
   }
   return { entries, skipped };
+}
+
+/**
+ * Where the state lives must be trusted: a state folder others can write lets
+ * them put a symbolic link (or their own file) where root then writes.
+ * StateError for a state.sqlite3 that is a symbolic link in such a folder or
+ * owned by another user; a warning on stderr for such a folder alone.
+ */
+function checkPlace(dir: string, path: string): void {
+  const d = statSafe(dir);
+  const f = statSafe(path);
+  const uid = process.getuid?.() ?? 0;
+  const open = d !== undefined && ((d.mode & 0o002) !== 0 || (d.mode & 0o020) !== 0);
+  if (f?.isSymbolicLink() && (open || f.uid !== uid)) {
+    let to = '?';
+    try {
+      to = readlinkSync(path);
+    } catch {
+      /* keep ? */
+    }
+    throw new StateError(path, 'UNSAFE', `${path} is a symbolic link (to ${to}) in ${dir}, a folder others can write (mode ${(d!.mode & 0o7777).toString(8)}, owner uid ${d!.uid}): refusing to follow it; replace it with the file itself and make ${dir} writable by its owner only (chmod 755)`);
+  }
+  if (f && !f.isSymbolicLink() && f.uid !== uid && open) {
+    throw new StateError(path, 'UNSAFE', `${path} belongs to uid ${f.uid}, not to the user running vosctl (uid ${uid}), in a folder others can write: refusing to use it; check who put it there`);
+  }
+  if (open) {
+    process.stderr.write(`vosctl: warning: the state folder ${dir} is writable by others (mode ${(d!.mode & 0o7777).toString(8)}): anyone could replace the blocklist's state; chmod 755 ${dir}\n`);
+  }
 }

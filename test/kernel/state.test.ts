@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
 import { describeKernel } from '../helpers/env.js';
@@ -422,6 +422,26 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     for (const f of ['state.sqlite3-wal', 'state.sqlite3-shm']) rmSync(join(h.stateDir, f), { force: true });
     const att = await h.reboot();
     expect(att.err).toMatch(/state\.sqlite3 is empty \(0 bytes\)/);
+    await h.detach();
+  });
+
+  it('a state.sqlite3 that is a symbolic link in a folder others can write is refused; a directory in its place is named', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    chmodSync(h.stateDir, 0o1777);
+    const elsewhere = join(lab.tmp, 'chosen-by-someone.db');
+    symlinkSync(elsewhere, join(h.stateDir, 'state.sqlite3'));
+    const att = await h.vosctl('attach', v.host);
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/is a symbolic link \(to .*chosen-by-someone\.db\) in .*refusing to follow it/);
+    expect(existsSync(elsewhere)).toBe(false);
+    rmSync(join(h.stateDir, 'state.sqlite3'));
+    mkdirSync(join(h.stateDir, 'state.sqlite3'));
+    chmodSync(h.stateDir, 0o755);
+    const dir = await h.vosctl('attach', v.host);
+    expect(dir.code).toBe(1);
+    expect(dir.err).toMatch(/state\.sqlite3 is a directory, not a database file/);
+    expect(dir.err).not.toMatch(/needs root/);
     await h.detach();
   });
 
