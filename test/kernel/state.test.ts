@@ -161,6 +161,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(r.err).toMatch(/read-only/);
     expect(r.err).not.toMatch(/needs root/);
     expect((await h.ips()).sort()).toEqual([...mine].sort());
+    await h.detach();
   });
 
   it('consume on a nearly full disk acks only what it persisted', async () => {
