@@ -294,6 +294,16 @@ vfp_state_begin() { # the write lock, with the schema in place
 		vfp_die 3 "$dir holds the state in the old file format; run one vosctl command (vosctl status) to migrate it to $db first"
 	fi
 	mkdir -p "$dir" 2>/dev/null || vfp_die 3 "cannot create the state folder $dir; run as root"
+	# As lib/state.ts checkPlace: in a folder group or others can write, never follow a link someone else may have put there.
+	local mode
+	mode=$(stat -c %a "$dir")
+	if (((8#$mode & 8#022) != 0)); then
+		if [ -L "$db" ]; then
+			vfp_die 1 "$db is a symbolic link (to $(readlink "$db")) in $dir, a folder others can write (mode $mode): refusing to follow it; replace it with the file itself and make $dir writable by its owner only (chmod 755)"
+		fi
+		echo "${0##*/}: warning: the state folder $dir is writable by others (mode $mode): anyone could replace the blocklist's state; chmod 755 $dir" >&2
+	fi
+	[ ! -d "$db" ] || vfp_die 1 "$db is a directory, not a database file"
 	trap '' PIPE
 	coproc VFP_SQL { exec sqlite3 -batch -bail "$db" 2>&1; }
 	# Our own copies: bash unsets VFP_SQL as soon as sqlite3 exits (-bail on an error).

@@ -435,6 +435,9 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const att = await h.vosctl('attach', v.host);
     expect(att.code).toBe(1);
     expect(att.err).toMatch(/is a symbolic link \(to .*chosen-by-someone\.db\) in .*refusing to follow it/);
+    const sc = await h.script('block_ip.sh', ['198.51.100.71']);
+    expect(sc.code).toBe(1);
+    expect(sc.err).toMatch(/is a symbolic link \(to .*chosen-by-someone\.db\) in .*refusing to follow it/);
     expect(existsSync(elsewhere)).toBe(false);
     rmSync(join(h.stateDir, 'state.sqlite3'));
     mkdirSync(join(h.stateDir, 'state.sqlite3'));
@@ -442,6 +445,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const dir = await h.vosctl('attach', v.host);
     expect(dir.code).toBe(1);
     expect(dir.err).toMatch(/state\.sqlite3 is a directory, not a database file/);
+    expect((await h.script('block_ip.sh', ['198.51.100.72'])).err).toMatch(/state\.sqlite3 is a directory, not a database file/);
     expect(dir.err).not.toMatch(/needs root/);
     await h.detach();
   });
