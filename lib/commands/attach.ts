@@ -45,7 +45,6 @@ export const attach: CommandModule<object, AttachArgs> = {
     let unreadable: InstanceType<typeof StateError> | undefined;
     let live = { exact: 0, prefixes: 0 };
     try {
-      ctx.store.check();
       live = ctx.store.liveCounts(Math.floor(Date.now() / 1000));
     } catch (err) {
       if (!(err instanceof StateError)) throw err;
