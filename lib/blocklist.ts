@@ -31,7 +31,7 @@ import {
   writeBlockKey6,
 } from './maps/layout.js';
 import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
-import { StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
+import { salvage, StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
 
 export interface BlockRequest {
   target: Target;
@@ -424,7 +424,9 @@ export async function listEntries(ctx: Context, source?: string): Promise<Listed
  */
 export async function restoreFromState(ctx: Context): Promise<{ restored: number; purged: number }> {
   let notRestored: { full: MapFullError; restored: number; live: number } | undefined;
-  const out = await inState(ctx, async () => {
+  // A state folder that cannot be written (full, read-only) is still restored from; the expired stay.
+  const readOnly = ctx.store.openedReadOnly();
+  const body = async () => {
     const now = readClocks();
     const live: Entry[] = [];
     const expired: string[] = [];
@@ -436,9 +438,10 @@ export async function restoreFromState(ctx: Context): Promise<{ restored: number
       if (!(err instanceof PartialWrite)) throw err;
       notRestored = { full: err.full, restored: err.written.length, live: live.length };
     }
-    ctx.store.commit([], expired);
-    return { restored: notRestored?.restored ?? live.length, purged: expired.length };
-  });
+    if (!readOnly) ctx.store.commit([], expired);
+    return { restored: notRestored?.restored ?? live.length, purged: readOnly ? 0 : expired.length };
+  };
+  const out = readOnly ? await body() : await inState(ctx, body);
   if (notRestored) {
     const { full, restored, live } = notRestored;
     throw new MapFullError(full.map, full.capacity, restored, live, `restored ${restored} of ${live} entries: ${full.map} is full at ${full.capacity}; the ${live - restored} not restored stay in the state. Make room (vosctl detach --purge, then attach with --block-capacity/--prefix-capacity of at least the numbers vosctl status shows) and attach again`);
@@ -478,28 +481,49 @@ export async function divergence(ctx: Context): Promise<Divergence> {
   return diffEntries(ctx.store.all(), await mapEntries(ctx, now), now.wallS);
 }
 
+/** State entries a reconcile without --from may delete (entries unblocked by hand with bpftool); more asks the operator to choose. */
+export const RECONCILE_SAFE_DELETES = 10;
+
 /**
  * Make map and state agree. from='map': the map is the truth (blocks and
- * unblocks made by the scripts are adopted). from='state': the state is the
- * truth (the map is rewritten from it).
+ * unblocks made by hand with bpftool are adopted). from='state': the state is
+ * the truth (the map is rewritten from it: after a reboot or an interrupted
+ * command). from undefined: as 'map', but refused (UsageError) when that
+ * would delete more than RECONCILE_SAFE_DELETES state entries or the maps are
+ * empty while the state is not. A damaged state file is set aside; the rows
+ * still readable in it are salvaged and merged with the maps (both are put
+ * in the state and the maps, nothing deleted).
  */
-export async function reconcile(ctx: Context, from: 'map' | 'state'): Promise<Divergence & { setAside?: string }> {
+export async function reconcile(ctx: Context, from: 'map' | 'state' | undefined): Promise<Divergence & { setAside?: string; salvaged?: number }> {
   let setAside: string | undefined;
-  if (from === 'map') {
-    // A damaged state is rebuilt from the maps: the file is set aside, never deleted.
+  let salvaged: Entry[] = [];
+  if (from !== 'state') {
+    // A damaged state is rebuilt from what is readable in it and from the maps: the file is set aside, never deleted.
     try {
       ctx.store.all();
     } catch (err) {
       if (!(err instanceof StateCorruptError)) throw err;
       setAside = ctx.store.setAside();
+      salvaged = salvage(setAside).entries;
     }
   }
   const d = await inState(ctx, async () => {
     const now = readClocks();
+    if (salvaged.length) ctx.store.commit(salvaged.filter((e) => isLive(e, now.wallS)), []);
     const state = ctx.store.all();
     const inMap = await mapEntries(ctx, now);
     const d = diffEntries(state, inMap, now.wallS);
-    if (from === 'map') {
+    if (from === undefined && !setAside && d.onlyInState.length && (d.onlyInState.length > RECONCILE_SAFE_DELETES || inMap.size === 0)) {
+      throw new UsageError(
+        `reconcile would delete ${d.onlyInState.length} entries from the state that the maps do not hold${inMap.size === 0 ? ' (the maps are empty: recreated?)' : ''}; nothing was changed. ` +
+          'After a reboot or an interrupted command the state is the truth: vosctl reconcile --from state. Only if the maps were changed by hand with bpftool: vosctl reconcile --from map',
+      );
+    }
+    if (setAside) {
+      // Merge: the salvaged rows go back into the maps, the maps' entries into the state.
+      ctx.store.commit(d.onlyInMap.map((ip) => inMap.get(ip)!), []);
+      await writeEntries(ctx, d.onlyInState.map((ip) => state.get(ip)!), now);
+    } else if (from !== 'state') {
       const puts = [...d.onlyInMap, ...d.differing].map((ip) => ({ ...inMap.get(ip)!, reason: state.get(ip)?.reason ?? inMap.get(ip)!.reason }));
       ctx.store.commit(puts, d.onlyInState);
     } else {
@@ -508,5 +532,5 @@ export async function reconcile(ctx: Context, from: 'map' | 'state'): Promise<Di
     }
     return d;
   });
-  return { ...d, setAside };
+  return { ...d, setAside, salvaged: setAside ? salvaged.length : undefined };
 }

@@ -15,10 +15,11 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { EnvError, NEEDS_ROOT, RuntimeError } from './errors.js';
+import { EnvError, NEEDS_ROOT, RuntimeError, UsageError } from './errors.js';
 import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
 
@@ -56,7 +57,7 @@ export class StateCorruptError extends StateError {}
 const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB']);
 
 /** How to rebuild the state when its file is lost: the maps still hold what is enforced. */
-export const RECOVER_HINT = 'to rebuild the state from the pinned maps: vosctl reconcile --from map (it sets the damaged file aside)';
+export const RECOVER_HINT = 'to rebuild it: vosctl reconcile --from map (it sets the damaged file aside, salvages the rows still readable in it and merges them with what the pinned maps hold)';
 
 /** Wrap a better-sqlite3 error (or an fs error around the file) as a StateError naming the file. */
 export function stateError(path: string, err: unknown, doing: string): StateError {
@@ -69,8 +70,49 @@ export function stateError(path: string, err: unknown, doing: string): StateErro
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
     return new StateError(path, code, `the state database ${path} stayed locked by another writer while ${doing}, past the wait of ${timeoutS()} s (VOS_STATE_TIMEOUT): ${words} (${code}); nothing was changed`);
   }
-  const access = code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM') ? `; ${NEEDS_ROOT}` : '';
+  const access = isAccessFailure(code) ? `; ${accessCause(path)}` : '';
   return new StateError(path, code, `the state database ${path} failed while ${doing}: ${words} (${code})${access}`);
+}
+
+/** SQLite codes that say the file or its folder cannot be written or opened (not that the database is bad). */
+function isAccessFailure(code: string): boolean {
+  return /^SQLITE_(READONLY|CANTOPEN|PERM|IOERR_SHM|IOERR_WRITE|IOERR_LOCK|FULL|IOERR_TRUNCATE|IOERR_FSYNC)/.test(code);
+}
+
+/**
+ * Why the state folder of `path` cannot be written, found by asking the file
+ * system (SQLite's code alone does not tell): a directory in the file's
+ * place, a read-only file system, no write permission (root needed only when
+ * not root), or a full file system (SQLite needs room for its -wal and the
+ * 32 KiB -shm even to read).
+ */
+export function accessCause(path: string): string {
+  const dir = dirname(path);
+  try {
+    if (statSafe(path)?.isDirectory()) return `${path} is a directory, not a database file`;
+    accessSync(dir, fsc.W_OK);
+    if (existsSync(path)) accessSync(path, fsc.W_OK | fsc.R_OK);
+  } catch (err) {
+    const c = (err as NodeJS.ErrnoException).code;
+    if (c === 'EROFS') return `the file system of ${dir} is read-only`;
+    if (c === 'EACCES' || c === 'EPERM') return process.getuid?.() === 0 ? `no write permission on ${dir} or ${path} (even for root: check the mount and attributes)` : `no write permission on ${dir} or ${path}; ${NEEDS_ROOT}`;
+    if (c === 'ENOENT') return `${dir} does not exist`;
+  }
+  try {
+    const fs = statfsSync(dir);
+    if (fs.bavail * fs.bsize < 256 * 1024) return `the file system of ${dir} is full (${Math.floor((fs.bavail * fs.bsize) / 1024)} KiB free; SQLite needs room for its -wal and -shm files even to read)`;
+  } catch {
+    /* no answer: say nothing */
+  }
+  return process.getuid?.() === 0 ? `check the permissions, mount and free space of ${dir}` : NEEDS_ROOT;
+}
+
+function statSafe(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -137,9 +179,16 @@ export function sqliteBuildAdvice(): string {
   return `build it here: apt-get install g++ make python3 && npm install --prefix ${ROOT} --no-save --no-package-lock better-sqlite3@${version}`;
 }
 
-function timeoutS(): number {
-  const v = Number(process.env.VOS_STATE_TIMEOUT);
-  return Number.isFinite(v) && v > 0 ? v : DEFAULT_TIMEOUT_S;
+/**
+ * VOS_STATE_TIMEOUT: whole seconds a writer waits for the write lock, 0 = do
+ * not wait; unset or empty = 60. The scripts read it by the same rule
+ * (lib.sh). Anything else: UsageError (exit 2) naming the value.
+ */
+export function timeoutS(): number {
+  const raw = process.env.VOS_STATE_TIMEOUT;
+  if (raw === undefined || raw === '') return DEFAULT_TIMEOUT_S;
+  if (!/^\d{1,6}$/.test(raw)) throw new UsageError(`bad VOS_STATE_TIMEOUT '${raw}': whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: ${DEFAULT_TIMEOUT_S})`);
+  return Number(raw);
 }
 
 /** What lookup found; `complete` when it is the whole table (it scanned instead of searching). */
@@ -168,26 +217,114 @@ export class StateStore {
     if (this.conn) return this.conn;
     makeDir(this.dir);
     const main = this.path === join(this.dir, STATE_FILE);
-    if (main && !existsSync(this.path) && legacyFiles(this.dir).length) migrateLegacy(this.dir);
-    this.conn = this.openAt(this.path);
+    if (main && !existsSync(this.path) && legacyFiles(this.dir).length) {
+      try {
+        migrateLegacy(this.dir);
+      } catch (err) {
+        // Another command migrated the folder meanwhile (it moved the old files while this one read them): use its database.
+        if (!existsSync(this.path)) throw err;
+      }
+    }
+    if (main) checkPlace(this.dir, this.path);
+    const st = main ? statSafe(this.path) : undefined;
+    if (st?.isFile() && st.size === 0) {
+      // SQLite takes a 0-byte file for a new database: say it, since a state that was written cannot be 0 bytes.
+      const used = existsSync(join(this.dir, LEGACY_ASIDE)) || readdirSync(this.dir).some((f) => f.startsWith(`${STATE_FILE}.damaged-`) || f === `${STATE_FILE}-wal`);
+      process.stderr.write(`vosctl: the state database ${this.path} is empty (0 bytes)${used ? ', although this folder has held a state (see pre-sqlite/, *.damaged-*, or the -wal)' : ''}: starting from an empty state; if it was truncated, the maps may still hold the blocklist: vosctl reconcile --from map\n`);
+    }
+    try {
+      this.conn = this.openAt(this.path);
+    } catch (err) {
+      if (!(err instanceof StateError) || !isAccessFailure(err.sqliteCode) || !statSafe(this.path)?.isFile()) throw err;
+      // Full disk or read-only folder: SQLite cannot create the -shm it needs even to read a WAL database. Read a private copy.
+      this.conn = this.openCopy(err);
+      return this.conn;
+    }
     if (main) setLegacyAside(this.dir);
     return this.conn;
+  }
+
+  /**
+   * Set when the database could only be opened for reading (a private copy,
+   * see openCopy): the error that stopped opening it in place, which every
+   * write throws.
+   */
+  readOnlyCause?: StateError;
+
+  /**
+   * Open a copy of the database (and its -wal, which holds the last
+   * committed transactions) in a private folder under the system's temporary
+   * folder, read-only, removed when closed: what the state holds, readable
+   * when its own folder is full or read-only. Says so on stderr.
+   */
+  private openCopy(cause: StateError): Database.Database {
+    const tmp = mkdtempSync(join(tmpdir(), 'vos-state-ro-'));
+    this.copyDir = tmp;
+    const copy = join(tmp, STATE_FILE);
+    try {
+      copyFileSync(this.path, copy);
+      if (existsSync(`${this.path}-wal`)) copyFileSync(`${this.path}-wal`, `${copy}-wal`);
+      const db = new Database(copy, { nativeBinding: loadSqliteAddon() as never });
+      this.checkSchema(db, this.path);
+      db.pragma('query_only = true');
+      this.readOnlyCause = cause;
+      process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+      process.stderr.write(`vosctl: ${cause.message}; reading a copy of it instead (nothing can be written to the state until that is fixed)\n`);
+      return db;
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      this.copyDir = undefined;
+      if (err instanceof StateError) throw err;
+      throw new StateError(this.path, cause.sqliteCode, `${cause.message}; reading a copy of it in ${tmp} failed too: ${(err as Error).message}`);
+    }
+  }
+
+  private copyDir?: string;
+
+  /** Open the database; the reason it is read-only (a copy, see openCopy) or undefined when it can be written. */
+  openedReadOnly(): StateError | undefined {
+    this.run('reading it', () => this.db);
+    return this.readOnlyCause;
+  }
+
+  /** A write on a store opened read-only throws why it is read-only. */
+  private assertWritable(): void {
+    if (this.readOnlyCause) throw this.readOnlyCause;
   }
 
   private openAt(path: string): Database.Database {
     let db: Database.Database | undefined;
     const addon = loadSqliteAddon();
+    const timeoutMs = timeoutS() * 1000;
     try {
-      db = new Database(path, { timeout: timeoutS() * 1000, nativeBinding: addon as never });
+      db = new Database(path, { timeout: timeoutMs, nativeBinding: addon as never });
       db.pragma('synchronous = FULL');
       // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
       db.pragma('journal_size_limit = 67108864');
+      this.checkSchema(db, path);
       if ((db.pragma('user_version', { simple: true }) as number) < SCHEMA_VERSION) db.exec(readFileSync(join(SCRIPTS, 'state.sql'), 'utf8'));
       else if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
       return db;
     } catch (err) {
       db?.close();
       throw stateError(path, err, 'opening it');
+    }
+  }
+
+  /**
+   * Refuse a database that is not ours or is newer than this code: a schema
+   * written by a newer vos-fastpath (user_version above SCHEMA_VERSION), or a
+   * file of another program (tables that are not the state's). StateError.
+   */
+  private checkSchema(db: Database.Database, path: string): void {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new StateError(path, 'SCHEMA', `the state database ${path} was written by a newer vos-fastpath (schema ${version} > ${SCHEMA_VERSION}); use that version, or move the file aside`);
+    const ours = new Set(['entries', 'sources', 'consumer_offsets']);
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+    const cols = tables.includes('entries') ? (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('entries') as string[]) : [];
+    const foreign = tables.filter((t) => !ours.has(t));
+    if (foreign.length || (tables.includes('entries') && !['target', 'source', 'reason', 'added', 'expires'].every((c) => cols.includes(c)))) {
+      throw new StateError(path, 'FOREIGN', `${path} is not a vos-fastpath database (tables: ${tables.join(', ')}${cols.length ? `; entries has ${cols.join(', ')}` : ''}); move it aside or point VOS_STATE_DIR elsewhere`);
     }
   }
 
@@ -206,7 +343,7 @@ export class StateStore {
       return fn();
     } catch (err) {
       // An environment error (the SQLite addon missing) is no fault of the database: as it is, exit 3.
-      if (err instanceof EnvError) throw err;
+      if (err instanceof EnvError || err instanceof UsageError) throw err;
       throw stateError(this.path, err, doing);
     }
   }
@@ -220,6 +357,9 @@ export class StateStore {
     this.conn?.close();
     this.conn = undefined;
     this.stmts.clear();
+    if (this.copyDir) rmSync(this.copyDir, { recursive: true, force: true });
+    this.copyDir = undefined;
+    this.readOnlyCause = undefined;
   }
 
   /**
@@ -230,6 +370,8 @@ export class StateStore {
    */
   async transaction<T>(fn: () => Promise<T> | T): Promise<T> {
     if (this.inTx) return fn();
+    this.run('waiting for the write lock', () => this.db);
+    this.assertWritable();
     this.run('waiting for the write lock', () => this.db.exec('BEGIN IMMEDIATE'));
     this.inTx = true;
     try {
@@ -260,6 +402,18 @@ export class StateStore {
   /** Old name of transaction(), kept for callers written against the file store. */
   withLock<T>(fn: () => Promise<T> | T): Promise<T> {
     return this.transaction(fn);
+  }
+
+  /**
+   * SQLite's PRAGMA quick_check over the whole file (about 0.4 s at 1,000,000
+   * entries, so for attach and status, not for every write):
+   * StateCorruptError with its first findings when it is not "ok". Damage a
+   * command never reads (the middle of the file) is found here.
+   */
+  check(): void {
+    const found = this.run('checking it', () => this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>).map((r) => r.quick_check);
+    if (found.length === 1 && found[0] === 'ok') return;
+    throw new StateCorruptError(this.path, 'SQLITE_CORRUPT', `the state database ${this.path} is damaged (PRAGMA quick_check: ${found.join('; ')}); ${RECOVER_HINT}`);
   }
 
   /** Whether the state holds no entry at all (cheap). */
@@ -338,6 +492,8 @@ export class StateStore {
    */
   commit(puts: readonly Entry[], dels: readonly string[]): void {
     if (!puts.length && !dels.length) return;
+    this.run('writing it', () => this.db);
+    this.assertWritable();
     const work = () =>
       this.run('writing it', () => {
         if (puts.length) {
@@ -411,9 +567,11 @@ function legacyFiles(dir: string): string[] {
 export function migrateLegacy(dir: string): { entries: number; badLines: string[] } {
   const { entries, badLines } = readLegacy(dir);
   const final = join(dir, STATE_FILE);
-  const tmp = `${final}.migrating`;
+  // Each process builds its own copy: commands started together on an old folder race here, and one copy wins (link below).
+  const name = `${STATE_FILE}.migrating-${process.pid}`;
+  const tmp = join(dir, name);
   for (const s of ['', '-wal', '-shm', '-journal']) rmSync(tmp + s, { force: true });
-  const store = new StateStore(dir, `${STATE_FILE}.migrating`);
+  const store = new StateStore(dir, name);
   try {
     const db = store.db;
     store.commit([...entries.values()], []);
@@ -431,7 +589,15 @@ export function migrateLegacy(dir: string): { entries: number; badLines: string[
   }
   store.close();
   for (const s of ['-wal', '-shm']) rmSync(tmp + s, { force: true });
-  renameSync(tmp, final);
+  // link, unlike rename, fails when the name exists: the first verified copy stays in place, the others are dropped.
+  try {
+    linkSync(tmp, final);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    rmSync(tmp, { force: true });
+    return { entries: entries.size, badLines };
+  }
+  rmSync(tmp, { force: true });
   process.stderr.write(`vosctl: migrated ${entries.size} entries from ${LEGACY.join(' + ')} to ${final}${badLines.length ? `; unreadable lines skipped: ${badLines.join(', ')}` : ''}; the old files are kept in ${join(dir, LEGACY_ASIDE)}/\n`);
   return { entries: entries.size, badLines };
 }
@@ -442,6 +608,80 @@ function setLegacyAside(dir: string): void {
   if (!present.length) return;
   const aside = join(dir, LEGACY_ASIDE);
   mkdirSync(aside, { recursive: true });
-  for (const f of present) renameSync(join(dir, f), join(aside, f));
+  for (const f of present) {
+    try {
+      renameSync(join(dir, f), join(aside, f));
+    } catch (err) {
+      // Another command set it aside first.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
   rmSync(join(dir, 'lock'), { recursive: true, force: true });
+}
+
+/**
+ * The entries still readable in a damaged database (one set aside): a scan of
+ * `entries` by rowid that, where a page fails to read, skips ahead (1, 2, 4
+ * ... rowids) past the damage and goes on. Returns the rows read and how many
+ * read errors were skipped; [] when not even the schema can be read.
+ */
+export function salvage(path: string): { entries: Entry[]; skipped: number } {
+  const entries: Entry[] = [];
+  let skipped = 0;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, nativeBinding: loadSqliteAddon() as never });
+    const scan = db.prepare(`SELECT rowid, ${COLS} FROM entries WHERE rowid > ? ORDER BY rowid`).raw();
+    let after = -1;
+    let step = 1;
+    for (let tries = 0; tries < 100_000 && after < 2 ** 40; tries++) {
+      const from = after;
+      try {
+        for (const r of scan.iterate(after) as IterableIterator<[number, ...Row]>) {
+          if (typeof r[1] === 'string' && typeof r[2] === 'string') entries.push(toEntry(r.slice(1) as Row));
+          after = r[0];
+          step = 1;
+        }
+        break;
+      } catch {
+        // Past the damage: rowids after the last good one, further each time in a row this fails.
+        skipped++;
+        if (after === from) step *= 2;
+        after += step;
+      }
+    }
+  } catch {
+    /* nothing readable */
+  } finally {
+    db?.close();
+  }
+  return { entries, skipped };
+}
+
+/**
+ * Where the state lives must be trusted: a state folder others can write lets
+ * them put a symbolic link (or their own file) where root then writes.
+ * StateError for a state.sqlite3 that is a symbolic link in such a folder or
+ * owned by another user; a warning on stderr for such a folder alone.
+ */
+function checkPlace(dir: string, path: string): void {
+  const d = statSafe(dir);
+  const f = statSafe(path);
+  const uid = process.getuid?.() ?? 0;
+  const open = d !== undefined && ((d.mode & 0o002) !== 0 || (d.mode & 0o020) !== 0);
+  if (f?.isSymbolicLink() && (open || f.uid !== uid)) {
+    let to = '?';
+    try {
+      to = readlinkSync(path);
+    } catch {
+      /* keep ? */
+    }
+    throw new StateError(path, 'UNSAFE', `${path} is a symbolic link (to ${to}) in ${dir}, a folder others can write (mode ${(d!.mode & 0o7777).toString(8)}, owner uid ${d!.uid}): refusing to follow it; replace it with the file itself and make ${dir} writable by its owner only (chmod 755)`);
+  }
+  if (f && !f.isSymbolicLink() && f.uid !== uid && open) {
+    throw new StateError(path, 'UNSAFE', `${path} belongs to uid ${f.uid}, not to the user running vosctl (uid ${uid}), in a folder others can write: refusing to use it; check who put it there`);
+  }
+  if (open) {
+    process.stderr.write(`vosctl: warning: the state folder ${dir} is writable by others (mode ${(d!.mode & 0o7777).toString(8)}): anyone could replace the blocklist's state; chmod 755 ${dir}\n`);
+  }
 }

@@ -277,14 +277,24 @@ vfp_sql_text() { printf "'%s'" "${1//\'/\'\'}"; } # TEXT -> SQL string literal
 # Sets VFP_SQL_OUT to what sqlite3 printed; returns 1 when sqlite3 failed
 # (-bail: it exits, and VFP_SQL_OUT holds its error).
 vfp_state_sql() {
-	local line
+	local line sent=1
 	VFP_SQL_OUT=""
-	{ printf '%s\n' "$@" "SELECT 'vfp:done';" >&"$VFP_SQL_W"; } 2>/dev/null || return 1
+	# sqlite3 may have exited already (-bail on an error): SIGPIPE is ignored
+	# (vfp_state_begin), so writing to it fails here instead of killing the
+	# script with 141, and what it said before exiting is still read below.
+	{ printf '%s\n' "$@" "SELECT 'vfp:done';" >&"$VFP_SQL_W"; } 2>/dev/null || sent=0
 	while IFS= read -r line <&"$VFP_SQL_R"; do
-		[ "$line" = vfp:done ] && return 0
+		[ "$line" = vfp:done ] && ((sent)) && return 0
 		VFP_SQL_OUT+=${VFP_SQL_OUT:+$'\n'}$line
 	done
+	[ -n "$VFP_SQL_OUT" ] || VFP_SQL_OUT="sqlite3 exited (status $(vfp_sql_status))"
 	return 1
+}
+
+vfp_sql_status() { # the dead coprocess's exit status, or "unknown"
+	local rc=0
+	wait "$VFP_SQL_CHILD" 2>/dev/null || rc=$?
+	if ((rc == 127)); then echo unknown; else echo "$rc"; fi
 }
 
 vfp_state_begin() { # the write lock, with the schema in place
@@ -292,17 +302,38 @@ vfp_state_begin() { # the write lock, with the schema in place
 	db=$(vfp_state_db)
 	dir=${db%/*}
 	command -v sqlite3 >/dev/null || vfp_die 3 "sqlite3 not found; install Debian's sqlite3 (scripts/setup.sh)"
-	[[ $timeout_s =~ ^[0-9]+$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT '$timeout_s': seconds"
+	# One rule with vosctl (lib/state.ts timeoutS): whole seconds, 0 = do not wait, unset or empty = 60.
+	[[ $timeout_s =~ ^[0-9]{1,6}$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT '$timeout_s': whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: 60)"
 	if [ ! -e "$db" ] && { [ -e "$dir/blocklist.jsonl" ] || [ -e "$dir/journal.jsonl" ]; }; then
 		vfp_die 3 "$dir holds the state in the old file format; run one vosctl command (vosctl status) to migrate it to $db first"
 	fi
 	mkdir -p "$dir" 2>/dev/null || vfp_die 3 "cannot create the state folder $dir; run as root"
+	# As lib/state.ts checkPlace: in a folder group or others can write, never follow a link someone else may have put there.
+	local mode
+	mode=$(stat -c %a "$dir")
+	if (((8#$mode & 8#022) != 0)); then
+		if [ -L "$db" ]; then
+			vfp_die 1 "$db is a symbolic link (to $(readlink "$db")) in $dir, a folder others can write (mode $mode): refusing to follow it; replace it with the file itself and make $dir writable by its owner only (chmod 755)"
+		fi
+		echo "${0##*/}: warning: the state folder $dir is writable by others (mode $mode): anyone could replace the blocklist's state; chmod 755 $dir" >&2
+	fi
+	[ ! -d "$db" ] || vfp_die 1 "$db is a directory, not a database file"
+	trap '' PIPE
 	coproc VFP_SQL { exec sqlite3 -batch -bail "$db" 2>&1; }
 	# Our own copies: bash unsets VFP_SQL as soon as sqlite3 exits (-bail on an error).
 	exec {VFP_SQL_W}>&"${VFP_SQL[1]}" {VFP_SQL_R}<&"${VFP_SQL[0]}"
-	vfp_state_sql ".timeout $((timeout_s * 1000))" "PRAGMA synchronous = FULL;" "PRAGMA user_version;" ||
+	VFP_SQL_CHILD=$VFP_SQL_PID
+	# The schema version, and the tables that are not the state's (another program's file): as lib/state.ts checks.
+	vfp_state_sql ".timeout $((timeout_s * 1000))" "PRAGMA synchronous = FULL;" \
+		"SELECT user_version, (SELECT ifnull(group_concat(name, ', '), '') FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('entries', 'sources', 'consumer_offsets')) ||" \
+		"CASE WHEN EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'entries') AND (SELECT count(*) FROM pragma_table_info('entries') WHERE name IN ('target', 'source', 'reason', 'added', 'expires')) < 5 THEN ' entries (other columns)' ELSE '' END FROM pragma_user_version;" ||
 		vfp_die 1 "the state database $db cannot be opened: $VFP_SQL_OUT"
-	if [ "${VFP_SQL_OUT##*$'\n'}" = 0 ]; then
+	local version=${VFP_SQL_OUT##*$'\n'} foreign
+	foreign=${version#*|}
+	version=${version%%|*}
+	((version <= 1)) || vfp_die 1 "the state database $db was written by a newer vos-fastpath (schema $version > 1); use that version, or move the file aside"
+	[ -z "$foreign" ] || vfp_die 1 "$db is not a vos-fastpath database (tables: ${foreign# }); move it aside or point VOS_STATE_DIR elsewhere"
+	if [ "$version" = 0 ]; then
 		vfp_state_sql ".read $VFP_SCRIPTS/state.sql" || vfp_die 1 "the state database $db cannot be set up: $VFP_SQL_OUT"
 	fi
 	vfp_state_sql "BEGIN IMMEDIATE;" ||
@@ -316,9 +347,9 @@ vfp_state_commit() { # NOT_PERSISTED
 	db=$(vfp_state_db)
 	vfp_state_sql "COMMIT;" ||
 		vfp_die 1 "the state database $db could not be written: $VFP_SQL_OUT. $1: NOT persisted (the map has it, a reboot would lose it); once the state can be written, run vosctl reconcile --from map"
-	printf '.quit\n' >&"$VFP_SQL_W"
+	{ printf '.quit\n' >&"$VFP_SQL_W"; } 2>/dev/null || true
 	exec {VFP_SQL_W}>&- {VFP_SQL_R}<&-
-	wait "$VFP_SQL_PID" 2>/dev/null || true
+	wait "$VFP_SQL_CHILD" 2>/dev/null || true
 }
 
 # The state rows of a block: the entry exactly as the map now holds it (the

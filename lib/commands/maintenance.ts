@@ -17,7 +17,7 @@ export const gc: CommandModule<object, object> = {
 };
 
 interface ReconcileArgs {
-  from: 'map' | 'state';
+  from?: 'map' | 'state';
 }
 
 export const reconcileCmd: CommandModule<object, ReconcileArgs> = {
@@ -26,8 +26,8 @@ export const reconcileCmd: CommandModule<object, ReconcileArgs> = {
   builder: (y) =>
     y.option('from', {
       choices: ['map', 'state'] as const,
-      default: 'map' as const,
-      describe: 'map: adopt what the maps hold (script blocks and unblocks); state: rewrite the maps from the state',
+      describe:
+        'state: rewrite the maps from the state (after a reboot or an interrupted command); map: adopt what the maps hold (maps changed by hand with bpftool). Without it: as map, refused when that would delete more than a few state entries',
     }) as never,
   handler: async (argv) => {
     const a = argv as Args<ReconcileArgs>;
@@ -35,9 +35,9 @@ export const reconcileCmd: CommandModule<object, ReconcileArgs> = {
     const { reconcile } = await import('../blocklist.js');
     const ctx = Context.fromArgs(a);
     const d = await reconcile(ctx, a.from);
-    if (d.setAside) process.stdout.write(`the state database was unreadable: set aside as ${d.setAside}; a new one is built from the maps\n`);
-    ctx.log.info('reconciled', { action: 'reconcile', from: a.from, only_in_state: d.onlyInState.length, only_in_map: d.onlyInMap.length, differing: d.differing.length });
-    process.stdout.write(`reconciled from ${a.from}: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing\n`);
+    if (d.setAside) process.stdout.write(`the state database was unreadable: set aside as ${d.setAside}; ${d.salvaged} entries salvaged from it, merged with the maps into a new one\n`);
+    ctx.log.info('reconciled', { action: 'reconcile', from: a.from ?? 'map', salvaged: d.salvaged, only_in_state: d.onlyInState.length, only_in_map: d.onlyInMap.length, differing: d.differing.length });
+    process.stdout.write(`reconciled from ${d.setAside ? 'the salvaged state and the maps' : (a.from ?? 'map')}: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing\n`);
   },
 };
 
@@ -67,7 +67,10 @@ export const status: CommandModule<object, StatusArgs> = {
     const cfg = (await ctx.maps.dump(ctx.pin('config'))).subarray(4);
     const flags = cfg.readUInt32LE(0);
     const ports = Array.from({ length: cfg.readUInt32LE(4) }, (_, i) => cfg.readUInt16LE(8 + 2 * i));
+    ctx.store.check();
     const d = await divergence(ctx);
+    const reconcileAdvice =
+      'after a reboot or an interrupted command the state is the truth: run vosctl reconcile --from state; only if the maps were changed by hand with bpftool: vosctl reconcile --from map';
     const report = {
       pin_dir: ctx.settings.pinDir,
       state_dir: ctx.settings.stateDir,
@@ -75,6 +78,7 @@ export const status: CommandModule<object, StatusArgs> = {
       attached: progId === null ? [] : await attachments(progId),
       config: { ports, scope: flags & 1 ? 'sip' : 'all', stealth: Boolean(flags & 2), malformed_register: Boolean(flags & 4), shadow: Boolean(flags & 8) },
       maps,
+      reconcile_advice: !d.onlyInMap.length && !d.onlyInState.length && !d.differing.length ? null : reconcileAdvice,
       state_matches_maps: !d.onlyInMap.length && !d.onlyInState.length && !d.differing.length,
       divergence: { only_in_maps: d.onlyInMap.length, only_in_state: d.onlyInState.length, differing: d.differing.length },
     };
@@ -88,7 +92,7 @@ export const status: CommandModule<object, StatusArgs> = {
       ...maps.map((m) => `map          ${m.name.padEnd(17)} ${m.entries} / ${m.capacity} (${(m.fill * 100).toFixed(1)}%)`),
       report.state_matches_maps
         ? 'state        matches the maps'
-        : `state        DIVERGES: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing; run vosctl reconcile`,
+        : `state        DIVERGES: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing; ${reconcileAdvice}`,
     ];
     process.stdout.write(out.join('\n') + '\n');
   },

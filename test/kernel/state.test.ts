@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
 import { describeKernel } from '../helpers/env.js';
@@ -133,6 +133,37 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('after a reboot on a full disk or a read-only state folder, attach, list and status still read the state', async () => {
+    const { h, disk } = await nearlyFull(4000);
+    const mine = addrs(3, 7000);
+    expect(await h.vosctl('block', ...mine)).toMatchObject({ code: 0 });
+    const filler2 = join(disk, 'filler2');
+    fillDisk(filler2, 8);
+    let r = await h.reboot();
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/restored 3 entries/);
+    expect(r.err).toMatch(/is full .*reading a copy/);
+    expect((await h.ips()).sort()).toEqual([...mine].sort());
+    expect(await h.matches()).toBe(true);
+    // A write says why it cannot be persisted, and changes nothing.
+    r = await h.vosctl('block', addrs(1, 7100)[0]!);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/is full/);
+    expect(r.err).not.toMatch(/needs root/);
+    // Room again, one clean close (no -wal, no -shm left), then the folder read-only: SQLite alone cannot read it.
+    rmSync(filler2);
+    expect(await h.vosctl('gc')).toMatchObject({ code: 0 });
+    expect(readdirSync(h.stateDir).filter((f) => f.startsWith('state.sqlite3'))).toEqual(['state.sqlite3']);
+    await execa('mount', ['-o', 'remount,ro', disk]);
+    r = await h.reboot();
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/restored 3 entries/);
+    expect(r.err).toMatch(/read-only/);
+    expect(r.err).not.toMatch(/needs root/);
+    expect((await h.ips()).sort()).toEqual([...mine].sort());
+    await h.detach();
+  });
+
   it('consume on a nearly full disk acks only what it persisted', async () => {
     if (brokerMissing()) {
       if (process.env.CI === 'true') throw new Error(brokerMissing()!);
@@ -252,6 +283,48 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('recovery keeps the persisted truth: status advises --from state, a plain reconcile refuses to empty the state, a damaged file is salvaged', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const feed = addrs(20_000, 30_000);
+    writeFileSync(join(lab.tmp, 'salvage.txt'), feed.join('\n'));
+    expect(await h.vosctl('load-file', join(lab.tmp, 'salvage.txt'), '--source', 'feed')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('gc')).toMatchObject({ code: 0 }); // checkpointed: the rows are in the main file
+    // Maps recreated empty (a boot without the restore): the state is the truth.
+    await h.detach();
+    rmSync(h.pinDir, { recursive: true, force: true });
+    expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+    const st = await h.vosctl('status');
+    expect(st.out).toMatch(/20000 only in the state.*reconcile --from state/);
+    const plain = await h.vosctl('reconcile');
+    expect(plain.code).not.toBe(0);
+    expect(plain.err).toMatch(/would delete 20000 entries .*--from state/);
+    const rows = async () => Number((await execa('sqlite3', ['-readonly', join(h.stateDir, 'state.sqlite3'), 'SELECT count(*) FROM entries'])).stdout);
+    expect(await rows()).toBe(20_000);
+    expect(await h.vosctl('reconcile', '--from', 'state')).toMatchObject({ code: 0 });
+    expect(await h.matches()).toBe(true);
+    // Damage in the middle of the file, then a reboot: the maps come back empty, the rows still readable are salvaged.
+    const db = join(h.stateDir, 'state.sqlite3');
+    const size = statSync(db).size;
+    const fd = openSync(db, 'r+');
+    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, 8192, Math.floor(size / 2 / 4096) * 4096);
+    closeSync(fd);
+    const st2 = await h.vosctl('status');
+    expect(st2.code).toBe(1);
+    expect(st2.err).toMatch(/state\.sqlite3 is (damaged \(PRAGMA quick_check|unreadable while checking it).*salvages the rows/);
+    const att = await h.reboot();
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/salvages the rows/);
+    const rec = await h.vosctl('reconcile');
+    expect(rec.code).toBe(0);
+    const m = rec.out.match(/(\d+) entries salvaged/);
+    expect(Number(m?.[1])).toBeGreaterThan(15_000);
+    expect(await h.matches()).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    expect((await h.ips()).length).toBe(Number(m?.[1]));
+    await h.detach();
+  });
+
   it('migrates a state folder of the old format on first use, and attach restores it sized for what it holds', async () => {
     const h = new Host();
     mkdirSync(h.stateDir, { recursive: true });
@@ -268,6 +341,112 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const status = JSON.parse((await h.vosctl('status', '--json')).out) as { maps: Array<{ name: string; entries: number }>; state_matches_maps: boolean };
     expect(status.maps.find((m) => m.name === 'blocked_ips')!.entries).toBe(300_001);
     expect(status.state_matches_maps).toBe(true);
+    await h.detach();
+  });
+
+  it('commands started together on a folder of the old format: one migrates, all apply their blocks, nothing is lost', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    const feed = addrs(50_000, 60_000);
+    writeFileSync(join(h.stateDir, 'blocklist.jsonl'), feed.map((ip) => `["${ip}","feed",null,1800000000,0]`).join('\n') + '\n');
+    writeFileSync(join(h.stateDir, 'journal.jsonl'), '{"op":"put","e":["198.51.100.3","manual","by hand",1800000000,0]}\n');
+    expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+    const mine = ['203.0.113.31', '203.0.113.32', '203.0.113.33'];
+    const runs = await Promise.all(mine.map((ip) => h.vosctl('block', ip)));
+    expect(runs.map((r) => [r.code, r.err])).toEqual(mine.map(() => [0, expect.not.stringMatching(/ENOENT|error/i)]));
+    const db = join(h.stateDir, 'state.sqlite3');
+    const count = async (where: string) => Number((await execa('sqlite3', ['-readonly', db, `SELECT count(*) FROM entries WHERE ${where}`])).stdout);
+    expect(await count("source = 'feed'")).toBe(50_000);
+    expect(await count(`target IN ('198.51.100.3', '${mine.join("', '")}')`)).toBe(4);
+    expect(readdirSync(h.stateDir).filter((f) => f.includes('migrating'))).toEqual([]);
+    expect(readdirSync(join(h.stateDir, 'pre-sqlite')).sort()).toEqual(['blocklist.jsonl', 'journal.jsonl']);
+    await h.detach();
+  });
+
+  it("a newer vos-fastpath's database or another program's file is refused by name, by vosctl and the scripts, and left untouched", async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['CREATE TABLE moz_places (url TEXT);', /is not a vos-fastpath database \(tables: moz_places\)/],
+      ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
+      [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
+    ];
+    for (const [sql, says] of cases) {
+      const h = new Host();
+      mkdirSync(h.stateDir, { recursive: true });
+      const db = join(h.stateDir, 'state.sqlite3');
+      await execa('sqlite3', [db], { input: sql });
+      const schema = async () => (await execa('sqlite3', ['-readonly', db, '.schema'])).stdout;
+      const before = await schema();
+      const att = await h.vosctl('attach', v.host);
+      expect(att.code).toBe(1);
+      expect(att.err).toMatch(says);
+      expect(att.err).not.toMatch(/unexpected|    at /);
+      const sc = await h.script('block_ip.sh', ['198.51.100.44']);
+      expect(sc.code).toBe(1);
+      expect(sc.err).toMatch(says);
+      expect(await schema()).toBe(before);
+      await h.detach();
+    }
+  });
+
+  it('a block script whose sqlite3 has exited says the change is NOT persisted and exits 1 (never 141)', async () => {
+    const dir = join(lab.tmp, 'deadsql');
+    mkdirSync(dir);
+    const r = await execa(
+      'bash',
+      [
+        '-c',
+        `set -euo pipefail; . "${ROOT}/scripts/lib.sh"; vfp_state_begin; kill "$VFP_SQL_CHILD"; while kill -0 "$VFP_SQL_CHILD" 2>/dev/null; do sleep 0.05; done
+         vfp_state_sql "$(printf 'SELECT %d;\n' $(seq 1 20000))" || true; vfp_state_commit "blocked 198.51.100.45"`,
+      ],
+      { env: { VFP_STATE_DIR: dir }, reject: false },
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/blocked 198\.51\.100\.45: NOT persisted \(the map has it/);
+  });
+
+  it('VOS_STATE_TIMEOUT has one rule for vosctl and the scripts; a 0-byte database is named, not silently empty', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const run = (cmd: string, args: string[], timeout: string) => execa(cmd, args, { env: { ...h.env(), VOS_STATE_TIMEOUT: timeout }, reject: false });
+    for (const bad of ['abc', '-1', '2.5']) {
+      const a = await run(VOSCTL, ['block', '198.51.100.61'], bad);
+      const b = await run(join(ROOT, 'scripts/block_ip.sh'), ['198.51.100.62'], bad);
+      for (const r of [a, b]) {
+        expect(r.exitCode).toBe(2);
+        expect(r.stderr).toContain(`bad VOS_STATE_TIMEOUT '${bad}': whole seconds`);
+      }
+    }
+    expect((await run(VOSCTL, ['block', '198.51.100.63'], '0')).exitCode).toBe(0);
+    expect((await run(join(ROOT, 'scripts/block_ip.sh'), ['198.51.100.64'], '0')).exitCode).toBe(0);
+    expect((await h.ips()).sort()).toEqual(['198.51.100.63', '198.51.100.64']);
+    writeFileSync(join(h.stateDir, 'state.sqlite3'), '');
+    for (const f of ['state.sqlite3-wal', 'state.sqlite3-shm']) rmSync(join(h.stateDir, f), { force: true });
+    const att = await h.reboot();
+    expect(att.err).toMatch(/state\.sqlite3 is empty \(0 bytes\)/);
+    await h.detach();
+  });
+
+  it('a state.sqlite3 that is a symbolic link in a folder others can write is refused; a directory in its place is named', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    chmodSync(h.stateDir, 0o1777);
+    const elsewhere = join(lab.tmp, 'chosen-by-someone.db');
+    symlinkSync(elsewhere, join(h.stateDir, 'state.sqlite3'));
+    const att = await h.vosctl('attach', v.host);
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/is a symbolic link \(to .*chosen-by-someone\.db\) in .*refusing to follow it/);
+    const sc = await h.script('block_ip.sh', ['198.51.100.71']);
+    expect(sc.code).toBe(1);
+    expect(sc.err).toMatch(/is a symbolic link \(to .*chosen-by-someone\.db\) in .*refusing to follow it/);
+    expect(existsSync(elsewhere)).toBe(false);
+    rmSync(join(h.stateDir, 'state.sqlite3'));
+    mkdirSync(join(h.stateDir, 'state.sqlite3'));
+    chmodSync(h.stateDir, 0o755);
+    const dir = await h.vosctl('attach', v.host);
+    expect(dir.code).toBe(1);
+    expect(dir.err).toMatch(/state\.sqlite3 is a directory, not a database file/);
+    expect((await h.script('block_ip.sh', ['198.51.100.72'])).err).toMatch(/state\.sqlite3 is a directory, not a database file/);
+    expect(dir.err).not.toMatch(/needs root/);
     await h.detach();
   });
 

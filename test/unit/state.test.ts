@@ -86,7 +86,7 @@ describe('StateStore on SQLite', () => {
     a.load();
     const holder = open();
     holder.db.exec('BEGIN IMMEDIATE');
-    process.env.VOS_STATE_TIMEOUT = '0.2';
+    process.env.VOS_STATE_TIMEOUT = '0'; // whole seconds (0: do not wait), the one rule vosctl and the scripts share
     try {
       const late = new StateStore(dir);
       stores.push(late);
