@@ -191,9 +191,9 @@ async function checkIface(iface: string, root: boolean, dispatcher: boolean, mod
 }
 
 async function checkBroker(s: Settings): Promise<Check> {
-  const { brokerAccess, connectBroker, openRefusal, readPasswordFile, redactUrl } = await import('../consume/broker.js');
+  const { brokerAccess, connectBroker, openRefusal, readPasswordFile, redactUrl, splitUrls } = await import('../consume/broker.js');
   const { classifyBrokerError } = await import('../consume/faults.js');
-  const url = s.amqpUrl.split(',')[0]!.trim(); // a cluster's list (consume --url): its first node
+  const url = splitUrls([s.amqpUrl])[0]!; // a cluster's list (consume --url): its first node, read as consume reads it
   const shown = redactUrl(url);
   // An unreadable or empty password file is a usage error (exit 2), as for consume.
   const password = s.amqpPasswordFile ? readPasswordFile(s.amqpPasswordFile) : undefined;
