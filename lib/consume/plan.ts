@@ -2,6 +2,7 @@
  * From a batch of message bodies to the map work and the per-message outcome.
  * Pure: the consumer does the I/O around it.
  */
+import { MAX_TTL_S } from '../duration.js';
 import { checkBlockTarget, parseTarget, type BlockPolicy, type Target } from '../address.js';
 import type { BlockRequest } from '../blocklist.js';
 import { parseMessage, type Action } from '../messages.js';
@@ -46,7 +47,8 @@ export interface When {
  * decision time in the future (clock skew) never lengthens the ttl.
  */
 export function remainingTtl(ttlS: number, c: { ts?: number; expires?: number }, when: When): number {
-  if (c.expires !== undefined) return c.expires > when.nowS ? c.expires - when.nowS : -1;
+  // One TTL rule for every input: an absolute expiry is capped like a ttl (lib/duration.ts MAX_TTL_S).
+  if (c.expires !== undefined) return c.expires > when.nowS ? Math.min(c.expires - when.nowS, MAX_TTL_S) : -1;
   const decided = c.ts ?? when.publishedS;
   if (ttlS === 0 || decided === undefined) return ttlS;
   const left = Math.min(ttlS, decided + ttlS - when.nowS);

@@ -164,6 +164,10 @@ describe('time: ts, expires and the AMQP timestamp', () => {
     expect(plan(`{"ip":"198.51.100.1","ttl":0,"ts":${now - 1e6}}`).commands[0]!.ttlS).toBe(0);
   });
 
+  it('caps an absolute expires at the 10-year TTL limit, like every other TTL', () => {
+    expect(plan(`{"ip":"198.51.100.1","expires":${now + 50 * 365 * 86400}}`).commands[0]!.ttlS).toBe(10 * 365 * 86400);
+  });
+
   it('leaves out blocks whose expiry has passed, counting them, and still applies unblocks', () => {
     expect(plan(`{"ip":"198.51.100.1","ttl":60,"ts":${now - 60}}`)).toEqual({ commands: [], expired: 1 });
     expect(plan(`{"ip":"198.51.100.1","expires":${now}}`)).toEqual({ commands: [], expired: 1 });
