@@ -871,7 +871,8 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 			to_sip = is_sip_port(cfg, dport);
 	}
 
-	if (!(cfg->flags & VFP_CFG_SCOPE_SIP_ONLY) || to_sip || (frag & IP6_OFFSET)) {
+	/* No port to see (a non-first fragment, a chain past the walk): the blocklist applies whatever the scope. */
+	if (!(cfg->flags & VFP_CFG_SCOPE_SIP_ONLY) || to_sip || (frag & IP6_OFFSET) || parsed < 0) {
 		if (block_live(bpf_map_lookup_elem(&blocked_ips6, key.addr)))
 			return drop(VFP_STAT_BLOCKED_EXACT, fam, bytes, cfg);
 		if (block_live(bpf_map_lookup_elem(&blocked_prefixes6, &key)))

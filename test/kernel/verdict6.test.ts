@@ -188,6 +188,10 @@ describeKernel('XDP verdicts over IPv6 (bpftool prog run)', () => {
     it('drops a non-first fragment of a blocked source (no port to see)', async () => {
       expect(await verdictOf(f6('tail', { src: BLOCKED, udp: false, fragment: { offset: 185, more: false } }))).toEqual({ verdict: XDP_DROP, counted: { blocked_exact_ipv6: 1 } });
     });
+    it('drops a blocked source whose header chain is past the walk (no port to see, as for a non-first fragment)', async () => {
+      const seven = Array.from({ length: 7 }, () => ({ type: IPPROTO_DSTOPTS }));
+      expect(await verdictOf(f6(REGISTER, { src: BLOCKED, dport: 5080, ext: seven }))).toEqual({ verdict: XDP_DROP, counted: { blocked_exact_ipv6: 1 } });
+    });
     it('kept the IPv6 entries across the reload', async () => {
       expect(await verdictOf(f6(REGISTER, { src: IN_BLOCKED_PREFIX }))).toEqual({ verdict: XDP_DROP, counted: { blocked_prefix_ipv6: 1 } });
     });
