@@ -143,7 +143,10 @@ export class Lab {
     counter += 1;
     const tag = `${process.pid.toString(36)}${counter.toString(36)}`;
     const subnet = `10.201.${((process.pid + counter) % 250) + 1}`;
-    const net6 = `2001:db8:${(process.pid % 0xffff).toString(16)}:${counter.toString(16)}`;
+    // Lab IPv6 stays inside 2001:db8:7000::/36, which no fixed prefix in the tests
+    // touches: a pid-derived group elsewhere once fell inside a test's 2001:db8:1000::/36,
+    // and block refused it for covering this host.
+    const net6 = `2001:db8:${(0x7000 + (process.pid % 0x1000)).toString(16)}:${counter.toString(16)}`;
     const v: Veth = { ns: `vfp-${tag}`, host: `vfa${tag}`, peer: `vfb${tag}`, hostIp: `${subnet}.1`, peerIp: `${subnet}.2`, hostIp6: `${net6}::1`, peerIp6: `${net6}::2` };
     await execa('ip', ['netns', 'add', v.ns]);
     this.defer(`namespace ${v.ns}`, () => execa('ip', ['netns', 'del', v.ns]));
