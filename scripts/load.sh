@@ -86,7 +86,7 @@ maps=(
 	"allow_ips6 lpm_trie 20 4 16384 1"
 	"options_allow6 lpm_trie 20 4 16384 1"
 	"config array 4 40 1 0"
-	"stats percpu_array 4 16 22 0"
+	"stats percpu_array 4 16 24 0"
 	"xsks_map xskmap 4 4 64 0"
 	"source_names array 4 32 256 0"
 )

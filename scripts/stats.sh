@@ -20,8 +20,10 @@ vfp_require_maps
 
 # Index order of enum vfp_stat in xdp/vfp_maps.h: IPv4 (and not_ip) first, then
 # the IPv6 half with "_ipv6" names; null for slots a family never counts.
-reasons='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ip","shadow_would_drop","tiny_fragment","unparsed_headers"]'
-names=$(jq -c '[(.[] | if . == "unparsed_headers" then null else . end), (.[] | if . == "not_ip" then null else . + "_ipv6" end)]' <<<"$reasons")
+# unparsed_headers and unjudged are IPv6's only (extension headers; IPv4's headers
+# never push a payload past what the SIP checks read).
+reasons='["passed","allowlisted","blocked_exact","blocked_prefix","options_dropped","malformed_register","redirected","not_ip","shadow_would_drop","tiny_fragment","unparsed_headers","unjudged"]'
+names=$(jq -c '[(.[] | if . == "unparsed_headers" or . == "unjudged" then null else . end), (.[] | if . == "not_ip" then null else . + "_ipv6" end)]' <<<"$reasons")
 counters=$(bpftool -j map dump pinned "$(vfp_map stats)" | jq -c --argjson names "$names" "$VFP_JQ_HEX"'
 	def u64: .[0:8] | map(h) | reverse | reduce .[] as $b (0; . * 256 + $b);
 	map(select($names[(.key | map(h) | .[0])] != null)) |

@@ -89,7 +89,9 @@ struct vfp_config {
  * Every packet lands in exactly one of these. The stats map holds them twice:
  * IPv4 and frames that are not IP at [reason], IPv6 at [VFP_STAT_IPV6 + reason],
  * so every counter can carry a family (vosctl stats, the family label of
- * the metrics).
+ * the metrics). Named in the same order in scripts/stats.sh and
+ * lib/maps/layout.ts; scripts/load.sh creates the map with VFP_STAT_ENTRIES
+ * entries (test/unit/stats-layout.test.ts holds them together).
  */
 enum vfp_stat {
 	VFP_STAT_PASSED = 0,
@@ -102,7 +104,8 @@ enum vfp_stat {
 	VFP_STAT_NOT_IP,             /* neither IPv4 nor IPv6 (ARP, LLDP...) */
 	VFP_STAT_SHADOW_WOULD_DROP,
 	VFP_STAT_TINY_FRAGMENT,      /* first fragment to a SIP port too short to show its start line */
-	VFP_STAT_UNPARSED_HEADERS,   /* IPv6 extension-header chain too long or cut short: passed unjudged */
+	VFP_STAT_UNPARSED_HEADERS,   /* IPv6 extension-header chain cut short, or an extension header not walked: passed */
+	VFP_STAT_UNJUDGED,           /* UDP to a SIP port whose payload starts past what the SIP checks read: dropped */
 	VFP_STAT_MAX
 };
 

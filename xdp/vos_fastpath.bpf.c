@@ -54,7 +54,9 @@
  * Masks frame offsets for the verifier. A masked offset is the real one only
  * below the mask: sip_judge judges no payload that starts later than
  * FRAME_OFF_MASK + 1 - SIP_REACH (8 KiB of L2-L4 headers; IPv4's are at most
- * 90 bytes), so no read wraps to the frame's headers.
+ * 90 bytes), so no read wraps to the frame's headers. A datagram to a SIP
+ * port whose payload starts later (only IPv6 extension headers push it so
+ * far) cannot be judged and is dropped as unjudged.
  */
 #define FRAME_OFF_MASK    0x3fff
 #define SIP_MAX_PAYLOAD_OFF (FRAME_OFF_MASK + 1 - SIP_REACH)
@@ -62,11 +64,17 @@
 #define IP_MF             0x2000
 #define IP_OFFSET         0x1fff
 /*
- * IPv6 extension headers walked before the upper layer (RFC 8200 4.1 allows
- * each once, the destination options twice): a longer chain is not a SIP
- * datagram's, and is passed unjudged (counted unparsed_headers).
+ * The IPv6 extension-header walk (ext_walk) reads headers that start at frame
+ * offsets up to EXT_MAX_OFF: the most a direct packet read reaches (the
+ * verifier's 64 KiB) less the 20 bytes of a TCP header read after the walk.
+ * Every header is 8 bytes or more, so EXT_WALK_STEPS headers always end past
+ * that: no chain outruns the walk. It ends at the upper layer, at the frame's
+ * end (cut short), at an extension header it does not walk, or (frames over
+ * 64 KiB only) past EXT_MAX_OFF; all but the first pass, counted
+ * unparsed_headers.
  */
-#define MAX_EXT_HDRS      6
+#define EXT_MAX_OFF       0xffe0
+#define EXT_WALK_STEPS    ((EXT_MAX_OFF + 32) / 8)
 #define IP6_MF            0x0001
 #define IP6_OFFSET        0xfff8
 
@@ -551,6 +559,7 @@ enum sip_verdict {
 	SIP_OPTIONS,            /* an OPTIONS request: the caller applies options_allow */
 	SIP_MALFORMED_REGISTER, /* drop */
 	SIP_TINY_FRAGMENT,      /* a first fragment too short to judge: drop */
+	SIP_UNJUDGED,           /* the payload starts past what the checks read: drop */
 };
 
 /*
@@ -600,8 +609,9 @@ static __always_inline enum sip_verdict judge_register(struct xdp_md *ctx, __u32
  * The start line is found as the servers find it: past any preamble of CR,
  * LF, NUL, HTAB and SP (fewer than SIP_MAX_LEN bytes, or the datagram passes
  * unjudged; see preamble_bytes). A payload starting past SIP_MAX_PAYLOAD_OFF
- * is judged only in place (OPTIONS without preamble). A first
- * fragment showing fewer than SIP_MIN_FIRST_FRAGMENT bytes past it is tiny.
+ * is SIP_UNJUDGED: the checks cannot read it, and passing it would let any
+ * OPTIONS through behind enough IPv6 extension headers. A first fragment
+ * showing fewer than SIP_MIN_FIRST_FRAGMENT bytes past it is tiny.
  */
 static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udphdr *udp, void *data_end,
 						  const __be16 *l3_len, __u32 l3_base, int fragment, __u32 flags)
@@ -613,6 +623,9 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 	__u64 head;
 	int at;
 
+	if (off > SIP_MAX_PAYLOAD_OFF)
+		return SIP_UNJUDGED; /* reads past FRAME_OFF_MASK would wrap */
+	barrier_var(off); /* else the compiler, knowing the bound, drops the mask the verifier needs */
 	/* The common case, in place: a whole datagram whose first byte starts its start line. */
 	if (!fragment && (void *)(payload + 9) <= data_end) {
 		head = *(__u64 *)payload;
@@ -621,17 +634,11 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 
 			if (method != SIP_MALFORMED_REGISTER || !(flags & VFP_CFG_MALFORMED))
 				return method == SIP_OPTIONS ? SIP_OPTIONS : SIP_NOTHING;
-			if (off > SIP_MAX_PAYLOAD_OFF)
-				return SIP_NOTHING; /* reads past FRAME_OFF_MASK would wrap */
-			barrier_var(off); /* else the compiler, knowing the bound, drops the mask the verifier needs */
 			ulen = bpf_ntohs(udp->len);
 			return judge_register(ctx, off, off + (ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0));
 		}
 	}
 	/* Rare: a preamble, a keepalive, a first fragment, a datagram of under 9 bytes. */
-	if (off > SIP_MAX_PAYLOAD_OFF)
-		return SIP_NOTHING; /* reads past FRAME_OFF_MASK would wrap */
-	barrier_var(off); /* as above */
 	flen = data_end - (void *)data;
 	ulen = bpf_ntohs(udp->len);
 	len = ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0;
@@ -729,6 +736,8 @@ static __always_inline int judge_rest(struct xdp_md *ctx, struct udphdr *udp, vo
 			return drop(VFP_STAT_MALFORMED_REGISTER, fam, bytes, cfg);
 		case SIP_TINY_FRAGMENT:
 			return drop(VFP_STAT_TINY_FRAGMENT, fam, bytes, cfg);
+		case SIP_UNJUDGED:
+			return drop(VFP_STAT_UNJUDGED, fam, bytes, cfg);
 		default:
 			break;
 		}
@@ -777,66 +786,101 @@ static __always_inline int judge_ipv4(struct xdp_md *ctx, struct hdr_cursor *cur
 			  &options_allow, &key);
 }
 
-/* An IPv6 extension header's first two bytes (RFC 8200 4.3-4.6). */
-struct ext_hdr {
-	__u8 next;
-	__u8 len; /* in 8-byte units, not counting the first 8 */
-};
-
-/* The IPv6 fragment header (RFC 8200 4.5). */
-struct frag_hdr {
-	__u8 nexthdr;
-	__u8 reserved;
-	__be16 frag_off; /* offset in 8-byte units << 3 | M */
-	__be32 identification;
-};
+/* Extension headers ext_walk walks (RFC 8200 4.1, 4.3-4.5): the ones a SIP datagram may carry. */
+static __always_inline int ext_walked(__u32 proto)
+{
+	return proto == IPPROTO_HOPOPTS || proto == IPPROTO_ROUTING || proto == IPPROTO_DSTOPTS ||
+	       proto == IPPROTO_FRAGMENT;
+}
 
 /*
- * Walk the IPv6 extension headers a SIP datagram may carry: hop-by-hop,
- * routing, destination options, fragment (RFC 8200 4.1). Sets *proto to the
- * upper-layer protocol, *frag to the fragment header's offset-and-M field (0
- * when none), cur past the chain. -1 when the chain is longer than
- * MAX_EXT_HDRS or cut short by the frame's end: unparsed, never dropped blind.
+ * Extension headers it does not walk (IANA's list, RFC 7045): AH (51; the
+ * kernel delivers what follows only under a security association), Mobility
+ * (135), HIP (139), Shim6 (140) and the experimental 253 and 254. What follows
+ * them is not judged: passed, counted unparsed_headers. ESP (50) encrypts
+ * what follows: an upper layer, as for IPv4.
  */
-static __always_inline int walk_ext_headers(struct hdr_cursor *cur, void *data_end, __u8 *proto, __u16 *frag)
+static __always_inline int ext_unwalked(__u32 proto)
 {
-#pragma unroll
-	for (int i = 0; i < MAX_EXT_HDRS; i++) {
-		struct ext_hdr *h = cur->pos;
+	return proto == IPPROTO_AH || proto == 135 || proto == 139 || proto == 140 || proto == 253 || proto == 254;
+}
 
-		switch (*proto) {
-		case IPPROTO_HOPOPTS:
-		case IPPROTO_ROUTING:
-		case IPPROTO_DSTOPTS:
-			if ((void *)(h + 1) > data_end)
-				return -1;
-			*proto = h->next;
-			cur->pos += (h->len + 1) * 8;
-			if (cur->pos > data_end)
-				return -1;
-			break;
-		case IPPROTO_FRAGMENT: {
-			struct frag_hdr *f = cur->pos;
+/* What ext_walk returns: a chain it could not follow to the upper layer (< 0), ... */
+#define WALK_CUT_SHORT -1 /* the frame ends inside the chain (the kernel drops it too) */
+#define WALK_UNWALKED  -2 /* an extension header ext_unwalked names */
+#define WALK_BEYOND    -3 /* the chain runs past EXT_MAX_OFF (frames over 64 KiB) */
+/* ... or the upper layer's frame offset (bits 0-16), its protocol (17-24) and the fragment header's bits. */
+#define WALK_MORE      (1 << 25) /* a first fragment: M set, offset 0 */
+#define WALK_LATER     (1 << 26) /* a non-first fragment: offset > 0, no L4 header follows */
+#define WALK_AGAIN     (1 << 27) /* ext_walk_batch only: the walk goes on from here */
+#define WALK_OFF(w)    ((__u32)(w) & 0x1ffff)
+#define WALK_PROTO(w)  (((__u32)(w) >> 17) & 0xff)
+/* Headers one call of ext_walk_batch walks: its loop is verified step by step, so it stays short. */
+#define EXT_WALK_BATCH 64
 
-			if ((void *)(f + 1) > data_end)
-				return -1;
-			*proto = f->nexthdr;
-			*frag = bpf_ntohs(f->frag_off);
-			cur->pos = f + 1;
-			break;
-		}
-		default:
-			return 0;
+/*
+ * Walk up to EXT_WALK_BATCH extension headers from frame offset off, where a
+ * header of type proto starts (frag: the WALK_MORE bit so far). Returns as
+ * ext_walk does, or with WALK_AGAIN where the walk goes on. Each step checks
+ * that the header's first 8 bytes are in the frame before reading them, and
+ * that its length ends within the frame. A fragment header with a non-zero
+ * offset ends the walk: fragment data, not headers, follows it (RFC 8200 4.5).
+ */
+__noinline int ext_walk_batch(struct xdp_md *ctx, __u32 off32, __u32 proto, __u32 frag32)
+{
+	__u8 *data, *data_end, *p;
+	/* 64-bit: a 32-bit offset is zero-extended afresh for each use and loses its bound. */
+	__u64 off = off32, frag = frag32 & WALK_MORE, flen, fo;
+
+	if (!ctx)
+		return WALK_CUT_SHORT;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	flen = data_end - data;
+	proto &= 0xff;
+	for (__u32 i = 0; i < EXT_WALK_BATCH; i++) {
+		if (!ext_walked(proto))
+			return ext_unwalked(proto) ? WALK_UNWALKED : (int)(off | proto << 17 | frag);
+		if (off > EXT_MAX_OFF)
+			return WALK_BEYOND;
+		p = data + off;
+		if (p + 8 > data_end)
+			return WALK_CUT_SHORT;
+		if (proto == IPPROTO_FRAGMENT) {
+			fo = (__u32)p[2] << 8 | p[3];
+			frag = (fo & IP6_MF ? WALK_MORE : 0) | (fo & IP6_OFFSET ? WALK_LATER : 0);
+			proto = p[0];
+			off += 8;
+			if (frag & WALK_LATER)
+				return off | proto << 17 | frag;
+		} else {
+			proto = p[0];
+			off += ((__u32)p[1] + 1) * 8;
+			if (off > flen)
+				return WALK_CUT_SHORT;
 		}
 	}
-	switch (*proto) {
-	case IPPROTO_HOPOPTS:
-	case IPPROTO_ROUTING:
-	case IPPROTO_DSTOPTS:
-	case IPPROTO_FRAGMENT:
-		return -1;
+	return off | proto << 17 | frag | WALK_AGAIN;
+}
+
+/*
+ * Walk the IPv6 extension headers from frame offset off, whose type is proto,
+ * to the upper layer (see EXT_MAX_OFF for the bound and the outcomes). Two
+ * global functions, each verified once on its own: this loop of
+ * EXT_WALK_STEPS / EXT_WALK_BATCH calls, and ext_walk_batch's short loop (a
+ * single loop of EXT_WALK_STEPS steps is more than the verifier follows). The
+ * common frame, with no extension header, never calls it.
+ */
+__noinline int ext_walk(struct xdp_md *ctx, __u32 off, __u32 proto)
+{
+	int w = off | (proto & 0xff) << 17;
+
+	for (__u32 i = 0; i < EXT_WALK_STEPS / EXT_WALK_BATCH; i++) {
+		w = ext_walk_batch(ctx, WALK_OFF(w), WALK_PROTO(w), w);
+		if (w < 0 || !(w & WALK_AGAIN))
+			return w;
 	}
-	return 0;
+	return WALK_BEYOND; /* not reached: see EXT_WALK_STEPS */
 }
 
 static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur, const struct vfp_config *cfg)
@@ -847,9 +891,9 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 	struct udphdr *udp = NULL;
 	struct ipv6hdr *ip6h = cur->pos;
 	__u16 frag = 0, dport = 0;
-	__u32 l3_base;
-	int to_sip = 0, parsed;
-	__u8 proto;
+	__u32 l3_base, l4_off;
+	int to_sip = 0, parsed = 0, w;
+	__u32 proto;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return count(fam + VFP_STAT_PASSED, bytes, XDP_PASS);
@@ -863,7 +907,19 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 		return count(fam + VFP_STAT_ALLOWLISTED, bytes, XDP_PASS);
 
 	proto = ip6h->nexthdr;
-	parsed = walk_ext_headers(cur, data_end, &proto, &frag);
+	if (ext_walked(proto) || ext_unwalked(proto)) {
+		/* The rare frame with extension headers: walked by a function of its own. */
+		w = ext_walk(ctx, l3_base, proto);
+		l4_off = WALK_OFF(w);
+		if (w < 0 || l4_off > EXT_MAX_OFF) {
+			parsed = -1;
+		} else {
+			barrier_var(l4_off);
+			cur->pos = data + l4_off;
+			proto = WALK_PROTO(w);
+			frag = (w & WALK_MORE ? IP6_MF : 0) | (w & WALK_LATER ? IP6_OFFSET : 0);
+		}
+	}
 	/* Only a first (or unfragmented) fragment has an L4 header to read. */
 	if (parsed == 0 && !(frag & IP6_OFFSET)) {
 		dport = l4_dport(cur->pos, data_end, proto, &udp);
@@ -871,7 +927,7 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 			to_sip = is_sip_port(cfg, dport);
 	}
 
-	/* No port to see (a non-first fragment, a chain past the walk): the blocklist applies whatever the scope. */
+	/* No port to see (a non-first fragment, a chain not followed): the blocklist applies whatever the scope. */
 	if (!(cfg->flags & VFP_CFG_SCOPE_SIP_ONLY) || to_sip || (frag & IP6_OFFSET) || parsed < 0) {
 		if (block_live(bpf_map_lookup_elem(&blocked_ips6, key.addr)))
 			return drop(VFP_STAT_BLOCKED_EXACT, fam, bytes, cfg);

@@ -32,17 +32,24 @@ export const REASONS = [
   'shadow_would_drop',
   'tiny_fragment',
   'unparsed_headers',
+  'unjudged',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 /** Suffix of an IPv6 counter's name ("blocked_exact_ipv6"); IPv4 ones (and not_ip) carry none. */
 export const IPV6_SUFFIX = '_ipv6';
 /**
+ * Reasons only IPv6 counts: its extension headers (unparsed_headers), and a
+ * payload they push past what the SIP checks read (unjudged; IPv4's headers
+ * never reach that far).
+ */
+const IPV6_ONLY: ReadonlySet<Reason> = new Set<Reason>(['unparsed_headers', 'unjudged']);
+/**
  * Counter names by stats map index: IPv4 at [reason], IPv6 at [REASONS.length
- * + reason] (VFP_STAT_IPV6). Slots a family never counts (IPv4
- * unparsed_headers, IPv6 not_ip) are null and left out of listings.
+ * + reason] (VFP_STAT_IPV6). Slots a family never counts (IPv4's IPV6_ONLY,
+ * IPv6 not_ip) are null and left out of listings.
  */
 export const STAT_NAMES: ReadonlyArray<string | null> = [
-  ...REASONS.map((r) => (r === 'unparsed_headers' ? null : r)),
+  ...REASONS.map((r) => (IPV6_ONLY.has(r) ? null : r)),
   ...REASONS.map((r) => (r === 'not_ip' ? null : `${r}${IPV6_SUFFIX}`)),
 ];
 export type StatName = string;

@@ -93,6 +93,35 @@ export interface Frame6Options extends Omit<FrameOptions, 'fragOffset' | 'moreFr
   fragment?: { offset: number; more: boolean };
   /** IPv6 payload length override. */
   payloadLength?: number;
+  /** Write the real UDP checksum (RFC 8200 8.1: mandatory over IPv6) for frames a real stack receives; else 0. */
+  udpChecksum?: boolean;
+}
+
+/**
+ * Fill an options header's option area (from byte 2) as Linux takes it: at
+ * most 7 bytes of padding (Pad1/PadN; ip6_parse_tlv refuses more, after RFC
+ * 4942 2.1.9.5), the rest in options of the experimental type 0x1e (RFC 4727),
+ * whose high bits say "skip if unknown" (RFC 8200 4.2), up to 257 bytes each
+ * (8 of them, the kernel's default max_dst_opts_number, fill 2,048 bytes).
+ */
+function fillOptions(bytes: number[]): void {
+  let at = 2;
+  while (at < bytes.length) {
+    const left = bytes.length - at;
+    if (left === 1) {
+      bytes[at] = 0; // Pad1
+      at += 1;
+    } else if (left <= 7) {
+      bytes[at] = 1; // PadN
+      bytes[at + 1] = left - 2;
+      at += left;
+    } else {
+      const len = Math.min(255, left - 2);
+      bytes[at] = 0x1e;
+      bytes[at + 1] = len;
+      at += 2 + len;
+    }
+  }
 }
 
 /** An Ethernet/IPv6[/extension headers]/UDP frame. */
@@ -110,11 +139,7 @@ export function udp6Frame(payload: string | Uint8Array, o: Frame6Options = {}): 
   chain.forEach((h, i) => {
     h.bytes[0] = i + 1 < chain.length ? chain[i + 1]!.type : upper;
     if (h.type !== IPPROTO_FRAGMENT) h.bytes[1] = (h.bytes.length - 8) / 8;
-    if (h.type === IPPROTO_DSTOPTS || h.type === IPPROTO_HOPOPTS) {
-      // PadN filling the header (RFC 8200 4.2).
-      h.bytes[2] = 1;
-      h.bytes[3] = h.bytes.length - 4;
-    }
+    if (h.type === IPPROTO_DSTOPTS || h.type === IPPROTO_HOPOPTS) fillOptions(h.bytes);
   });
   const extBytes = chain.flatMap((h) => h.bytes);
   const l4len = (withUdp ? 8 : 0) + body.length;
@@ -124,9 +149,20 @@ export function udp6Frame(payload: string | Uint8Array, o: Frame6Options = {}): 
   ip6.set(ipv6Bytes(o.src ?? '2001:db8:5::7'), 8);
   ip6.set(ipv6Bytes(o.dst ?? '2001:db8::1'), 24);
   const parts: Uint8Array[] = [Uint8Array.from(ethernet(o.vlans ?? [], ETH_P_IPV6)), ip6, Uint8Array.from(extBytes)];
-  if (withUdp) parts.push(udpHeader(o, body.length));
+  if (withUdp) parts.push(o.udpChecksum ? udp6Checksummed(ip6, udpHeader(o, body.length), body) : udpHeader(o, body.length));
   parts.push(body);
   return Buffer.concat(parts);
+}
+
+/** The UDP header with its checksum over the IPv6 pseudo-header (RFC 8200 8.1), the header and the payload. */
+function udp6Checksummed(ip6: Uint8Array, udp: Uint8Array, body: Uint8Array): Uint8Array {
+  const len = udp.length + body.length;
+  const pseudo = Uint8Array.from([...ip6.subarray(8, 40), len >>> 24, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff, 0, 0, 0, 17]);
+  const sum = checksum(Buffer.concat([pseudo, udp, body])) || 0xffff; // 0 means "no checksum": sent as all ones
+  const out = Uint8Array.from(udp);
+  out[6] = sum >> 8;
+  out[7] = sum & 0xff;
+  return out;
 }
 
 /** An ARP request: a frame that is neither IPv4 nor IPv6. */

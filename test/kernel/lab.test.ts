@@ -9,8 +9,8 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { describeKernel } from '../helpers/env.js';
-import { countersDelta, Lab, ROOT, sendUdpFrom, type Veth } from '../helpers/lab.js';
-import { sipRequest, udpFrame } from '../helpers/packets.js';
+import { countersDelta, Lab, ROOT, sendUdpFrom, type Counters, type Veth } from '../helpers/lab.js';
+import { IPPROTO_DSTOPTS, sipRequest, udp6Frame, udpFrame, type Frame6Options } from '../helpers/packets.js';
 import { waitFor } from '../helpers/wait.js';
 
 const REGISTER = sipRequest();
@@ -227,5 +227,102 @@ describeKernel('XDP on a veth pair with MTU 9000 (frames past 8 KiB, skb mode)',
   ];
   it.each(large)('%s', async (_name, frame, counter) => {
     expect(await countedFor(frame())).toEqual({ [counter]: 1 });
+  });
+});
+
+/**
+ * IPv6 extension headers on a real link: Linux delivers a UDP datagram behind
+ * any number of destination-options headers (RFC 8200 allows two; the kernel
+ * walks them all), so a chain longer than the program's walk once carried
+ * OPTIONS past stealth to a real socket. Frames are crafted with real UDP
+ * checksums and sent whole from the namespace through an AF_PACKET socket to
+ * a veth with MTU 9000 (a chain of 8 KiB needs it), program attached in skb
+ * mode. What reaches the socket on the host end is what a SIP server gets.
+ */
+describeKernel('IPv6 extension headers on a real link (skb mode, MTU 9000)', () => {
+  let lab: Lab;
+  let v: Veth;
+  let got: string[];
+  const port = 20000 + (process.pid % 10000);
+  const BLOCKED6 = '2001:db8:bad::9';
+  const dstopts = (n: number, len = 0) => Array.from({ length: n }, () => ({ type: IPPROTO_DSTOPTS, len }));
+  /** A datagram from the namespace's address to the socket, behind ext (a marker payload names it). */
+  const frame = (payload: string, ext: Frame6Options['ext'], o: Frame6Options = {}) =>
+    udp6Frame(payload, { src: v.peerIp6, dst: v.hostIp6, sport: 5060, dport: port, ext, udpChecksum: true, ...o });
+  const options = (marker: string) => sipRequest({ method: 'OPTIONS', uri: `sip:${marker}@lab` });
+  const invite = (marker: string) => sipRequest({ method: 'INVITE', uri: `sip:${marker}@lab` });
+  /** 3 x 2,048 + the rest: a chain of `bytes` bytes in 4 destination-options headers. */
+  const chainOf = (bytes: number) => [...dstopts(3, 255), { type: IPPROTO_DSTOPTS, len: (bytes - 3 * 2048) / 8 - 1 }];
+
+  /** Send frames in order; wait until the last one (a marker that must arrive) is at the socket. */
+  async function sendThrough(frames: Buffer[], lastMarker: string): Promise<void> {
+    const send = 'import socket,sys,json\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\nfor f in json.load(sys.stdin): s.send(bytes.fromhex(f))';
+    await execa('ip', ['netns', 'exec', v.ns, 'python3', '-c', send, v.peer], { input: JSON.stringify(frames.map((f) => f.toString('hex'))) });
+    await waitFor(`${lastMarker} at the socket`, async () => got.some((m) => m.includes(lastMarker)), 5000);
+  }
+  const arrived = (marker: string) => got.some((m) => m.includes(`sip:${marker}@`));
+  /** Counter changes other than passed_ipv6 (the namespace's own neighbour discovery passes too). */
+  const judged = (before: Counters, after: Counters) => {
+    const d = countersDelta(before, after);
+    delete d.passed_ipv6;
+    return d;
+  };
+
+  beforeAll(async () => {
+    lab = new Lab();
+    v = await lab.veth();
+    await execa('ip', ['link', 'set', 'dev', v.host, 'mtu', '9000', 'address', '02:00:00:00:00:01']); // the crafted frames' destination
+    await execa('ip', ['-n', v.ns, 'link', 'set', 'dev', v.peer, 'mtu', '9000']);
+    const sock = dgram.createSocket('udp6');
+    got = [];
+    sock.on('message', (m) => got.push(m.toString('latin1')));
+    sock.bind(port, v.hostIp6);
+    await once(sock, 'listening');
+    lab.defer(`udp socket [${v.hostIp6}]:${port}`, async () => sock.close());
+  });
+  afterAll(() => lab.cleanup());
+
+  it('without the program, Linux delivers UDP behind 8, 100 and 8 KiB of destination-options headers (the gap was real), nothing behind next header 253', async () => {
+    await sendThrough([
+      frame(options('bare253'), [...dstopts(2), { type: 253 }]), // what the walk passes unjudged (README)
+      frame(options('bare8'), dstopts(8)),
+      frame(options('bare100'), dstopts(100)),
+      frame(options('bare8k'), chainOf(8120)),
+    ], 'sip:bare8k@');
+    expect(['bare253', 'bare8', 'bare100', 'bare8k'].filter(arrived)).toEqual(['bare8', 'bare100', 'bare8k']);
+  });
+
+  it('attached, OPTIONS behind 8 or 100 headers dies at the NIC, an INVITE behind 100 arrives', async () => {
+    await lab.mustScript('load.sh', [v.host, '--mode', 'skb', '--ports', String(port)]);
+    lab.defer(`xdp on ${v.host}`, () => lab.script('unload.sh', [v.host]));
+    const before = await lab.counters();
+    await sendThrough([frame(options('opt8'), dstopts(8)), frame(options('opt100'), dstopts(100)), frame(invite('inv100'), dstopts(100))], 'sip:inv100@');
+    expect(['opt8', 'opt100', 'inv100'].filter(arrived)).toEqual(['inv100']);
+    expect(judged(before, await lab.counters())).toEqual({ options_dropped_ipv6: 2 });
+  });
+
+  it('a payload past 8,176 bytes into the frame is dropped as unjudged; one just within is judged; the blocklist comes first', async () => {
+    await lab.mustScript('block_ip.sh', [BLOCKED6]);
+    const before = await lab.counters();
+    await sendThrough([
+      frame(options('within'), chainOf(8112)), // payload at frame offset 8,174: read and judged
+      frame(options('past'), chainOf(8120)), // payload at 8,182: past what the checks read
+      frame(invite('pastinv'), chainOf(8120)), // a well-formed INVITE there cannot be judged either
+      frame(invite('blocked'), chainOf(8120), { src: BLOCKED6 }),
+      frame(invite('marker'), dstopts(8)),
+    ], 'sip:marker@');
+    expect(['within', 'past', 'pastinv', 'blocked', 'marker'].filter(arrived)).toEqual(['marker']);
+    expect(judged(before, await lab.counters())).toEqual({ options_dropped_ipv6: 1, unjudged_ipv6: 2, blocked_exact_ipv6: 1 });
+  });
+
+  it('in shadow mode the unjudged datagram is counted and delivered; with both checks off it is not judged', async () => {
+    await lab.mustScript('load.sh', [v.host, '--mode', 'skb', '--ports', String(port), '--shadow']);
+    let before = await lab.counters();
+    await sendThrough([frame(options('shadow'), chainOf(8120))], 'sip:shadow@');
+    expect(judged(before, await lab.counters())).toEqual({ shadow_would_drop_ipv6: 1 });
+    await lab.mustScript('load.sh', [v.host, '--mode', 'skb', '--ports', String(port), '--no-stealth', '--no-malformed']);
+    before = await lab.counters();
+    await sendThrough([frame(options('unchecked'), chainOf(8120))], 'sip:unchecked@');
+    expect(judged(before, await lab.counters())).toEqual({});
   });
 });

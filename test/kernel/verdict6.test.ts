@@ -37,7 +37,9 @@ const corpusMissing = existsSync(join(CORPUS, 'cases.json')) ? null : `no RFC 44
 const hex = (bytes: number[]) => bytes.map((b) => b.toString(16).padStart(2, '0'));
 const u32le = (n: number) => [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255];
 const without = (prefix: string) => sipRequest({ headers: DEFAULT_HEADERS.filter((h) => !h.startsWith(prefix)) });
-const f6 = (payload: string, o: Frame6Options = {}) => udp6Frame(payload, { src: CLEAN, ...o });
+const f6 = (payload: string | Uint8Array, o: Frame6Options = {}) => udp6Frame(payload, { src: CLEAN, ...o });
+/** n destination-options headers of 8 + 8 * len bytes each. */
+const dstopts = (n: number, len = 0) => Array.from({ length: n }, () => ({ type: IPPROTO_DSTOPTS, len }));
 
 /** The UDP payload of an Ethernet/IPv4/UDP frame (the corpus's frames). */
 function udpPayloadOf(frame: Buffer): Buffer {
@@ -101,9 +103,28 @@ describeKernel('XDP verdicts over IPv6 (bpftool prog run)', () => {
     ['malformed REGISTER behind hop-by-hop, routing and destination options is dropped', () => f6(without('CSeq'), { ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_ROUTING, len: 2 }, { type: IPPROTO_DSTOPTS }] }), XDP_DROP, 'malformed_register_ipv6'],
     ['valid REGISTER behind hop-by-hop and destination options passes', () => f6(REGISTER, { ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS }] }), XDP_PASS, 'passed_ipv6'],
     ['a blocked source behind extension headers is dropped', () => f6(REGISTER, { src: BLOCKED, ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS }] }), XDP_DROP, 'blocked_exact_ipv6'],
-    ['OPTIONS behind six extension headers (the walk\'s bound) is dropped', () => f6(OPTIONS, { ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_ROUTING }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }], fragment: { offset: 0, more: false } }), XDP_DROP, 'options_dropped_ipv6'],
-    ['a chain of seven extension headers passes unjudged and is counted', () => f6(OPTIONS, { ext: Array.from({ length: 7 }, () => ({ type: IPPROTO_DSTOPTS })) }), XDP_PASS, 'unparsed_headers_ipv6'],
-    ['a blocked source with a chain of seven is still dropped (its source is known)', () => f6(OPTIONS, { src: BLOCKED, ext: Array.from({ length: 7 }, () => ({ type: IPPROTO_DSTOPTS })) }), XDP_DROP, 'blocked_exact_ipv6'],
+    ['OPTIONS behind six extension headers and an atomic fragment header is dropped', () => f6(OPTIONS, { ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_ROUTING }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }], fragment: { offset: 0, more: false } }), XDP_DROP, 'options_dropped_ipv6'],
+    // Long chains: the walk follows every header a frame can hold (README: IPv6), so none hides a datagram.
+    ...[7, 8, 20, 100, 300].map((n): [string, () => Buffer, number, string] => [`OPTIONS behind ${n} destination-options headers is dropped (stealth)`, () => f6(OPTIONS, { ext: dstopts(n) }), XDP_DROP, 'options_dropped_ipv6']),
+    ['OPTIONS behind 20 headers of mixed kinds, a first fragment among them, is dropped', () => f6(OPTIONS, { ext: [{ type: IPPROTO_HOPOPTS, len: 1 }, ...dstopts(9), { type: IPPROTO_ROUTING, len: 2 }, ...dstopts(9, 3)], fragment: { offset: 0, more: true } }), XDP_DROP, 'options_dropped_ipv6'],
+    ['OPTIONS behind 20 headers after a leading CRLF, in lower case, is dropped', () => f6(`\r\n${OPTIONS.replace('OPTIONS', 'options')}`, { ext: dstopts(20) }), XDP_DROP, 'options_dropped_ipv6'],
+    ['OPTIONS from options_allow6 behind 100 headers passes', () => f6(OPTIONS, { src: OPTIONS_PEER, ext: dstopts(100) }), XDP_PASS, 'passed_ipv6'],
+    ['a valid INVITE behind 100 headers passes', () => f6(sipRequest({ method: 'INVITE' }), { ext: dstopts(100) }), XDP_PASS, 'passed_ipv6'],
+    ['a valid REGISTER behind 8 headers passes', () => f6(REGISTER, { ext: dstopts(8) }), XDP_PASS, 'passed_ipv6'],
+    ['a valid 500-byte REGISTER behind 100 headers passes', () => f6(registerOfSize(500), { ext: dstopts(100) }), XDP_PASS, 'passed_ipv6'],
+    ['a REGISTER without Call-ID behind 20 headers is dropped', () => f6(without('Call-ID'), { ext: dstopts(20) }), XDP_DROP, 'malformed_register_ipv6'],
+    ['a blocked source behind 7 headers is dropped', () => f6(OPTIONS, { src: BLOCKED, ext: dstopts(7) }), XDP_DROP, 'blocked_exact_ipv6'],
+    ['a blocked prefix behind 100 headers to a non-SIP port is dropped', () => f6('x', { src: IN_BLOCKED_PREFIX, dport: 53, ext: dstopts(100) }), XDP_DROP, 'blocked_prefix_ipv6'],
+    ['an allowlisted source behind 100 headers passes', () => f6(OPTIONS, { src: ALLOWED_AND_BLOCKED, ext: dstopts(100) }), XDP_PASS, 'allowlisted_ipv6'],
+    ['OPTIONS behind 100 headers to a non-SIP port passes', () => f6(OPTIONS, { dport: 5070, ext: dstopts(100) }), XDP_PASS, 'passed_ipv6'],
+    ['a chain of 100 headers cut short by the frame passes unjudged and is counted', () => truncated(f6(OPTIONS, { ext: dstopts(100) }), 14 + 40 + 8 * 60 + 4), XDP_PASS, 'unparsed_headers_ipv6'],
+    ['a blocked source whose chain of 100 is cut short is dropped', () => truncated(f6(OPTIONS, { src: BLOCKED, ext: dstopts(100) }), 14 + 40 + 8 * 60 + 4), XDP_DROP, 'blocked_exact_ipv6'],
+    ['a non-first fragment behind 50 headers from a blocked source is dropped', () => f6('tail', { src: BLOCKED, udp: false, ext: dstopts(50), fragment: { offset: 185, more: false } }), XDP_DROP, 'blocked_exact_ipv6'],
+    ['a non-first fragment whose data reads as extension headers is not walked', () => f6(Buffer.from(f6(OPTIONS, { ext: dstopts(3) }).subarray(14 + 40)), { udp: false, protocol: IPPROTO_DSTOPTS, fragment: { offset: 185, more: false } }), XDP_PASS, 'passed_ipv6'],
+    // Extension headers the walk does not follow (AH, Mobility, HIP, Shim6, experimental): what follows them is not judged.
+    ...[51, 135, 139, 140, 253, 254].map((t): [string, () => Buffer, number, string] => [`OPTIONS behind next header ${t} after 8 headers passes unjudged and is counted`, () => f6(OPTIONS, { ext: [...dstopts(8), { type: t }] }), XDP_PASS, 'unparsed_headers_ipv6']),
+    ['a blocked source behind next header 253 is dropped', () => f6(OPTIONS, { src: BLOCKED, ext: [{ type: 253 }] }), XDP_DROP, 'blocked_exact_ipv6'],
+    ['ESP (50) behind 8 headers is an upper layer: passed', () => f6('\0\0\0\x01\0\0\0\x01', { udp: false, protocol: 50, ext: dstopts(8) }), XDP_PASS, 'passed_ipv6'],
     ['an extension header cut short by the frame passes unjudged and is counted', () => truncated(f6(OPTIONS, { ext: [{ type: IPPROTO_DSTOPTS, len: 4 }] }), 14 + 40 + 4), XDP_PASS, 'unparsed_headers_ipv6'],
     ['an extension header whose length runs past the frame passes unjudged and is counted', () => truncated(f6(OPTIONS, { ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS, len: 200 }] }), 14 + 40 + 8 + 64), XDP_PASS, 'unparsed_headers_ipv6'],
     // Fragments.
@@ -188,9 +209,18 @@ describeKernel('XDP verdicts over IPv6 (bpftool prog run)', () => {
     it('drops a non-first fragment of a blocked source (no port to see)', async () => {
       expect(await verdictOf(f6('tail', { src: BLOCKED, udp: false, fragment: { offset: 185, more: false } }))).toEqual({ verdict: XDP_DROP, counted: { blocked_exact_ipv6: 1 } });
     });
-    it('drops a blocked source whose header chain is past the walk (no port to see, as for a non-first fragment)', async () => {
-      const seven = Array.from({ length: 7 }, () => ({ type: IPPROTO_DSTOPTS }));
-      expect(await verdictOf(f6(REGISTER, { src: BLOCKED, dport: 5080, ext: seven }))).toEqual({ verdict: XDP_DROP, counted: { blocked_exact_ipv6: 1 } });
+    it('sees the port behind a long chain: a blocked source to a SIP port is dropped, to another port passed', async () => {
+      const r = await lab.verdictsOf([f6(REGISTER, { src: BLOCKED, dport: 5080, ext: dstopts(100) }), f6('dns?', { src: BLOCKED, dport: 53, ext: dstopts(100) })]);
+      expect(r.verdicts).toEqual([XDP_DROP, XDP_PASS]);
+      expect(r.counted).toEqual({ blocked_exact_ipv6: 1, passed_ipv6: 1 });
+    });
+    it('drops a blocked source whose chain is cut short or ends in a header not walked (no port to see, as for a non-first fragment)', async () => {
+      const r = await lab.verdictsOf([truncated(f6(REGISTER, { src: BLOCKED, dport: 53, ext: dstopts(20) }), 14 + 40 + 8 * 10), f6(REGISTER, { src: BLOCKED, dport: 53, ext: [...dstopts(7), { type: 253 }] })]);
+      expect(r.verdicts).toEqual([XDP_DROP, XDP_DROP]);
+      expect(r.counted).toEqual({ blocked_exact_ipv6: 2 });
+    });
+    it('still judges OPTIONS behind 20 headers to a configured port', async () => {
+      expect(await verdictOf(f6(OPTIONS, { dport: 5080, ext: dstopts(20) }))).toEqual({ verdict: XDP_DROP, counted: { options_dropped_ipv6: 1 } });
     });
     it('kept the IPv6 entries across the reload', async () => {
       expect(await verdictOf(f6(REGISTER, { src: IN_BLOCKED_PREFIX }))).toEqual({ verdict: XDP_DROP, counted: { blocked_prefix_ipv6: 1 } });
@@ -202,9 +232,9 @@ describeKernel('XDP verdicts over IPv6 (bpftool prog run)', () => {
     afterAll(() => lab.loadUnattached());
 
     it('counts every IPv6 would-drop and passes it', async () => {
-      const r = await lab.verdictsOf([f6(REGISTER, { src: BLOCKED }), f6(OPTIONS), f6(without('CSeq')), f6('OPTIONS ', { fragment: { offset: 0, more: true } })]);
-      expect(r.verdicts).toEqual([XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS]);
-      expect(r.counted).toEqual({ shadow_would_drop_ipv6: 4 });
+      const r = await lab.verdictsOf([f6(REGISTER, { src: BLOCKED }), f6(OPTIONS), f6(without('CSeq')), f6('OPTIONS ', { fragment: { offset: 0, more: true } }), f6(OPTIONS, { ext: dstopts(100) })]);
+      expect(r.verdicts).toEqual([XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS]);
+      expect(r.counted).toEqual({ shadow_would_drop_ipv6: 5 });
     });
   });
 });

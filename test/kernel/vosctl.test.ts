@@ -204,7 +204,7 @@ describeKernel('vosctl', () => {
 
   it('stats --json has every counter', async () => {
     const c = JSON.parse((await vosctl('stats', '--json')).out);
-    expect(Object.keys(c)).toEqual(['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'not_ip', 'shadow_would_drop', 'tiny_fragment', ...['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'shadow_would_drop', 'tiny_fragment', 'unparsed_headers'].map((r) => `${r}_ipv6`)]);
+    expect(Object.keys(c)).toEqual(['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'not_ip', 'shadow_would_drop', 'tiny_fragment', ...['passed', 'allowlisted', 'blocked_exact', 'blocked_prefix', 'options_dropped', 'malformed_register', 'redirected', 'shadow_would_drop', 'tiny_fragment', 'unparsed_headers', 'unjudged'].map((r) => `${r}_ipv6`)]);
     expect(c.blocked_exact.packets).toBeGreaterThanOrEqual(5);
   });
 
