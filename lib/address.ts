@@ -102,7 +102,11 @@ export class TargetSet {
   }
 }
 
-/** Parse an IPv4 or IPv6 address or CIDR. A prefix with host bits set is refused, not silently widened. */
+/**
+ * Parse an IPv4 or IPv6 address or CIDR. A prefix with host bits set is
+ * refused, not silently widened; so is an IPv4-compatible IPv6 address (see
+ * parseTarget6).
+ */
 export function parseTarget(input: string): Checked {
   const text = input.trim();
   if (text.includes(':') || text.includes('[')) return parseTarget6(input, text);
@@ -171,6 +175,15 @@ export function checkBlockTarget(input: string, policy: BlockPolicy): Checked {
   return why ? { ok: false, reason: why } : parsed;
 }
 
+/**
+ * The target of a block or unblock request (consume's messages, feed lines):
+ * a block meets every blocklist rule; lifting a block needs a well-formed
+ * target only (parseRemovable: an entry added under older rules still goes).
+ */
+export function checkActionTarget(action: 'block' | 'unblock', input: string, policy: BlockPolicy): Checked {
+  return action === 'block' ? checkBlockTarget(input, policy) : parseRemovable(input);
+}
+
 /** Split operator input into accepted targets and refusal reasons, keeping the input order. */
 export function partitionTargets(texts: readonly string[], check: (text: string) => Checked): { targets: Target[]; refused: string[] } {
   const targets: Target[] = [];
@@ -234,15 +247,40 @@ export function bytesOf6(text: string): Uint8Array {
 }
 
 /**
+ * parseTarget for removals (unblock, disallow, options-disallow): also takes
+ * an IPv4-compatible address as the IPv6 entry it names, so an entry added
+ * before such addresses were refused can still be removed by name.
+ */
+export function parseRemovable(input: string): Checked {
+  const text = input.trim();
+  if (text.includes(':') || text.includes('[')) return parseTarget6(input, text, true);
+  return parseTarget(input);
+}
+
+/** The address inside "[addr]" or "[addr]:port" (RFC 3986 3.2.2 forms), or null. */
+function unbracketed(text: string): string | null {
+  const m = /^\[([^\]]*)\](?::\d*)?$/.exec(text);
+  return m ? m[1]! : null;
+}
+
+/**
  * Parse IPv6 text (RFC 4291 2.2 forms, RFC 4291 2.3 prefixes). Refused with
  * the value named: brackets or a port ("[2001:db8::1]:5060": RFC 3986 forms,
- * not an address), a zone id ("fe80::1%eth0": meaningful on one host only),
- * a prefix over 128 or with host bits set. An IPv4-mapped address
+ * not an address; the bare address inside is suggested), a zone id
+ * ("fe80::1%eth0": meaningful on one host only), a prefix over 128 or with
+ * host bits set, and an IPv4-compatible address (::a.b.c.d in ::/96 other
+ * than :: and ::1, RFC 4291 2.5.5.1: deprecated, never a packet's source;
+ * the IPv4 form is suggested) unless removable. An IPv4-mapped address
  * (::ffff:0:0/96, RFC 4291 2.5.5.2) is the IPv4 address it carries and is
- * validated as IPv4.
+ * validated as IPv4. Other special ranges are ordinary IPv6 here (README:
+ * IPv6 special ranges).
  */
-export function parseTarget6(input: string, text = input.trim()): Checked {
-  if (text.includes('[') || text.includes(']')) return { ok: false, reason: `'${input}' is bracketed or has a port; give the bare IPv6 address (2001:db8::1)` };
+export function parseTarget6(input: string, text = input.trim(), removable = false): Checked {
+  if (text.includes('[') || text.includes(']')) {
+    const inner = unbracketed(text);
+    const bare = inner !== null && parseTarget6(inner, inner.trim(), removable).ok ? `'${inner.trim()}'` : 'the address alone, without brackets or port';
+    return { ok: false, reason: `'${input}' is bracketed or has a port; give the bare IPv6 address: ${bare}` };
+  }
   if (text.includes('%')) return { ok: false, reason: `'${input}' has a zone id (%...): zone-scoped addresses are not blockable` };
   if (!V6_CHARS.test(text)) return { ok: false, reason: `'${input}' is not an IPv4 or IPv6 address or CIDR` };
   let a: Address6;
@@ -269,12 +307,21 @@ export function parseTarget6(input: string, text = input.trim()): Checked {
     const r = parseTarget(prefixlen === 128 ? v4 : `${v4}/${prefixlen - 96}`);
     return r.ok ? r : { ok: false, reason: `'${input}' (IPv4-mapped): ${r.reason}` };
   }
+  // IPv4-compatible (::a.b.c.d): deprecated, no stack sends from one; :: and ::1 keep their own rules.
+  if (!removable && leadingZero && bytes[10] === 0 && bytes[11] === 0 && prefixlen >= 96 && !isUnspecifiedOrLoopback(bytes, prefixlen)) {
+    const v4 = `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}${prefixlen === 128 ? '' : `/${prefixlen - 96}`}`;
+    return { ok: false, reason: `'${input}' is an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291 2.5.5.1; never a packet's source); give the IPv4 form: ${v4}` };
+  }
   if (prefixlen < 128 && hostBitsSet6(bytes, prefixlen)) {
     const network = bytes.slice();
     for (let bit = prefixlen; bit < 128; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
     return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget6(network, prefixlen)}` };
   }
   return { ok: true, target: { text: formatTarget6(bytes, prefixlen), addr: 0, prefixlen, family: 6, bytes } };
+}
+
+function isUnspecifiedOrLoopback(b: Uint8Array, prefixlen: number): boolean {
+  return prefixlen === 128 && b.subarray(0, 15).every((x) => x === 0) && b[15]! <= 1;
 }
 
 function hostBitsSet6(b: Uint8Array, prefixlen: number): boolean {
@@ -290,11 +337,20 @@ const NEVER6: Array<[Cidr6, string]> = [
   [{ bytes: Uint8Array.from([0xfe, 0x80, ...Array<number>(14).fill(0)]), prefixlen: 10 }, 'link-local (fe80::/10)'],
 ];
 
+/** The NAT64 well-known prefix (RFC 6052 2.1): 64:ff9b::a.b.c.d is the IPv4 host a.b.c.d as an IPv6-only network sees it. */
+const NAT64_WKP: Cidr6 = { bytes: Uint8Array.from([0, 0x64, 0xff, 0x9b, ...Array<number>(12).fill(0)]), prefixlen: 96 };
+
 function checkBlockable6(t: Target, policy: BlockPolicy): string | null {
   const c: Cidr6 = { bytes: t.bytes!, prefixlen: t.prefixlen };
   const min = policy.minPrefix6 ?? DEFAULT_MIN_PREFIX6;
   if (t.prefixlen < min) return `'${t.text}' is shorter than the minimum IPv6 prefix /${min}`;
   for (const [r, what] of NEVER6) if (covers6(r, c) || covers6(c, r)) return `'${t.text}' is ${covers6(r, c) ? '' : 'a prefix covering '}${what}`;
+  // NAT64: a prefix inside 64:ff9b::/96 is an IPv4 prefix, held to the IPv4 minimum; the whole /96 is every IPv4 host.
+  if (covers6(c, NAT64_WKP)) return `'${t.text}' covers the NAT64 prefix 64:ff9b::/96: every IPv4 host reached through NAT64`;
+  if (covers6(NAT64_WKP, c) && t.prefixlen - 96 < policy.minPrefix) {
+    const b = c.bytes;
+    return `'${t.text}' is ${b[12]}.${b[13]}.${b[14]}.${b[15]}/${t.prefixlen - 96} through NAT64, shorter than the minimum prefix /${policy.minPrefix}`;
+  }
   for (const own of policy.own6 ?? []) {
     if (covers6(c, { bytes: own, prefixlen: 128 })) return `'${t.text}' covers this host's address ${formatAddr6(own)}`;
   }

@@ -3,7 +3,7 @@
  * each line becomes feed commands, a batch of them becomes the runs of the one
  * apply path (lib/blocklist.ts). Pure.
  */
-import { checkBlockTarget, parseTarget, type BlockPolicy, type Target } from './address.js';
+import { checkActionTarget, type BlockPolicy, type Target } from './address.js';
 import type { BlockRequest } from './blocklist.js';
 import { SOURCE_NAME } from './maps/layout.js';
 import { parseMessage } from './messages.js';
@@ -37,7 +37,7 @@ export function planFeedRuns(cmds: readonly FeedCommand[], policy: BlockPolicy):
       refused.push(`bad source name '${c.source}' for ${c.target}: 1-31 of A-Z a-z 0-9 . _ -`);
       continue;
     }
-    const checked = c.action === 'block' ? checkBlockTarget(c.target, policy) : parseTarget(c.target);
+    const checked = checkActionTarget(c.action, c.target, policy);
     if (!checked.ok) {
       refused.push(checked.reason);
       continue;

@@ -9,8 +9,10 @@
 #     line <n>: '<text>' <reason>
 # Variables: blockable=1 adds the never-block rules (min_prefix, min_prefix6,
 # own = this host's addresses, allow = allowlist entries "addr/len", space
-# separated, either family). An IPv4-mapped address (::ffff:a.b.c.d) is the
-# IPv4 address it carries. Plain POSIX awk (mawk has no bit operations):
+# separated, either family); removable=1 takes an IPv4-compatible address
+# (::a.b.c.d, refused otherwise: RFC 4291 2.5.5.1 deprecates it) as the IPv6
+# entry it names. An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4
+# address it carries. The rules are lib/address.ts's. Plain POSIX awk (mawk has no bit operations):
 # addresses are exact doubles, IPv6 ones eight 16-bit groups.
 
 function pow2(n,   r) { r = 1; while (n-- > 0) r *= 2; return r }
@@ -65,9 +67,17 @@ function hexval(s,   i, n) { n = 0; s = tolower(s); for (i = 1; i <= length(s); 
 
 # Sets G6[0..7], LEN (and, for an IPv4-mapped address, ADDR/LEN/OCT as IPv4
 # with MAPPED=1); returns "" or the reason the text is no IPv6 address.
-function parse6(t,   v4, slash, a, n, parts, i, k, head, tail, nh, nt, h, tl, dbl) {
+function parse6(t,   v4, slash, a, n, parts, i, k, head, tail, nh, nt, h, tl, dbl, inner) {
 	MAPPED = 0
-	if (t ~ /[][]/) return "is bracketed or has a port; give the bare IPv6 address (2001:db8::1)"
+	if (t ~ /[][]/) {
+		# Name the bare address inside "[addr]" or "[addr]:port" when there is one.
+		inner = ""
+		if (t ~ /^\[[^][]*\](:[0-9]*)?$/) { inner = t; sub(/^\[/, "", inner); sub(/\](:[0-9]*)?$/, "", inner); gsub(/^[ \t]+|[ \t]+$/, "", inner) }
+		if (inner != "" && parse6(inner) == "") inner = "'" inner "'"
+		else inner = "the address alone, without brackets or port"
+		MAPPED = 0
+		return "is bracketed or has a port; give the bare IPv6 address: " inner
+	}
 	if (index(t, "%")) return "has a zone id (%...): zone-scoped addresses are not blockable"
 	slash = index(t, "/")
 	a = slash ? substr(t, 1, slash - 1) : t
@@ -110,6 +120,11 @@ function parse6(t,   v4, slash, a, n, parts, i, k, head, tail, nh, nt, h, tl, db
 		MAPPED = 1
 		v4 = int(G6[6] / 256) "." G6[6] % 256 "." int(G6[7] / 256) "." G6[7] % 256
 		return parse(LEN == 128 ? v4 : v4 "/" (LEN - 96))
+	}
+	# IPv4-compatible (::a.b.c.d): deprecated, no stack sends from one; :: and ::1 keep their own rules.
+	if (!removable && G6[0] == 0 && G6[1] == 0 && G6[2] == 0 && G6[3] == 0 && G6[4] == 0 && G6[5] == 0 && LEN >= 96 && !(LEN == 128 && G6[6] == 0 && G6[7] <= 1)) {
+		v4 = int(G6[6] / 256) "." G6[6] % 256 "." int(G6[7] / 256) "." G6[7] % 256
+		return "is an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291 2.5.5.1; never a packet's source); give the IPv4 form: " v4 (LEN == 128 ? "" : "/" (LEN - 96))
 	}
 	for (i = 0; i < 8; i++) {
 		if (LEN <= 16 * i) { if (G6[i] != 0) return "has host bits set; the network is " net6_text() }
@@ -173,6 +188,10 @@ function never_block6(   i, why) {
 	if ((why = overlaps6("0 0 0 0 0 0 0 1", 128, "the loopback address (::1)")) != "") return why
 	if ((why = overlaps6("65280 0 0 0 0 0 0 0", 8, "multicast (ff00::/8)")) != "") return why
 	if ((why = overlaps6("65152 0 0 0 0 0 0 0", 10, "link-local (fe80::/10)")) != "") return why
+	# NAT64 (RFC 6052): a prefix inside 64:ff9b::/96 is an IPv4 prefix, held to the IPv4 minimum.
+	if (covers6(g6_string(), LEN, "100 65435 0 0 0 0 0 0", 96)) return "covers the NAT64 prefix 64:ff9b::/96: every IPv4 host reached through NAT64"
+	if (covers6("100 65435 0 0 0 0 0 0", 96, g6_string(), LEN) && LEN - 96 < min_prefix)
+		return "is " int(G6[6] / 256) "." G6[6] % 256 "." int(G6[7] / 256) "." G6[7] % 256 "/" (LEN - 96) " through NAT64, shorter than the minimum prefix /" min_prefix
 	for (i = 1; i <= n_own6; i++)
 		if (covers6(g6_string(), LEN, own6[i], 128)) return "covers this host's address " own6_text[i]
 	for (i = 1; i <= n_allow6; i++)

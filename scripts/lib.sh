@@ -64,14 +64,18 @@ vfp_allow_entries() { # "a.b.c.d/len ... g:g:g:g:g:g:g:g/len ..." from the pinne
 
 # Run scripts/ipv4.awk over lines on stdin (see there for the output).
 # BLOCKABLE=1 adds the never-block rules: reserved ranges, minimum prefix,
-# this host's addresses and the allowlist.
-vfp_validate_lines() { # BLOCKABLE
-	local own="" allow=""
-	if [ "$1" = 1 ]; then
+# this host's addresses and the allowlist. BLOCKABLE=remove is 0 for a
+# removal: it also takes an IPv4-compatible address, so an entry added before
+# those were refused can still be removed by name (as vosctl's parseRemovable).
+vfp_validate_lines() { # BLOCKABLE: 1, 0 or remove
+	local own="" allow="" removable=0 blockable=$1
+	if [ "$blockable" = 1 ]; then
 		own=$(vfp_own_addresses)
 		allow=$(vfp_allow_entries)
+	elif [ "$blockable" = remove ]; then
+		removable=1 blockable=0
 	fi
-	awk -v blockable="$1" -v min_prefix="$VFP_MIN_PREFIX" -v min_prefix6="$VFP_MIN_PREFIX6" -v own="$own" -v allow="$allow" -f "$VFP_SCRIPTS/ipv4.awk"
+	awk -v blockable="$blockable" -v removable="$removable" -v min_prefix="$VFP_MIN_PREFIX" -v min_prefix6="$VFP_MIN_PREFIX6" -v own="$own" -v allow="$allow" -f "$VFP_SCRIPTS/ipv4.awk"
 }
 
 # Validate one address; sets VFP_CANON, VFP_PREFIXLEN and VFP_KEY (the hex key
@@ -90,7 +94,7 @@ vfp_validate_file() { # FILE|- BLOCKABLE GOOD_OUT: good lines to GOOD_OUT, bad o
 	return "$rc"
 }
 
-vfp_validate_one() { # TEXT BLOCKABLE
+vfp_validate_one() { # TEXT BLOCKABLE (1, 0 or remove: see vfp_validate_lines)
 	local out
 	if [[ $1 == *[[:space:]#]* || -z $1 ]]; then
 		VFP_ERROR="'$1' is not an IPv4 or IPv6 address or CIDR"
@@ -240,7 +244,11 @@ vfp_mark_main() { # MAP add|remove USAGE ARGS...
 	[ $# -eq 1 ] || { echo "usage: $usage" >&2; exit 2; }
 	[[ $1 != -* ]] || { echo "usage: $usage" >&2; exit 2; }
 	text=$1
-	vfp_validate_one "$text" 0 || vfp_die 2 "$VFP_ERROR"
+	if [ "$verb" = add ]; then
+		vfp_validate_one "$text" 0 || vfp_die 2 "$VFP_ERROR"
+	else
+		vfp_validate_one "$text" remove || vfp_die 2 "$VFP_ERROR"
+	fi
 	vfp_require_maps
 	if vfp_is_v6 "$VFP_CANON"; then map=${map}6; fi
 	path=$(vfp_map "$map")

@@ -11,7 +11,7 @@ usage() { echo "usage: ${0##*/} <ip|cidr> [--pin-dir DIR] [--state-dir DIR]" >&2
 vfp_take_pin_dir "$@"
 set -- "${VFP_ARGS[@]}"
 if [ $# -ne 1 ] || [[ $1 == -* ]]; then usage; fi
-vfp_validate_one "$1" 0 || vfp_die 2 "$VFP_ERROR"
+vfp_validate_one "$1" remove || vfp_die 2 "$VFP_ERROR"
 vfp_require_maps
 vfp_state_begin
 in_map=1

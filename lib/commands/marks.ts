@@ -14,10 +14,10 @@ function markCommand(name: string, map: string, add: boolean, describe: string):
     handler: async (argv) => {
       const a = argv as Args<MarkArgs>;
       const { Context } = await import('../context.js');
-      const { parseTarget, partitionTargets } = await import('../address.js');
+      const { parseRemovable, parseTarget, partitionTargets } = await import('../address.js');
       const { addMarks, removeMarks } = await import('../marks.js');
       const ctx = Context.fromArgs(a);
-      const { targets, refused } = partitionTargets(a.targets, parseTarget);
+      const { targets, refused } = partitionTargets(a.targets, add ? parseTarget : parseRemovable);
       if (targets.length) {
         if (add) await addMarks(ctx, map, targets);
         else await removeMarks(ctx, map, targets);

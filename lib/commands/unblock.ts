@@ -32,10 +32,10 @@ export const unblock: CommandModule<object, UnblockArgs> = {
       return;
     }
     if (!given.length) throw new UsageError('name addresses or CIDR prefixes to unblock (or --all --source NAME)');
-    const { parseTarget, partitionTargets } = await import('../address.js');
+    const { parseRemovable, partitionTargets } = await import('../address.js');
     const { applyUnblocks } = await import('../blocklist.js');
     const ctx = Context.fromArgs(a);
-    const { targets, refused } = partitionTargets(given, parseTarget);
+    const { targets, refused } = partitionTargets(given, parseRemovable);
     if (targets.length) {
       const { removed, absent, kept } = await applyUnblocks(ctx, targets, { source: a.source });
       for (const ip of removed) {

@@ -3,7 +3,7 @@
  * Pure: the consumer does the I/O around it.
  */
 import { MAX_TTL_S } from '../duration.js';
-import { checkBlockTarget, parseTarget, type BlockPolicy, type Target } from '../address.js';
+import { checkActionTarget, type BlockPolicy, type Target } from '../address.js';
 import type { BlockRequest } from '../blocklist.js';
 import { parseMessage, type Action } from '../messages.js';
 
@@ -62,8 +62,7 @@ export function planMessage(body: Uint8Array, policy: BlockPolicy, d: Defaults, 
   const refused: string[] = [];
   let expired = 0;
   for (const c of parsed.commands) {
-    // Unblocking needs a well-formed target only: lifting a block is always allowed.
-    const checked = c.action === 'block' ? checkBlockTarget(c.target, policy) : parseTarget(c.target);
+    const checked = checkActionTarget(c.action, c.target, policy);
     if (!checked.ok) {
       refused.push(checked.reason);
       continue;

@@ -42,11 +42,28 @@ describeKernel('scripts', () => {
     ['[2001:db8::1]:5060', "'[2001:db8::1]:5060' is bracketed or has a port"],
     ['2001:db8::1/64', "'2001:db8::1/64' has host bits set; the network is 2001:db8::/64"],
     ['::1', "'::1' is the loopback address"],
+    ['[2001:db8::7]:5060', "'[2001:db8::7]:5060' is bracketed or has a port; give the bare IPv6 address: '2001:db8::7'"],
+    ['::192.0.2.1', "'::192.0.2.1' is an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291 2.5.5.1; never a packet's source); give the IPv4 form: 192.0.2.1"],
+    ['::c000:200/120', 'give the IPv4 form: 192.0.2.0/24'],
+    ['64:ff9b::/96', "'64:ff9b::/96' covers the NAT64 prefix 64:ff9b::/96: every IPv4 host reached through NAT64"],
+    ['64:ff9b::c000:0/100', "'64:ff9b::c000:0/100' is 192.0.0.0/4 through NAT64, shorter than the minimum prefix /8"],
   ])('block_ip.sh refuses %j', async (text, message) => {
     const r = await lab.script('block_ip.sh', [text]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain(message);
     expect(await keys(lab, 'blocked_ips')).toEqual([]);
+  });
+
+  it('takes a NAT64 address as IPv6; refuses an IPv4-compatible one to allow_ip.sh but lets the removals name it', async () => {
+    const nat64 = await lab.script('block_ip.sh', ['64:ff9b::198.51.100.7']);
+    expect([nat64.exitCode, nat64.stdout]).toEqual([0, expect.stringContaining('64:ff9b::c633:6407')]);
+    await lab.mustScript('unblock_ip.sh', ['64:ff9b::c633:6407']);
+    const allow = await lab.script('allow_ip.sh', ['::198.51.100.7']);
+    expect([allow.exitCode, allow.stderr]).toEqual([2, expect.stringContaining('give the IPv4 form: 198.51.100.7')]);
+    for (const s of ['unblock_ip.sh', 'disallow_ip.sh', 'options_disallow_ip.sh']) {
+      const r = await lab.script(s, ['::198.51.100.7']);
+      expect([s, r.exitCode, r.stderr]).toEqual([s, 1, expect.stringContaining('::c633:6407')]); // not there: nothing to remove, but no refusal
+    }
   });
 
   it('block_ip.sh refuses an address of this host', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { bytesOf6, checkBlockTarget, covers, covers6, formatAddr, formatAddr6, formatTarget, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
+import { bytesOf6, checkActionTarget, checkBlockTarget, covers, covers6, formatAddr, formatAddr6, formatTarget, parseRemovable, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
 
 const policy: BlockPolicy = { minPrefix: 8, allow: [{ addr: 0xc0000200, prefixlen: 24 }], own: [0x0a000001] };
 const reason = (text: string) => {
@@ -181,6 +181,75 @@ describe('IPv6 targets', () => {
     expect(r).toContain(why);
   });
 
+  it.each([
+    ['[2001:db8::7]:5060', "'2001:db8::7'"],
+    ['[2001:db8:cafe::42]', "'2001:db8:cafe::42'"],
+    ['[2001:db8:cafe::/48]:', "'2001:db8:cafe::/48'"],
+    ['[  2001:DB8::9  ]:5061', "'2001:DB8::9'"],
+    ['[nonsense]:5060', 'the address alone, without brackets or port'],
+    ['2001:db8::7]', 'the address alone, without brackets or port'],
+  ])('refuses the bracketed or port-suffixed %j naming it and the bare address inside (%s)', (text, bare) => {
+    const r = parseTarget(text);
+    if (r.ok) throw new Error('accepted');
+    expect(r.reason).toContain(`'${text}'`);
+    expect(r.reason).toContain(bare);
+    expect(r.reason).not.toContain('2001:db8::1');
+  });
+
+  it.each([
+    ['::192.0.2.1', '192.0.2.1'],
+    ['::c000:201', '192.0.2.1'],
+    ['0:0:0:0:0:0:203.0.113.9', '203.0.113.9'],
+    ['::c000:200/120', '192.0.2.0/24'],
+    ['::2', '0.0.0.2'],
+  ])('refuses the IPv4-compatible %j (RFC 4291 2.5.5.1, deprecated), naming it and its IPv4 form %s', (text, v4) => {
+    for (const r of [parseTarget(text), checkBlockTarget(text, policy6)]) {
+      if (r.ok) throw new Error('accepted');
+      expect(r.reason).toContain(`'${text}'`);
+      expect(r.reason).toContain('IPv4-compatible');
+      expect(r.reason).toContain(`give the IPv4 form: ${v4}`);
+    }
+  });
+
+  it('lets unblock and disallow name an IPv4-compatible entry added before it was refused', () => {
+    expect(parseRemovable('::192.0.2.1')).toMatchObject({ ok: true, target: { text: '::c000:201', family: 6 } });
+    expect(parseRemovable('::ffff:192.0.2.1')).toMatchObject({ ok: true, target: { text: '192.0.2.1' } });
+    expect(parseRemovable('[::c000:201]')).toMatchObject({ ok: false });
+    expect(checkActionTarget('unblock', '::c000:201', policy6)).toMatchObject({ ok: true });
+    expect(checkActionTarget('block', '::c000:201', policy6)).toMatchObject({ ok: false });
+  });
+
+  it('keeps :: and ::1 under their own names, not IPv4-compatible', () => {
+    expect(reason6('::')).toContain('the unspecified address');
+    expect(reason6('::1')).toContain('the loopback address');
+  });
+
+  it('takes NAT64 addresses (RFC 6052) as IPv6, holding a prefix inside 64:ff9b::/96 to the IPv4 minimum', () => {
+    expect(checkBlockTarget('64:ff9b::192.0.2.1', policy6)).toMatchObject({ ok: true, target: { text: '64:ff9b::c000:201', family: 6, prefixlen: 128 } });
+    expect(reason6('64:ff9b::c000:200/120')).toBe('64:ff9b::c000:200/120');
+    expect(reason6('64:ff9b::c000:0/104')).toBe('64:ff9b::c000:0/104'); // 192.0.0.0/8, the IPv4 minimum
+    expect(reason6('64:ff9b::c000:0/100')).toContain('is 192.0.0.0/4 through NAT64, shorter than the minimum prefix /8');
+    expect(reason6('64:ff9b::/96')).toContain('covers the NAT64 prefix 64:ff9b::/96');
+    expect(reason6('64:ff9b::/64')).toContain('covers the NAT64 prefix 64:ff9b::/96');
+    expect(reason6('64:ff9b:1::c000:201')).toBe('64:ff9b:1::c000:201'); // the local-use prefix (RFC 8215): ordinary IPv6
+  });
+
+  it.each([
+    ['2002:c000:201::/48', '6to4 site of 192.0.2.1 (RFC 3056)'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'a Teredo client (RFC 4380)'],
+    ['2001::/32', 'every Teredo client: the operator\'s call'],
+    ['2001:db8::7', 'documentation (RFC 3849)'],
+    ['3fff::7', 'documentation (RFC 9637)'],
+    ['fd00:1:2::/48', 'unique local (RFC 4193)'],
+    ['100::/64', 'discard-only (RFC 6666): harmless'],
+  ])('accepts %j as an ordinary IPv6 target: %s', (text) => {
+    expect(reason6(text)).toBe(text);
+  });
+
+  it('refuses the whole 6to4 range for its length', () => {
+    expect(reason6('2002::/16')).toContain('shorter than the minimum IPv6 prefix /32');
+  });
+
   it('honours --min-prefix6', () => {
     expect(checkBlockTarget('2001:db8::/40', { ...policy6, minPrefix6: 48 })).toMatchObject({ ok: false });
     expect(checkBlockTarget('2001:db8::/40', { ...policy6, minPrefix6: 40 })).toMatchObject({ ok: true });
@@ -188,7 +257,7 @@ describe('IPv6 targets', () => {
 
   it('formats every 16 bytes as RFC 5952 text that parses back to them (property)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => (b[0]! === 0 && b[10] === 0xff ? (b[0] = 0x20, b) : b)), (b) => {
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => (b.subarray(0, 10).every((x) => x === 0) && (b[10] === 0xff || b[10] === 0) ? (b[0] = 0x20, b) : b)), (b) => {
         const text = formatAddr6(b);
         const r = parseTarget(text);
         return r.ok && r.target.text === text && Buffer.from(bytesOf6(text)).equals(Buffer.from(b));
