@@ -48,7 +48,7 @@ export function buildCli(argv: string[]): Argv {
     .option('config', { type: 'string', describe: 'JSON config file of defaults [env VOS_CONFIG] (default /etc/vos-fastpath/config.json if present)', global: true })
     .option('log-level', { type: 'string', describe: 'error, warn, info, debug [env VOS_LOG_LEVEL]', global: true })
     .option('log-format', { type: 'string', choices: ['json', 'text'], describe: 'log format on stderr (default: json unless stderr is a terminal)', global: true })
-    .option('min-prefix', { type: 'number', describe: 'shortest prefix that may be blocked [env VOS_MIN_PREFIX] (default 8)', global: true })
+    .option('min-prefix', { type: 'number', describe: 'shortest IPv4 prefix that may be blocked, also for an IPv4 prefix through NAT64 (64:ff9b::/96 + n) [env VOS_MIN_PREFIX] (default 8)', global: true })
     .option('min-prefix6', { type: 'number', describe: 'shortest IPv6 prefix that may be blocked [env VOS_MIN_PREFIX6] (default 32)', global: true })
     .strict()
     .demandCommand(1, 'Name a command; vosctl --help lists them.')

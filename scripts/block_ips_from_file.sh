@@ -10,7 +10,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-usage() { echo "usage: ${0##*/} <file|-> [--ttl SECONDS|30m|2h|7d] [--source NAME] [--pin-dir DIR] [--state-dir DIR]" >&2; exit 2; }
+usage() { echo "usage: ${0##*/} <file|-> (one IPv4 or IPv6 address or CIDR per line) [--ttl SECONDS|30m|2h|7d] [--source NAME] [--pin-dir DIR] [--state-dir DIR]" >&2; exit 2; }
 
 vfp_take_pin_dir "$@"
 set -- "${VFP_ARGS[@]}"

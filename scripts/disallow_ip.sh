@@ -4,4 +4,4 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-vfp_mark_main allow_ips remove "${0##*/} <ip|cidr> [--pin-dir DIR]" "$@"
+vfp_mark_main allow_ips remove "${0##*/} <ip|cidr (IPv4 or IPv6)> [--pin-dir DIR]" "$@"

@@ -6,7 +6,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-usage() { echo "usage: ${0##*/} <ip|cidr> [--pin-dir DIR] [--state-dir DIR]" >&2; exit 2; }
+usage() { echo "usage: ${0##*/} <ip|cidr (IPv4 or IPv6)> [--pin-dir DIR] [--state-dir DIR]" >&2; exit 2; }
 
 vfp_take_pin_dir "$@"
 set -- "${VFP_ARGS[@]}"

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
-import { failIfRefused, ttlSeconds } from './common.js';
+import { failIfRefused, TARGETS_HELP, ttlSeconds } from './common.js';
 import { OPERATOR_SOURCE } from '../merge.js';
 
 interface BlockArgs {
@@ -12,10 +12,10 @@ interface BlockArgs {
 
 export const block: CommandModule<object, BlockArgs> = {
   command: 'block <targets..>',
-  describe: 'Block addresses or CIDR prefixes (a repeat block keeps the entry and extends its expiry)',
+  describe: 'Block IPv4 or IPv6 addresses or CIDR prefixes (a repeat block keeps the entry and extends its expiry)',
   builder: (y) =>
     y
-      .positional('targets', { type: 'string', array: true, demandOption: true, describe: 'IPv4 addresses or CIDRs' })
+      .positional('targets', { type: 'string', array: true, demandOption: true, describe: TARGETS_HELP })
       .option('ttl', { type: 'string', describe: 'expire after 90, 90s, 30m, 2h or 7d (default: never)' })
       .option('reason', { type: 'string', describe: 'why, kept with the entry' })
       .option('source', { type: 'string', default: OPERATOR_SOURCE, describe: 'who blocked it (a feed or system name)' }) as never,

@@ -5,6 +5,9 @@ import { parseDuration, ttlCapNote } from '../duration.js';
 
 export type Args<T> = GlobalArgs & T & { _: (string | number)[]; $0: string };
 
+/** What every command that takes addresses takes: its positional's help text. */
+export const TARGETS_HELP = 'IPv4 or IPv6 addresses or CIDR prefixes (198.51.100.7, 2001:db8::7, 2001:db8:bad::/48)';
+
 export function ttlSeconds(ttl: string | number | undefined): number {
   if (ttl === undefined) return 0;
   const s = parseDuration(ttl);

@@ -16,17 +16,17 @@ interface LoadFileArgs {
 
 export const loadFile: CommandModule<object, LoadFileArgs> = {
   command: 'load-file <file>',
-  describe: 'Block every address or CIDR in a file (- for stdin); bad lines are reported and skipped',
+  describe: 'Block every IPv4 or IPv6 address or CIDR prefix in a file (- for stdin; both families may mix); bad lines are reported and skipped',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', demandOption: true, describe: 'one address or CIDR per line; # comments' })
+      .positional('file', { type: 'string', demandOption: true, describe: 'one IPv4 or IPv6 address or CIDR prefix per line; # comments' })
       .option('ttl', { type: 'string', describe: 'expiry for every entry (default: never)' })
       .option('source', { type: 'string', default: 'manual', describe: 'feed name the entries belong to' })
       .option('reason', { type: 'string', describe: 'why, kept with each entry' })
       .option('replace', { type: 'boolean', default: false, describe: "make the file the source's whole set: add new, then remove what is no longer listed" })
-      .option('format', { type: 'string', choices: ['auto', 'plain', 'apiban', 'voipbl'], default: 'auto', describe: 'plain/voipbl: one address or CIDR per line; apiban: APIBAN JSON pages; auto: by content' })
+      .option('format', { type: 'string', choices: ['auto', 'plain', 'apiban', 'voipbl'], default: 'auto', describe: 'plain/voipbl: one IPv4 or IPv6 address or CIDR per line; apiban: APIBAN JSON pages; auto: by content' })
       .option('max-shrink', { type: 'number', default: 1, describe: "with --replace: refuse (change nothing, exit 1) when more than this fraction of the source's entries would be removed, e.g. 0.5 (default 1: no limit)" })
-      .option('skip-special', { type: 'boolean', describe: 'skip and report special-purpose addresses (private, shared, documentation, ...) and IPv6 instead of failing (default: on for apiban and voipbl)' }) as never,
+      .option('skip-special', { type: 'boolean', describe: 'skip and report special-purpose addresses of either family (private, shared, documentation, unique-local, NAT64, 6to4, ...) instead of failing (default: on for apiban and voipbl)' }) as never,
   handler: async (argv) => {
     const a = argv as Args<LoadFileArgs>;
     // yargs hands a lone "-" positional over as an empty string.

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
-import { failIfRefused } from './common.js';
+import { failIfRefused, TARGETS_HELP } from './common.js';
 
 interface MarkArgs {
   targets: string[];
@@ -10,7 +10,7 @@ function markCommand(name: string, map: string, add: boolean, describe: string):
   return {
     command: `${name} <targets..>`,
     describe,
-    builder: (y) => y.positional('targets', { type: 'string', array: true, demandOption: true }) as never,
+    builder: (y) => y.positional('targets', { type: 'string', array: true, demandOption: true, describe: TARGETS_HELP }) as never,
     handler: async (argv) => {
       const a = argv as Args<MarkArgs>;
       const { Context } = await import('../context.js');

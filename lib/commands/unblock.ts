@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
-import { failIfRefused } from './common.js';
+import { failIfRefused, TARGETS_HELP } from './common.js';
 
 interface UnblockArgs {
   targets?: string[];
@@ -10,10 +10,10 @@ interface UnblockArgs {
 
 export const unblock: CommandModule<object, UnblockArgs> = {
   command: 'unblock [targets..]',
-  describe: 'Remove addresses or CIDR prefixes from the blocklist (idempotent); --all --source NAME removes every entry of one source',
+  describe: 'Remove IPv4 or IPv6 addresses or CIDR prefixes from the blocklist (idempotent); --all --source NAME removes every entry of one source',
   builder: (y) =>
     y
-      .positional('targets', { type: 'string', array: true })
+      .positional('targets', { type: 'string', array: true, describe: TARGETS_HELP })
       .option('source', { type: 'string', describe: "only entries of this source (another source's block of the address stays)" })
       .option('all', { type: 'boolean', default: false, describe: 'every entry of --source (e.g. after fail2ban-client unban --all)' }) as never,
   handler: async (argv) => {
