@@ -85,6 +85,10 @@ describeKernel('vosctl over IPv6', () => {
     ['fe80::1', 'link-local'],
     ['fe80::1%eth0', 'zone id'],
     ['[2001:db8::1]:5060', 'bracketed or has a port'],
+    ['[2001:db8::7]:5060', "give the bare IPv6 address: '2001:db8::7'"],
+    ['::192.0.2.1', 'IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291 2.5.5.1; never a packet\'s source); give the IPv4 form: 192.0.2.1'],
+    ['64:ff9b::/96', 'covers the NAT64 prefix 64:ff9b::/96'],
+    ['64:ff9b::c000:0/100', 'is 192.0.0.0/4 through NAT64, shorter than the minimum prefix /8'],
     ['2001:db8::/129', 'longer than 128'],
     ['2001:db8::1/64', 'host bits set'],
     ['2001:d00::/24', 'minimum IPv6 prefix /32'],
@@ -93,6 +97,16 @@ describeKernel('vosctl over IPv6', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain(bad);
     expect(r.err).toContain(why);
+  });
+
+  it('blocks a NAT64 address as IPv6 (RFC 6052), and lets unblock name an IPv4-compatible entry it would refuse to add', async () => {
+    expect(await vosctl('block', '64:ff9b::198.51.100.7')).toMatchObject({ code: 0 });
+    expect(await ips('--family', '6')).toContain('64:ff9b::c633:6407');
+    expect(await ips('--family', '4')).not.toContain('198.51.100.7');
+    expect((await vosctl('unblock', '64:ff9b::c633:6407')).code).toBe(0);
+    expect(await vosctl('unblock', '::198.51.100.7')).toMatchObject({ code: 0, out: '::c633:6407 was not blocked' });
+    const allow = await vosctl('options-allow', '::198.51.100.7');
+    expect([allow.code, allow.err]).toEqual([2, expect.stringContaining("'::198.51.100.7' is an IPv4-compatible")]);
   });
 
   it('refuses a prefix covering this host\'s own IPv6 address, and one inside the IPv6 allowlist', async () => {
