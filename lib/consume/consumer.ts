@@ -85,6 +85,17 @@ function streamOffset(msg: ConsumeMessage): number | undefined {
   return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
 }
 
+/**
+ * Batches applying more addresses than this log one `applied` line instead of
+ * a line per address (those at debug level): a node catching up 100,000
+ * messages would spend a third of its time formatting lines that journald's
+ * default rate limit (10,000 per 30 s) drops anyway, with the warnings among them.
+ */
+export const ADDRESS_LINES_MAX = 100;
+
+/** How long the never-block rules read for one batch serve the next ones (ms). */
+const POLICY_REFRESH_MS = 1000;
+
 /** The broker refuses us for a reason retrying cannot fix: exit 1 so systemd and the operator see it. */
 export class BrokerRefusedError extends RuntimeError {}
 
@@ -103,6 +114,8 @@ interface Live {
   held: Set<number>;
   /** Why it ends, when we end it ourselves (reported instead of "channel closed"). */
   reason?: Error;
+  /** Stream mode: deliveries of an attach being replaced (a re-created stream) are dropped until the next attach. */
+  dropping?: boolean;
   /** Resolves with why this generation ended. */
   ended: Promise<Error>;
   end: (why: Error) => void;
@@ -328,6 +341,7 @@ export class Consumer {
     const args = this.o.stream ? { arguments: { 'x-stream-offset': from === undefined ? 'first' : from } } : {};
     this.verify?.tail?.stop();
     this.verify = this.o.stream && from !== undefined ? { stored: from, fingerprint: this.fingerprint, live } : undefined;
+    live.dropping = false;
     live.consumerTag = (await live.ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false, ...args })).consumerTag;
     const v = this.verify;
     if (v && v.live === live) {
@@ -381,6 +395,7 @@ export class Consumer {
     this.events.emit('warn', 'stream re-created: the stored offset belongs to an earlier stream of this name; replaying from its first message', { action: 'consume', stream: this.o.queue, stored_offset: this.offset, seen: why });
     const tag = live.consumerTag;
     live.consumerTag = undefined;
+    live.dropping = true; // what the old attach still sends (offsets of the new stream past the stored one) is not applied
     this.verify = undefined;
     if (tag) await within(live.ch.cancel(tag).catch(() => undefined), 5000);
     // Deliveries of the old attach not applied yet: the replay brings them again.
@@ -463,6 +478,10 @@ export class Consumer {
       this.fatal = new StreamQueueError(this.o.queue);
       this.events.emit('error', 'refusing a stream queue', { action: 'consume', error: this.fatal.message });
       live.end(this.fatal);
+      return;
+    }
+    if (live.dropping) {
+      live.ch.ack(msg);
       return;
     }
     if (this.o.stream && !this.checkResume(live, msg)) return;
@@ -626,11 +645,16 @@ export class Consumer {
   private async enforce(msgs: ConsumeMessage[]): Promise<PlannedMessage[]> {
     if (!existsSync(this.ctx.pin(MAP.blockedIps))) throw new NotReady(`no maps in ${this.ctx.settings.pinDir}`);
     if (!existsSync(this.ctx.pin('prog'))) throw new NotReady(`the XDP program is not loaded (no ${this.ctx.pin('prog')}); attach it again`);
-    const policy: BlockPolicy = { ...(await this.ctx.policy()), peers: this.o.neverBlock };
+    const policy = await this.policy();
     const nowS = Math.floor(Date.now() / 1000);
     // Stream mode: the highest offset covered up to each message; one at or below it was applied already.
     const reach: Array<number | undefined> = [];
-    const printAt = new Map<number, number>();
+    // The message at each offset, fingerprinted only where an offset is recorded (once per run, not per message).
+    const atOffset = new Map<number, ConsumeMessage>();
+    const printAt = (off: number): number | undefined => {
+      const m = atOffset.get(off);
+      return m && messageFingerprint(m.content, m.properties.messageId);
+    };
     let high = this.offset;
     const planned = msgs.map((m): PlannedMessage => {
       const off = this.o.stream ? streamOffset(m) : undefined;
@@ -642,7 +666,7 @@ export class Consumer {
       }
       if (off !== undefined) {
         high = off;
-        printAt.set(off, messageFingerprint(m.content, m.properties.messageId));
+        atOffset.set(off, m);
       }
       reach.push(high);
       // AMQP 0-9-1 timestamps are seconds: one in milliseconds is read as such, with a warning (plan.amqpTimestamp).
@@ -661,7 +685,7 @@ export class Consumer {
     const through = (i: number): { record?: (store: Context['store']) => void; off?: number } => {
       const off = i >= 0 ? reach[i] : undefined;
       if (off === undefined || !this.o.stream || (this.offset !== undefined && off <= this.offset)) return {};
-      const print = printAt.get(off);
+      const print = printAt(off);
       return {
         off,
         record: (store) => {
@@ -673,7 +697,7 @@ export class Consumer {
     const advance = (off: number | undefined): void => {
       if (off === undefined) return;
       this.offset = off;
-      this.fingerprint = printAt.get(off);
+      this.fingerprint = printAt(off);
     };
     if (this.o.observer) {
       const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
@@ -718,6 +742,22 @@ export class Consumer {
     return planned;
   }
 
+  /**
+   * The never-block rules (allowlist maps, this host's addresses, --never-block),
+   * read again at most every POLICY_REFRESH_MS: reading them costs two map
+   * dumps through the helper, which at 1,000 messages a second was a fifth
+   * of each batch. An address allowlisted within that second may still be
+   * stored as blocked; the XDP program passes it anyway (the allowlist is
+   * checked before the blocklist).
+   */
+  private async policy(): Promise<BlockPolicy> {
+    const now = performance.now();
+    if (!this.policyCache || now - this.policyCache.at > POLICY_REFRESH_MS) this.policyCache = { at: now, policy: { ...(await this.ctx.policy()), peers: this.o.neverBlock } };
+    return this.policyCache.policy;
+  }
+
+  private policyCache?: { at: number; policy: BlockPolicy };
+
   /** Messages whose blocks did not fit are dead-lettered; what fit stays enforced. */
   private async mapFull(err: MapFullError, planned: PlannedMessage[]): Promise<void> {
     const fit = new Set(err.appliedTargets);
@@ -741,10 +781,17 @@ export class Consumer {
   private settle(batch: Pending[], planned: PlannedMessage[] | undefined, live: Live): void {
     if (!planned) return;
     let skipped = 0;
+    // A large batch (a catch-up, a backlog) gets one summary line; its addresses only at debug level.
+    const addresses = planned.reduce((n, p) => n + p.commands.length, 0);
+    const each = addresses <= ADDRESS_LINES_MAX ? 'info' : this.events.enabled('debug') ? 'debug' : undefined;
+    if (!each) {
+      const count = (a: string) => planned.reduce((n, p) => n + p.commands.filter((c) => c.action === a).length, 0);
+      this.events.emit('info', 'applied', { action: 'batch', messages: batch.length, blocked: count('block'), unblocked: count('unblock'), first_offset: streamOffset(batch[0]!.msg), last_offset: streamOffset(batch[batch.length - 1]!.msg), note: `over ${ADDRESS_LINES_MAX} addresses: one line per address at VOS_LOG_LEVEL=debug` });
+    }
     batch.forEach(({ msg }, i) => {
       const p = planned[i]!;
-      for (const c of p.commands) {
-        this.events.emit('info', c.action === 'block' ? 'blocked' : 'unblocked', {
+      if (each) for (const c of p.commands) {
+        this.events.emit(each, c.action === 'block' ? 'blocked' : 'unblocked', {
           action: c.action,
           ip: c.target.text,
           ttl_s: c.action === 'block' ? c.ttlS : undefined,

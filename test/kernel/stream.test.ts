@@ -63,7 +63,7 @@ describeWith('vosctl consume --stream', kernelMissing() ?? brokerMissing(), () =
     await broker.publish(stream, lifted.map((ip) => JSON.stringify({ action: 'unblock', ip })));
     const live = [...live1, ...bulk].filter((ip) => !lifted.includes(ip)).sort();
     await sameAs(a, live);
-    const cb2 = await b.consume(args);
+    const cb2 = await b.consume(args, { VOS_LOG_LEVEL: 'debug' }); // a line per address even in batches of thousands
     expect(cb2.logs.find((l) => l.message === 'resuming the stream after the stored offset')).toMatchObject({ offset: 25 });
     await sameAs(b, live);
     expect(await cb2.stop()).toBe(0);
