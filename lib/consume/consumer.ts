@@ -704,7 +704,10 @@ export class Consumer {
       for (const p of planned) this.outcomes.set(p, messageOutcome(p.commands, state, Math.floor(Date.now() / 1000)));
     }
     // A source name that cannot be registered (all ids in use, bad name) refuses its messages, not the batch.
+    // Names registered already are checked once, by the map write itself (it asks whether the map was reloaded): one round trip to the helper per batch, not two.
+    const known = this.ctx.sourceIdCache?.ids;
     for (const source of new Set(planned.flatMap((p) => p.commands.filter((c) => c.action === 'block').map((c) => c.source)))) {
+      if (known?.has(source)) continue;
       try {
         await sourceIds(this.ctx, [source]);
       } catch (err) {
@@ -728,6 +731,9 @@ export class Consumer {
         await applyBlocks(this.ctx, run.reqs, { record });
         advance(off);
       } catch (err) {
+        // A name that could not be registered again (the maps reloaded with every id taken): forget the cache,
+        // so the batch, delivered again, is checked source by source above and only its messages refused.
+        if (err instanceof UsageError) this.ctx.sourceIdCache = { mapId: -1, ids: new Map() };
         if (!(err instanceof MapFullError)) throw err;
         advance(off); // what fit is committed with the offset
         await this.mapFull(err, planned);
