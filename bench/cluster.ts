@@ -13,6 +13,7 @@
 import { connect, type ConfirmChannel } from 'amqplib';
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BLOCK_VALUE, EXACT_KEY } from '../lib/maps/layout.js';
 import { MapServer } from '../lib/maps/maptool.js';
@@ -97,7 +98,11 @@ async function catchUp(lab: Lab, maps: MapServer, node: BenchNode, args: string[
   return { fromSpawn: (t1 - t0) / 1000, fromConsuming: (t1 - consuming) / 1000 };
 }
 
+/** The host's load now (1/5/15 min) and its cores: the figures mean little without it on a shared machine. */
+const load = (): string => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} cores`;
+
 async function main(): Promise<void> {
+  const loadBefore = load();
   const lab = new Lab();
   const broker = new Broker(lab);
   const maps = new MapServer();
@@ -144,6 +149,7 @@ async function main(): Promise<void> {
     await conn.close();
 
     const row = (name: string, l: number[]) => `  ${name.padEnd(34)} p50 ${pct(l, 50).toFixed(1).padStart(7)} ms   p99 ${pct(l, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...l).toFixed(1).padStart(7)} ms`;
+    console.log(`\nhost: ${loadBefore} at the start, ${load()} at the end (other jobs on this host raise the figures)`);
     console.log(`\npublish -> enforced on all three nodes, ${RATE.toLocaleString('en')} msg/s for ${SECONDS} s (RabbitMQ on 127.0.0.1; 3 consumers on this host)`);
     console.log(`${row('--stream (one stream)', streamLat)}   goal p99 <= 50`);
     console.log(`${row('--fanout (per-node queues), ref.', fanoutLat)}`);

@@ -73,7 +73,8 @@ export async function steadyLatency(maps: MapServer, pins: readonly string[], ke
       }
       while (firstOpen < sent && lat[firstOpen] !== undefined) firstOpen++;
     }
-    await new Promise((r) => setImmediate(r));
+    // A 1 ms poll, not a busy loop: the measurer must not take a core from the consumers it measures (2-core hosts).
+    await new Promise((r) => setTimeout(r, 1));
   }
   await publisher;
   return lat;

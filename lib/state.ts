@@ -15,7 +15,8 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, statSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -525,9 +526,9 @@ export class StateStore {
     else this.run('writing it', () => this.db.transaction(work)());
   }
 
-  /** A consumer's recorded position (e.g. a stream offset), or undefined. */
-  consumerOffset(consumer: string): number | undefined {
-    return this.run('reading it', () => this.stmt('SELECT position FROM consumer_offsets WHERE consumer = ?').pluck().get(consumer) as number | undefined);
+  /** A consumer's recorded position (e.g. a stream offset), or undefined. As stored: a number normally, but whatever a hand edit put there (check it before use). */
+  consumerOffset(consumer: string): unknown {
+    return this.run('reading it', () => this.stmt('SELECT position FROM consumer_offsets WHERE consumer = ?').pluck().get(consumer));
   }
 
   /** Record a consumer's position; call inside transaction() so it commits with the entries it covers. */
@@ -544,6 +545,79 @@ export class StateStore {
     const aside = `${this.path}.damaged-${new Date().toISOString().replace(/[:.]/g, '')}`;
     for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.path + suffix)) renameSync(this.path + suffix, aside + suffix);
     return aside;
+  }
+}
+
+// ---- per-process locks (one consumer per stream and state folder) ----
+
+/** The lock is held by another live process; names what and who. Exit 1. */
+export class LockHeldError extends RuntimeError {}
+
+/** A lock this process holds until release() or its exit (even SIGKILL: the kernel drops it). */
+export interface HeldLock {
+  readonly path: string;
+  release(): void;
+}
+
+/**
+ * Hold the lock `name` of the state folder `dir` while this process lives:
+ * a SQLite database of its own in `<dir>/locks/`, opened in exclusive locking
+ * mode and written once, so SQLite keeps its (POSIX, fcntl) write lock until
+ * the connection closes. The kernel drops such a lock when its process ends,
+ * however it ends: no pid file to go stale, no liveness guess. A second
+ * holder gets SQLITE_BUSY at once and throws LockHeldError naming `what`,
+ * the folder, and the holder's pid and command line (from /proc/locks).
+ */
+export function holdLock(dir: string, name: string, what: string): HeldLock {
+  const folder = join(dir, 'locks');
+  makeDir(folder);
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+  const path = join(folder, `${safe}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}.lock`);
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { timeout: 0, nativeBinding: loadSqliteAddon() as never });
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, started INTEGER NOT NULL)');
+    db.exec('DELETE FROM holder');
+    db.prepare('INSERT INTO holder VALUES (?, ?)').run(process.pid, Math.floor(Date.now() / 1000));
+    db.exec('COMMIT');
+  } catch (err) {
+    db?.close();
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      const holder = lockHolder(path);
+      throw new LockHeldError(`${what} already runs on the state folder ${dir}${holder ? `: pid ${holder.pid} (${holder.cmd})` : ''} holds ${path}; one at a time: stop that one first, or give this one a state folder of its own (VOS_STATE_DIR)`);
+    }
+    throw stateError(path, err, 'taking its lock');
+  }
+  const held = db;
+  return {
+    path,
+    release: () => {
+      if (held.open) held.close();
+    },
+  };
+}
+
+/** The process holding a POSIX lock on `path` (Linux /proc/locks), or undefined. */
+function lockHolder(path: string): { pid: number; cmd: string } | undefined {
+  try {
+    const ino = statSync(path).ino;
+    const line = readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .find((l) => / (POSIX|OFDLCK) /.test(l) && new RegExp(`:${ino} `).test(l));
+    const pid = Number(line?.trim().split(/\s+/)[4]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    let cmd = '?';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').slice(0, 300);
+    } catch {
+      /* gone meanwhile */
+    }
+    return { pid, cmd };
+  } catch {
+    return undefined;
   }
 }
 

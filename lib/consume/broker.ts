@@ -211,9 +211,10 @@ export async function openRefusal(a: BrokerAccess): Promise<string | undefined> 
  * created durable. Passive checks close their channel on a miss, so each
  * gets a channel of its own.
  */
-export async function declareTopology(conn: ChannelModel, t: Topology): Promise<{ created: string[]; unavailable: string[] }> {
+export async function declareTopology(conn: ChannelModel, t: Topology): Promise<{ created: string[]; unavailable: string[]; retention?: string }> {
   const created: string[] = [];
   const unavailable: string[] = [];
+  let retention: string | undefined;
   const exists = async (check: (ch: Awaited<ReturnType<ChannelModel['createChannel']>>) => Promise<unknown>): Promise<boolean> => {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined); // a 404 from a passive check is the answer, not a failure
@@ -233,11 +234,12 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
           const type = await queueType(conn, q);
           if (!t.stream && type === 'stream') throw new StreamQueueError(q);
           if (t.stream && type !== undefined && type !== 'stream') throw new NotAStreamError(q, type);
+          if (t.stream && type === 'stream') retention = await retentionDiffers(conn, q, t.stream);
         }
         continue;
       }
       if (q === t.queue && t.stream) {
-        await ch.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': t.stream.maxAge, 'x-max-length-bytes': t.stream.maxBytes } });
+        await ch.assertQueue(q, { durable: true, arguments: streamArguments(t.stream) });
         created.push(`stream ${q} (x-max-age ${t.stream.maxAge}, x-max-length-bytes ${t.stream.maxBytes})`);
         continue;
       }
@@ -273,7 +275,87 @@ export async function declareTopology(conn: ChannelModel, t: Topology): Promise<
   } finally {
     await ch.close().catch(() => undefined);
   }
-  return { created, unavailable };
+  return { created, unavailable, retention };
+}
+
+/** A stream's declare arguments for this retention (RabbitMQ stream arguments). */
+function streamArguments(r: StreamRetention): Record<string, unknown> {
+  return { 'x-queue-type': 'stream', 'x-max-age': r.maxAge, 'x-max-length-bytes': r.maxBytes };
+}
+
+/**
+ * Whether an existing stream was declared with another retention than ours:
+ * each differing argument with the broker's value and ours ("x-max-age '1h'
+ * (asked '7D')"), or undefined when they are the same. The broker names one
+ * per answer (406 PRECONDITION_FAILED "inequivalent arg 'x-max-age' ...
+ * received '7D' but current is '1h'"): declared again with its value in
+ * place of ours until it agrees, each try on a channel of its own (a 406
+ * closes it). The stream itself is never changed: queue arguments are fixed
+ * at declare time (policies change retention later).
+ */
+async function retentionDiffers(conn: ChannelModel, stream: string, r: StreamRetention): Promise<string | undefined> {
+  const args = streamArguments(r);
+  const found: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      await ch.assertQueue(stream, { durable: true, arguments: args });
+      await ch.close().catch(() => undefined);
+      break;
+    } catch (err) {
+      const text = /with message "([^"]*)"/.exec((err as Error).message)?.[1] ?? (err as Error).message;
+      const m = /inequivalent arg '([^']+)'.* but current is (?:none|(?:the value )?'([^']*)')/.exec(text);
+      if (!m) {
+        if (/PRECONDITION[_-]FAILED/.test(text)) found.push(text);
+        break;
+      }
+      const [, arg, current] = m as unknown as [string, string, string | undefined];
+      found.push(`${arg} ${current === undefined ? 'not set' : `'${current}'`} (asked ${args[arg] === undefined ? 'none' : `'${String(args[arg])}'`})`);
+      if (current === undefined) delete args[arg];
+      else args[arg] = /^\d+$/.test(current) ? Number(current) : current;
+    }
+  }
+  return found.length ? found.join(', ') : undefined;
+}
+
+/**
+ * Follow a stream's end: a consumer at x-stream-offset 'last' (the stream's
+ * last chunk, then whatever comes), on a channel of its own. `onTail` gets
+ * the highest offset seen once deliveries paused for quietMs (the last chunk
+ * arrives in one go); nothing is called while the stream is empty, until its
+ * first message. stop() cancels it. Deliveries are acked (a stream keeps them).
+ */
+export async function followStreamTail(conn: ChannelModel, stream: string, onTail: (offset: number) => void, quietMs = 500): Promise<{ stop: () => void }> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  let high = -1;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const stop = (): void => {
+    if (stopped) return;
+    stopped = true;
+    clearTimeout(timer);
+    void ch.close().catch(() => undefined);
+  };
+  await ch.prefetch(1000);
+  await ch.consume(
+    stream,
+    (msg) => {
+      if (!msg || stopped) return;
+      ch.ack(msg);
+      const off = msg.properties.headers?.['x-stream-offset'];
+      if (typeof off === 'number' && off > high) high = off;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (stopped) return;
+        stop();
+        onTail(high);
+      }, quietMs);
+    },
+    { noAck: false, arguments: { 'x-stream-offset': 'last' } },
+  );
+  return { stop };
 }
 
 /** A stream keeps no per-consumer position over AMQP 0-9-1: a consumer that restarts skips what came meanwhile. */

@@ -39,17 +39,22 @@
  */
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { BlockPolicy, Cidr } from '../address.js';
 import { applyBlocks, applyUnblocks, collectExpired, fillLevel, sourceIds } from '../blocklist.js';
 import type { Context } from '../context.js';
 import { EnvError, MapFullError, RuntimeError, UsageError } from '../errors.js';
 import { MAP } from '../maps/layout.js';
 import { messageOutcome, noObserver, queueReadyProbe, type ConsumeObserver, type MessageOutcome } from '../metrics/consume.js';
-import { connectBroker, declareTopology, isStreamDelivery, NotAStreamError, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
+import { holdLock, type HeldLock } from '../state.js';
+import { connectBroker, declareTopology, followStreamTail, isStreamDelivery, NotAStreamError, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
 import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
 import { classifyBrokerError, reconnectMessage, type Fault } from './faults.js';
-import { backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
+import { amqpTimestamp, backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
+import { checkStoredFingerprint, checkStoredOffset, judgeResume, judgeTail, messageFingerprint, streamCheckKey, streamOffsetKey } from './stream.js';
+
+export { streamOffsetKey } from './stream.js';
 
 export interface ConsumeOptions extends Topology, Defaults {
   access: BrokerAccess;
@@ -74,16 +79,22 @@ export interface ConsumeOptions extends Topology, Defaults {
   accesses?: readonly BrokerAccess[];
 }
 
-/** Where a stream consumer's offset is kept in consumer_offsets. */
-export function streamOffsetKey(stream: string): string {
-  return `stream:${stream}`;
-}
-
 /** The x-stream-offset of a stream delivery, or undefined. */
 function streamOffset(msg: ConsumeMessage): number | undefined {
   const v = msg.properties.headers?.['x-stream-offset'];
   return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
 }
+
+/**
+ * Batches applying more addresses than this log one `applied` line instead of
+ * a line per address (those at debug level): a node catching up 100,000
+ * messages would spend a third of its time formatting lines that journald's
+ * default rate limit (10,000 per 30 s) drops anyway, with the warnings among them.
+ */
+export const ADDRESS_LINES_MAX = 100;
+
+/** How long the never-block rules read for one batch serve the next ones (ms). */
+const POLICY_REFRESH_MS = 1000;
 
 /** The broker refuses us for a reason retrying cannot fix: exit 1 so systemd and the operator see it. */
 export class BrokerRefusedError extends RuntimeError {}
@@ -103,6 +114,8 @@ interface Live {
   held: Set<number>;
   /** Why it ends, when we end it ourselves (reported instead of "channel closed"). */
   reason?: Error;
+  /** Stream mode: deliveries of an attach being replaced (a re-created stream) are dropped until the next attach. */
+  dropping?: boolean;
   /** Resolves with why this generation ended. */
   ended: Promise<Error>;
   end: (why: Error) => void;
@@ -154,9 +167,16 @@ export class Consumer {
   /** Every event the consumer reports (log lines; observers such as metrics). */
   readonly events: ConsumerEvents;
   /** Totals, for the log line at exit. */
-  readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0, expired: 0, skippedDuplicates: 0 };
+  readonly totals = { messages: 0, applied: 0, deadLettered: 0, batches: 0, expired: 0, skippedDuplicates: 0, retentionGap: 0, futureTs: 0 };
   /** Stream mode: the offset of the last message whose effects are committed (undefined: none yet). */
   private offset?: number;
+  /** Stream mode: the fingerprint of the message at `offset` (stream.messageFingerprint), when known. */
+  private fingerprint?: number;
+  /** Stream mode, after an attach at the stored offset: the check its first delivery gets (stream.judgeResume). */
+  private verify?: { stored: number; fingerprint?: number; live: Live; tail?: { stop: () => void } };
+  private retentionWarned = false;
+  /** Stream mode: one consumer per stream and state folder (state.holdLock). */
+  private lock?: HeldLock;
   /** Index in accesses of the node connected to (or tried) now. */
   private node = 0;
   private readonly accesses: readonly BrokerAccess[];
@@ -194,7 +214,15 @@ export class Consumer {
     // The whole state, once: every batch after that reads only what was appended.
     this.ctx.store.load();
     if (this.o.stream) {
-      this.offset = this.ctx.store.consumerOffset(streamOffsetKey(this.o.queue));
+      // Before anything else: a second consumer of this stream on this state folder would interleave offsets.
+      this.lock = holdLock(this.ctx.store.dir, streamOffsetKey(this.o.queue), `vosctl consume --stream ${this.o.queue}`);
+      try {
+        this.offset = checkStoredOffset(this.ctx.store.consumerOffset(streamOffsetKey(this.o.queue)), this.o.queue, this.ctx.store.path);
+      } catch (err) {
+        this.lock.release();
+        throw err;
+      }
+      if (this.offset !== undefined) this.fingerprint = checkStoredFingerprint(this.ctx.store.consumerOffset(streamCheckKey(this.o.queue)));
       this.events.emit('info', this.offset === undefined ? 'no stream offset stored: starting from the first message' : 'resuming the stream after the stored offset', { action: 'consume', stream: this.o.queue, offset: this.offset });
     }
     if (this.o.gcIntervalS > 0) {
@@ -217,8 +245,12 @@ export class Consumer {
           url = this.access.display;
           conn = await connectBroker(this.access, 'vosctl consume');
           live = this.newLive(conn);
-          const { created, unavailable } = await declareTopology(conn, this.o);
+          const { created, unavailable, retention } = await declareTopology(conn, this.o);
           for (const what of created) this.events.emit('info', `declared ${what}`, { action: 'declare' });
+          if (retention && this.o.stream && !this.retentionWarned) {
+            this.retentionWarned = true;
+            this.events.emit('warn', 'the stream exists with another retention: its own applies, not --stream-max-age/--stream-max-bytes (retention is set when a stream is declared; a policy changes it later)', { action: 'declare', stream: this.o.queue, broker: retention, wanted: { 'x-max-age': this.o.stream.maxAge, 'x-max-length-bytes': this.o.stream.maxBytes }, hint: `rabbitmqctl set_policy --apply-to queues vos-retention '^${this.o.queue}$' '{"max-age":"${this.o.stream.maxAge}","max-length-bytes":${this.o.stream.maxBytes}}' (where a policy and the declared arguments both set a bound, RabbitMQ applies the smaller)` });
+          }
           for (const what of unavailable) this.events.emit('warn', 'not available now; consuming anyway', { action: 'declare', error: what });
           await this.openChannel(live);
           attempt = 0;
@@ -236,6 +268,8 @@ export class Consumer {
             throw err; // a stream queue, a bad option: no retry helps
           }
           lost = err as Error;
+          // A connection-level close (541, 406 on the connection) fails the call in flight with "Channel ended": the broker's reason is the connection's.
+          if (live && /Channel ended|Channel closed|Connection closed/.test(lost.message)) lost = (await within(live.ended, 500)) ?? lost;
         }
         if (live) this.retire(live);
         this.obs.onConnection(false);
@@ -301,9 +335,76 @@ export class Consumer {
   }
 
   private async startConsuming(live: Live): Promise<void> {
-    // A stream starts where the state says: right after the last offset committed, or at its first message.
-    const args = this.o.stream ? { arguments: { 'x-stream-offset': this.offset === undefined ? 'first' : this.offset + 1 } } : {};
+    // A stream starts where the state says: at the last offset committed (its message is checked, then
+    // skipped: the same stream, or one declared again under its name?), or at its first message.
+    const from = this.offset;
+    const args = this.o.stream ? { arguments: { 'x-stream-offset': from === undefined ? 'first' : from } } : {};
+    this.verify?.tail?.stop();
+    this.verify = this.o.stream && from !== undefined ? { stored: from, fingerprint: this.fingerprint, live } : undefined;
+    live.dropping = false;
     live.consumerTag = (await live.ch.consume(this.o.queue, (msg) => this.onMessage(live, msg), { noAck: false, ...args })).consumerTag;
+    const v = this.verify;
+    if (v && v.live === live) {
+      // A stream that ends before the stored offset sends nothing at it: its end tells (stream.judgeTail).
+      v.tail = await followStreamTail(live.conn, this.o.queue, (tail) => {
+        if (this.verify !== v || live.closed) return;
+        const r = judgeTail(v.stored, tail);
+        if (r?.kind === 'recreated') void this.replayFromFirst(live, r.why);
+      }).catch(() => undefined);
+      if (this.verify !== v) v.tail?.stop();
+    }
+  }
+
+  /**
+   * The first delivery of an attach at the stored offset: the stored message
+   * again (skipped), the stream shortened by retention past it (warned,
+   * counted, consumed), or another stream under the same name (replayed from
+   * its first message). False when the delivery is not to be consumed.
+   */
+  private checkResume(live: Live, msg: ConsumeMessage): boolean {
+    const v = this.verify;
+    if (!v || v.live !== live) return true;
+    this.verify = undefined;
+    v.tail?.stop();
+    const off = streamOffset(msg);
+    if (off === undefined) return true;
+    const r = judgeResume(v.stored, v.fingerprint, off, messageFingerprint(msg.content, msg.properties.messageId));
+    if (r.kind === 'recreated') {
+      void this.replayFromFirst(live, r.why);
+      return false;
+    }
+    if (r.kind === 'gap' && r.lost > 0) {
+      this.totals.retentionGap += r.lost;
+      this.obs.onStreamGap?.(r.lost);
+      this.events.emit('warn', 'stream retention removed messages this node never applied: it may miss blocks (and unblocks) they carried', { action: 'consume', stream: this.o.queue, stored_offset: v.stored, first_offset: off, lost: r.lost, hint: 'keep nodes down for less than the stream\'s retention (x-max-age, x-max-length-bytes), or re-sync this node: vosctl reconcile from a node that has the blocklist' });
+    }
+    if (r.kind === 'same') {
+      live.ch.ack(msg); // applied already: only the credit goes back
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * The stream was deleted and declared again under its name (offsets
+   * restarted at 0): resuming after the stored offset would skip its messages
+   * silently. Say so, and consume it from its first message.
+   */
+  private async replayFromFirst(live: Live, why: string): Promise<void> {
+    if (live.closed) return;
+    this.events.emit('warn', 'stream re-created: the stored offset belongs to an earlier stream of this name; replaying from its first message', { action: 'consume', stream: this.o.queue, stored_offset: this.offset, seen: why });
+    const tag = live.consumerTag;
+    live.consumerTag = undefined;
+    live.dropping = true; // what the old attach still sends (offsets of the new stream past the stored one) is not applied
+    this.verify = undefined;
+    if (tag) await within(live.ch.cancel(tag).catch(() => undefined), 5000);
+    // Deliveries of the old attach not applied yet: the replay brings them again.
+    for (const p of this.pending.filter((q) => q.live === live)) live.ch.ack(p.msg);
+    this.pending = this.pending.filter((q) => q.live !== live);
+    await this.idle();
+    this.offset = undefined;
+    this.fingerprint = undefined;
+    if (!live.closed && !this.stopping.signal.aborted) await this.resumeDeliveries(live);
   }
 
   /** A generation ends: nothing of it is acked any more; what it delivered and did not ack, the broker redelivers. */
@@ -335,6 +436,8 @@ export class Consumer {
     clearTimeout(this.timer);
     await this.dead.close();
     await this.ctx.maps.close();
+    this.verify?.tail?.stop();
+    this.lock?.release();
     this.events.emit('info', 'consumer stopped', { action: 'consume', ...this.totals });
   }
 
@@ -377,6 +480,11 @@ export class Consumer {
       live.end(this.fatal);
       return;
     }
+    if (live.dropping) {
+      live.ch.ack(msg);
+      return;
+    }
+    if (this.o.stream && !this.checkResume(live, msg)) return;
     this.pending.push({ msg, live, at: performance.now() });
     this.obs.onDelivered();
     if (this.pending.length >= this.o.batchSize) void this.drain();
@@ -537,10 +645,16 @@ export class Consumer {
   private async enforce(msgs: ConsumeMessage[]): Promise<PlannedMessage[]> {
     if (!existsSync(this.ctx.pin(MAP.blockedIps))) throw new NotReady(`no maps in ${this.ctx.settings.pinDir}`);
     if (!existsSync(this.ctx.pin('prog'))) throw new NotReady(`the XDP program is not loaded (no ${this.ctx.pin('prog')}); attach it again`);
-    const policy: BlockPolicy = { ...(await this.ctx.policy()), peers: this.o.neverBlock };
+    const policy = await this.policy();
     const nowS = Math.floor(Date.now() / 1000);
     // Stream mode: the highest offset covered up to each message; one at or below it was applied already.
     const reach: Array<number | undefined> = [];
+    // The message at each offset, fingerprinted only where an offset is recorded (once per run, not per message).
+    const atOffset = new Map<number, ConsumeMessage>();
+    const printAt = (off: number): number | undefined => {
+      const m = atOffset.get(off);
+      return m && messageFingerprint(m.content, m.properties.messageId);
+    };
     let high = this.offset;
     const planned = msgs.map((m): PlannedMessage => {
       const off = this.o.stream ? streamOffset(m) : undefined;
@@ -550,24 +664,50 @@ export class Consumer {
         this.skipped.add(skip);
         return skip;
       }
-      if (off !== undefined) high = off;
+      if (off !== undefined) {
+        high = off;
+        atOffset.set(off, m);
+      }
       reach.push(high);
-      // AMQP 0-9-1 timestamps are seconds; a client that sets milliseconds (or 0) gets none counted, never an early expiry.
-      const ts = m.properties.timestamp;
-      const published = typeof ts === 'number' && ts >= 1e9 && ts < 1e11 ? ts : undefined;
-      return planMessage(m.content, policy, this.o, { nowS, publishedS: published });
+      // AMQP 0-9-1 timestamps are seconds: one in milliseconds is read as such, with a warning (plan.amqpTimestamp).
+      const stamp = amqpTimestamp(m.properties.timestamp);
+      if (stamp.note) this.events.emit('warn', stamp.note, { action: 'consume', msg_id: msgId(m), offset: off, timestamp: m.properties.timestamp });
+      const p = planMessage(m.content, policy, this.o, { nowS, publishedS: stamp.publishedS });
+      if (p.futureTs !== undefined) {
+        this.totals.futureTs++;
+        this.obs.onFutureTs?.();
+        this.events.emit('warn', 'ts in the future: the ttl runs from now (or the AMQP timestamp), never from the future', { action: 'consume', msg_id: msgId(m), offset: off, ts: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
+      }
+      return p;
     });
     const key = streamOffsetKey(this.o.queue);
+    const checkKey = streamCheckKey(this.o.queue);
     const through = (i: number): { record?: (store: Context['store']) => void; off?: number } => {
       const off = i >= 0 ? reach[i] : undefined;
-      return off === undefined || !this.o.stream || (this.offset !== undefined && off <= this.offset) ? {} : { off, record: (store) => store.setConsumerOffset(key, off) };
+      if (off === undefined || !this.o.stream || (this.offset !== undefined && off <= this.offset)) return {};
+      const print = printAt(off);
+      return {
+        off,
+        record: (store) => {
+          store.setConsumerOffset(key, off);
+          if (print !== undefined) store.setConsumerOffset(checkKey, print);
+        },
+      };
+    };
+    const advance = (off: number | undefined): void => {
+      if (off === undefined) return;
+      this.offset = off;
+      this.fingerprint = printAt(off);
     };
     if (this.o.observer) {
       const state = this.ctx.store.lookup(planned.flatMap((p) => p.commands.map((c) => c.target.text)));
       for (const p of planned) this.outcomes.set(p, messageOutcome(p.commands, state, Math.floor(Date.now() / 1000)));
     }
     // A source name that cannot be registered (all ids in use, bad name) refuses its messages, not the batch.
+    // Names registered already are checked once, by the map write itself (it asks whether the map was reloaded): one round trip to the helper per batch, not two.
+    const known = this.ctx.sourceIdCache?.ids;
     for (const source of new Set(planned.flatMap((p) => p.commands.filter((c) => c.action === 'block').map((c) => c.source)))) {
+      if (known?.has(source)) continue;
       try {
         await sourceIds(this.ctx, [source]);
       } catch (err) {
@@ -584,15 +724,18 @@ export class Consumer {
       const { record, off } = through(run.through);
       if (run.action === 'unblock') {
         await applyUnblocks(this.ctx, run.targets, { record });
-        if (off !== undefined) this.offset = off;
+        advance(off);
         continue;
       }
       try {
         await applyBlocks(this.ctx, run.reqs, { record });
-        if (off !== undefined) this.offset = off;
+        advance(off);
       } catch (err) {
+        // A name that could not be registered again (the maps reloaded with every id taken): forget the cache,
+        // so the batch, delivered again, is checked source by source above and only its messages refused.
+        if (err instanceof UsageError) this.ctx.sourceIdCache = { mapId: -1, ids: new Map() };
         if (!(err instanceof MapFullError)) throw err;
-        if (off !== undefined) this.offset = off; // what fit is committed with the offset
+        advance(off); // what fit is committed with the offset
         await this.mapFull(err, planned);
       }
     }
@@ -600,10 +743,26 @@ export class Consumer {
     const rest = through(planned.length - 1);
     if (rest.record) {
       await this.ctx.store.transaction(() => rest.record!(this.ctx.store));
-      this.offset = rest.off;
+      advance(rest.off);
     }
     return planned;
   }
+
+  /**
+   * The never-block rules (allowlist maps, this host's addresses, --never-block),
+   * read again at most every POLICY_REFRESH_MS: reading them costs two map
+   * dumps through the helper, which at 1,000 messages a second was a fifth
+   * of each batch. An address allowlisted within that second may still be
+   * stored as blocked; the XDP program passes it anyway (the allowlist is
+   * checked before the blocklist).
+   */
+  private async policy(): Promise<BlockPolicy> {
+    const now = performance.now();
+    if (!this.policyCache || now - this.policyCache.at > POLICY_REFRESH_MS) this.policyCache = { at: now, policy: { ...(await this.ctx.policy()), peers: this.o.neverBlock } };
+    return this.policyCache.policy;
+  }
+
+  private policyCache?: { at: number; policy: BlockPolicy };
 
   /** Messages whose blocks did not fit are dead-lettered; what fit stays enforced. */
   private async mapFull(err: MapFullError, planned: PlannedMessage[]): Promise<void> {
@@ -628,10 +787,17 @@ export class Consumer {
   private settle(batch: Pending[], planned: PlannedMessage[] | undefined, live: Live): void {
     if (!planned) return;
     let skipped = 0;
+    // A large batch (a catch-up, a backlog) gets one summary line; its addresses only at debug level.
+    const addresses = planned.reduce((n, p) => n + p.commands.length, 0);
+    const each = addresses <= ADDRESS_LINES_MAX ? 'info' : this.events.enabled('debug') ? 'debug' : undefined;
+    if (!each) {
+      const count = (a: string) => planned.reduce((n, p) => n + p.commands.filter((c) => c.action === a).length, 0);
+      this.events.emit('info', 'applied', { action: 'batch', messages: batch.length, blocked: count('block'), unblocked: count('unblock'), first_offset: streamOffset(batch[0]!.msg), last_offset: streamOffset(batch[batch.length - 1]!.msg), note: `over ${ADDRESS_LINES_MAX} addresses: one line per address at VOS_LOG_LEVEL=debug` });
+    }
     batch.forEach(({ msg }, i) => {
       const p = planned[i]!;
-      for (const c of p.commands) {
-        this.events.emit('info', c.action === 'block' ? 'blocked' : 'unblocked', {
+      if (each) for (const c of p.commands) {
+        this.events.emit(each, c.action === 'block' ? 'blocked' : 'unblocked', {
           action: c.action,
           ip: c.target.text,
           ttl_s: c.action === 'block' ? c.ttlS : undefined,
@@ -680,14 +846,22 @@ export class Consumer {
     const fields = { dead_letter: this.o.deadLetter, msg_id: msgId(msg), reason };
     try {
       for (let attempt = 0; ; attempt++) {
-        if (live.closed) return; // redelivered with its channel, and dead-lettered then
+        // A queue redelivers it with its channel, dead-lettered then; a stream does not (the offset is past it): go on.
+        if (live.closed && !this.o.stream) return;
         const outcome = await this.dead.publish(msg.content, {
           persistent: true,
           contentType: msg.properties.contentType,
           messageId: msg.properties.messageId,
-          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now },
+          // x-vos-node tells the copies apart: in stream mode every node dead-letters what it refuses (README: Dead letters in stream mode).
+          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now, 'x-vos-node': hostname() },
         });
         if (outcome === 'confirmed') {
+          if (live.closed && this.o.stream) {
+            this.totals.deadLettered++;
+            this.obs.onMessages('dead_lettered', 1);
+            this.events.emit('warn', 'dead-lettered', { action: 'dead-letter', ...fields, note: 'its channel is gone; a stream needs no ack' });
+            return;
+          }
           if (live.closed) {
             this.events.emit('warn', 'dead-lettered, but the channel of its message is gone: the broker redelivers it, and it is dead-lettered again', { action: 'dead-letter', ...fields });
             return;

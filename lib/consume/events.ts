@@ -29,6 +29,11 @@ export class ConsumerEvents {
     this.observers.push(fn);
   }
 
+  /** Whether events of this level reach the log (observers get every event; none needs per-address ones). */
+  enabled(level: EventLevel): boolean {
+    return this.observers.length > 0 || this.log.isLevelEnabled(level);
+  }
+
   emit(level: EventLevel, message: string, fields: Record<string, unknown> & { action: string }): void {
     const all = { ...this.base, ...fields };
     this.log.log(level, message, all);

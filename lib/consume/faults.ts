@@ -71,9 +71,17 @@ export function classifyBrokerError(err: Error, at: Endpoint, openRefusal?: stri
   const text = /with message "([^"]*)"/.exec(msg)?.[1];
   if (/ACCESS[_-]REFUSED|NOT[_-]ALLOWED/.test(msg)) return { kind: 'permanent', message: text ?? msg, fix: 'fix the credentials, vhost or permissions' };
   if (/CONNECTION[_-]FORCED/.test(msg)) return { kind: 'forced', message: text ?? msg };
+  if (/541 \(INTERNAL|INTERNAL[_-]ERROR/.test(msg)) {
+    // RabbitMQ answers arguments it cannot use (a malformed x-stream-offset) with 541 on the whole connection.
+    return { kind: 'permanent', message: `the broker failed on our request: ${text ?? msg} (541 INTERNAL_ERROR; the broker's log says why)`, fix: 'see the broker log for the request it failed on' };
+  }
   if (/consumer cancelled by the broker/.test(msg)) return { kind: 'cancelled', message: msg };
   if (/delivery acknowledgement on channel \d+ timed out/.test(msg)) {
     return { kind: 'ack-timeout', message: `the broker closed the channel: a delivery stayed unacknowledged past its consumer_timeout (${text ?? msg}); what was unacked went back to the queue` };
+  }
+  if (/PRECONDITION[_-]FAILED/.test(msg) && /inequivalent arg|invalid arg/.test(msg)) {
+    // A declare or consume the broker finds inconsistent with what exists (inequivalent arguments): the same next time.
+    return { kind: 'permanent', message: `${text ?? msg} (406 PRECONDITION_FAILED)`, fix: 'make the options match the existing queue or stream, or delete it so it is declared again' };
   }
   if (at.protocol === 'amqps' && TLS_ON_PLAIN.test(`${msg} ${(err as NodeJS.ErrnoException).code ?? ''}`)) {
     // A scheme/port mismatch is configuration: retrying the same port cannot help.

@@ -51,6 +51,10 @@ export interface ConsumeObserver {
   onApplied(latencySeconds: number): void;
   /** Connected (with a way to ask the broker how many messages wait) or disconnected. */
   onConnection(up: boolean, readyMessages?: () => Promise<number>): void;
+  /** Stream mode: `offsets` offsets after the stored one were removed by retention before this node read them. */
+  onStreamGap?(offsets: number): void;
+  /** A message's `ts` was in the future (clamped to now). */
+  onFutureTs?(): void;
 }
 
 export const noObserver: ConsumeObserver = {
@@ -70,6 +74,8 @@ export class ConsumeMetrics implements ConsumeObserver {
   private readonly lastApply: Gauge;
   private readonly unacked: Gauge;
   private readyProbe?: () => Promise<number>;
+  private readonly streamGap: Counter;
+  private readonly futureTs: Counter;
 
   constructor(registry: Registry, queue: string) {
     const registers = [registry];
@@ -95,6 +101,8 @@ export class ConsumeMetrics implements ConsumeObserver {
         if (n !== undefined) this.set({ queue }, n);
       },
     });
+    this.streamGap = new Counter({ name: `${PREFIX}stream_retention_gap_offsets_total`, help: 'Stream mode: offsets after the stored one that retention removed before this node read them (messages it never applied; it may miss blocks).', registers });
+    this.futureTs = new Counter({ name: `${PREFIX}messages_future_ts_total`, help: 'Messages whose ts (decision time) was in the future: their ttl ran from the time they were applied instead.', registers });
     this.connected.set(0);
     this.lastApply.set(0);
     this.unacked.set(0);
@@ -107,6 +115,14 @@ export class ConsumeMetrics implements ConsumeObserver {
   onMessages(outcome: MessageOutcome, n: number): void {
     this.messages.inc({ outcome }, n);
     this.unacked.dec(n);
+  }
+
+  onStreamGap(offsets: number): void {
+    this.streamGap.inc(offsets);
+  }
+
+  onFutureTs(): void {
+    this.futureTs.inc();
   }
 
   onApplied(latencySeconds: number): void {

@@ -5,6 +5,8 @@
  * applied, and a node that was down resumes from the offset in its state.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { join } from 'node:path';
 import { Broker, brokerMissing } from '../helpers/broker.js';
 import { describeWith, kernelMissing } from '../helpers/env.js';
 import { Lab } from '../helpers/lab.js';
@@ -25,7 +27,7 @@ describeWith('vosctl consume --stream', kernelMissing() ?? brokerMissing(), () =
     lab = new Lab();
     broker = new Broker(lab);
     stream = broker.name('stream');
-    for (const name of ['a', 'b', 'c']) {
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) {
       nodes[name] = new Node(lab, name);
       await nodes[name]!.load();
     }
@@ -61,7 +63,7 @@ describeWith('vosctl consume --stream', kernelMissing() ?? brokerMissing(), () =
     await broker.publish(stream, lifted.map((ip) => JSON.stringify({ action: 'unblock', ip })));
     const live = [...live1, ...bulk].filter((ip) => !lifted.includes(ip)).sort();
     await sameAs(a, live);
-    const cb2 = await b.consume(args);
+    const cb2 = await b.consume(args, { VOS_LOG_LEVEL: 'debug' }); // a line per address even in batches of thousands
     expect(cb2.logs.find((l) => l.message === 'resuming the stream after the stored offset')).toMatchObject({ offset: 25 });
     await sameAs(b, live);
     expect(await cb2.stop()).toBe(0);
@@ -100,5 +102,149 @@ describeWith('vosctl consume --stream', kernelMissing() ?? brokerMissing(), () =
     const both = await a.vosctl('consume', '--stream', s2, '--queue', q);
     expect(both).toMatchObject({ code: 2, err: expect.stringContaining('--stream excludes --queue') });
     expect((await a.vosctl('consume', '--stream', s2, '--stream-max-age', '7 days')).err).toContain("bad --stream-max-age '7 days'");
+    // Retention other than asked: the stream keeps its own, and the consumer says so, naming both.
+    const other = await a.consume(['--stream', s2, '--stream-max-age', '2D', '--gc-interval', '0']);
+    const warned = other.logs.find((l) => l.message.startsWith('the stream exists with another retention'));
+    expect(String(warned?.broker).split(', ').sort()).toEqual(["x-max-age '1h' (asked '2D')", "x-max-length-bytes '100000000' (asked '10000000000')"]);
+    expect(warned).toMatchObject({ level: 'warn', stream: s2, hint: expect.stringContaining(`rabbitmqctl set_policy --apply-to queues vos-retention '^${s2}$' '{"max-age":"2D"`) });
+    expect(await other.stop()).toBe(0);
+  }, 60_000);
+
+  const blocks = (ips: string[], extra: Record<string, unknown> = {}) => ips.map((ip) => JSON.stringify({ action: 'block', ip, ttl: '1h', ...extra }));
+  const stopped = (c: { logs: Array<{ message: string }> }) => c.logs.find((l) => l.message === 'consumer stopped');
+
+  it('a stream deleted and declared again under its name is replayed from its first message, shorter or longer than before', async () => {
+    const d = nodes.d!;
+    const s = broker.name('again');
+    const args = ['--stream', s, '--stream-max-age', '1h', '--gc-interval', '0'];
+    const declare = async () => (await broker.channel()).assertQueue(s, { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': '1h', 'x-max-length-bytes': 10_000_000_000 } });
+    const again = async () => {
+      const ch = await broker.channel();
+      await ch.deleteQueue(s);
+      await declare();
+    };
+    const first = ipsOf(3000, 5);
+    await declare();
+    await broker.publish(s, blocks(first));
+    let c = await d.consume(args);
+    await sameAs(d, first);
+    expect(await c.stop()).toBe(0);
+
+    // Resuming the same stream: no warning, nothing consumed again.
+    c = await d.consume(args);
+    await broker.publish(s, blocks(ipsOf(3005, 1)));
+    await sameAs(d, ipsOf(3000, 6));
+    expect(await c.stop()).toBe(0);
+    expect(c.logs.filter((l) => l.message.startsWith('stream re-created'))).toEqual([]);
+    expect(stopped(c)).toMatchObject({ messages: 1, skippedDuplicates: 0 });
+
+    // Declared again, shorter than the stored offset (5): the broker would wait at offset 5 for ever.
+    await again();
+    const shorter = ipsOf(3100, 3);
+    await broker.publish(s, blocks(shorter));
+    c = await d.consume(args);
+    await sameAs(d, [...ipsOf(3000, 6), ...shorter].sort());
+    expect(c.logs.find((l) => l.message.startsWith('stream re-created'))).toMatchObject({ level: 'warn', stream: s, stored_offset: 5, seen: 'the stream ends at offset 2, before the stored 5' });
+    expect(await c.stop()).toBe(0);
+
+    // Declared again, longer than the stored offset (2): offsets 0..2 would be skipped as "applied".
+    await again();
+    const longer = ipsOf(3200, 8);
+    await broker.publish(s, blocks(longer));
+    c = await d.consume(args);
+    await sameAs(d, [...ipsOf(3000, 6), ...shorter, ...longer].sort());
+    expect(c.logs.find((l) => l.message.startsWith('stream re-created'))).toMatchObject({ stream: s, stored_offset: 2, seen: expect.stringContaining('the message at offset 2 is not the one this node applied there') });
+    expect(await c.stop()).toBe(0);
+    expect(stopped(c)).toMatchObject({ messages: 8 });
+
+    // Declared again and still empty: found once its first message comes.
+    await again();
+    c = await d.consume(args);
+    await broker.publish(s, blocks(ipsOf(3300, 1)));
+    await sameAs(d, [...ipsOf(3000, 6), ...shorter, ...longer, ...ipsOf(3300, 1)].sort());
+    expect(c.logs.find((l) => l.message.startsWith('stream re-created'))).toMatchObject({ stored_offset: 7, seen: 'the stream ends at offset 0, before the stored 7' });
+    expect(await c.stop()).toBe(0);
+  }, 180_000);
+
+  it('warns and counts what retention removed before a node came back', async () => {
+    const e = nodes.e!;
+    const s = broker.name('retention');
+    // Tiny segments and size bound: the broker drops old segments as new ones fill.
+    await (await broker.channel()).assertQueue(s, { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-length-bytes': 20_000, 'x-stream-max-segment-size-bytes': 5_000 } });
+    const args = ['--stream', s, '--gc-interval', '0'];
+    let c = await e.consume(args);
+    const early = ipsOf(4000, 5);
+    await broker.publish(s, blocks(early));
+    await sameAs(e, early);
+    expect(await c.stop()).toBe(0);
+    const later = ipsOf(4100, 400);
+    for (let i = 0; i < later.length; i += 20) await broker.publish(s, blocks(later.slice(i, i + 20), { reason: 'x'.repeat(100) }));
+    c = await e.consume(args);
+    const gap = await c.waitForLog((l) => l.message.startsWith('stream retention removed messages'), 30_000);
+    expect(gap).toMatchObject({ level: 'warn', stream: s, stored_offset: 4 });
+    expect(Number(gap.first_offset)).toBeGreaterThan(5);
+    expect(gap.lost).toBe(Number(gap.first_offset) - 5);
+    // What retention kept is applied: the last block published is there.
+    await waitFor('the newest block', async () => (await e.ips()).includes(later[later.length - 1]!), 30_000);
+    expect(await c.stop()).toBe(0);
+    expect(stopped(c)).toMatchObject({ retentionGap: gap.lost });
+  }, 120_000);
+
+  it('refuses a second consumer of one stream on one state folder, naming the holder; the lock goes with its process', async () => {
+    const f = nodes.f!;
+    const s = broker.name('lock');
+    const args = ['--stream', s, '--gc-interval', '0'];
+    const c = await f.consume(args);
+    const second = await f.vosctl('consume', ...args);
+    expect(second.code).toBe(1);
+    expect(second.err).toContain(`vosctl consume --stream ${s} already runs on the state folder ${f.stateDir}: pid ${c.pid} (`);
+    expect(second.err).toContain(join(f.stateDir, 'locks'));
+    // Killed without a chance to clean up: the kernel dropped its lock, a new consumer starts.
+    await c.kill9();
+    const c2 = await f.consume(args);
+    expect(await c2.stop()).toBe(0);
+  }, 60_000);
+
+  it('refuses a malformed stored offset by name, at once, without retrying the broker', async () => {
+    const f = nodes.f!;
+    const s = broker.name('badoffset');
+    const args = ['--stream', s, '--gc-interval', '0'];
+    const c = await f.consume(args);
+    await broker.publish(s, blocks(ipsOf(5000, 2)));
+    await waitFor('two blocks', async () => (await f.ips()).includes(ipsOf(5001, 1)[0]!), 30_000);
+    expect(await c.stop()).toBe(0);
+    const db = join(f.stateDir, 'state.sqlite3');
+    for (const [sql, shown] of [["'abc'", "'abc'"], ['1.5', '1.5'], ['-3', '-3'], ["x'00'", '\u0000'], ["''", "''"]] as const) {
+      await execa('sqlite3', [db, `UPDATE consumer_offsets SET position = ${sql} WHERE consumer = 'stream:${s}'`]);
+      const r = await f.vosctl('consume', ...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`the stored offset of stream '${s}' is ${shown}, not a stream offset`);
+      expect(r.err).toContain(`row consumer = 'stream:${s}' in ${db}`);
+      expect(r.err).not.toContain('broker unreachable');
+    }
+    // The fix the message gives works: the row deleted, the stream replays from its first message.
+    await execa('sqlite3', [db, `DELETE FROM consumer_offsets WHERE consumer IN ('stream:${s}', 'stream-check:${s}')`]);
+    const c2 = await f.consume(args);
+    await c2.waitForLog((l) => l.message === 'consuming');
+    expect(await c2.stop()).toBe(0);
+  }, 60_000);
+
+  it('dead-letters a bad message once per node: not again when it resumes from its offset', async () => {
+    const e = nodes.e!;
+    const s = broker.name('deadonce');
+    const args = ['--stream', s, '--gc-interval', '0'];
+    let c = await e.consume(args);
+    await broker.publish(s, ['garbage!', ...blocks(ipsOf(6000, 1))]);
+    await c.waitForLog((l) => l.message === 'dead-lettered', 30_000);
+    await waitFor('the good block', async () => (await e.ips()).includes(ipsOf(6000, 1)[0]!), 30_000);
+    expect(await c.stop()).toBe(0);
+    c = await e.consume(args);
+    await broker.publish(s, blocks(ipsOf(6001, 1)));
+    await waitFor('the next block', async () => (await e.ips()).includes(ipsOf(6001, 1)[0]!), 30_000);
+    expect(await c.stop()).toBe(0);
+    expect(c.logs.filter((l) => l.message === 'dead-lettered')).toEqual([]);
+    const dead = await broker.drain(`${s}.dead`);
+    expect(dead.map((m) => m.content.toString())).toEqual(['garbage!']);
+    expect(dead[0]!.properties.headers).toMatchObject({ 'x-vos-queue': s, 'x-vos-node': expect.any(String), 'x-stream-offset': 0 });
   }, 60_000);
 });
