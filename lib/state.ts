@@ -39,6 +39,8 @@ const SCHEMA_VERSION = 1;
 const DEFAULT_TIMEOUT_S = 60;
 /** Targets per statement for bulk reads and writes (json_each over one JSON array). */
 const CHUNK = 10_000;
+/** Rows per INSERT of bound values in a bulk write (SQLite allows 32,766 bound values). */
+const ROWS = 1000;
 
 /** The state database failed: the message names the file and gives SQLite's words and code. Exit 1. */
 export class StateError extends RuntimeError {
@@ -501,10 +503,11 @@ export class StateStore {
           const src = this.stmt('INSERT OR IGNORE INTO sources (name, first_seen) VALUES (?, ?)');
           for (const s of new Set(puts.map((p) => p.source))) src.run(s, now);
         }
-        const alike = this.stmt(
-          `INSERT INTO entries (${COLS}) SELECT value, ?, ?, ?, ? FROM json_each(?) WHERE true
-           ON CONFLICT (target) DO UPDATE SET source = excluded.source, reason = excluded.reason, added = excluded.added, expires = excluded.expires`,
-        );
+        const upsert = `ON CONFLICT (target) DO UPDATE SET source = excluded.source, reason = excluded.reason, added = excluded.added, expires = excluded.expires`;
+        // Full blocks of ROWS targets as bound values (a quarter less work for SQLite than parsing JSON), the rest through json_each.
+        // Prepared only for a bulk write: a single block should not pay for compiling it.
+        const block = () => this.stmt(`INSERT INTO entries (${COLS}) SELECT column1, ?, ?, ?, ? FROM (VALUES ${'(?),'.repeat(ROWS - 1)}(?)) WHERE true ${upsert}`);
+        const rest = this.stmt(`INSERT INTO entries (${COLS}) SELECT value, ?, ?, ?, ? FROM json_each(?) WHERE true ${upsert}`);
         for (let i = 0; i < puts.length; ) {
           const e = puts[i]!;
           let j = i + 1;
@@ -513,9 +516,17 @@ export class StateStore {
             if (f.source !== e.source || f.reason !== e.reason || f.added !== e.added || f.expires !== e.expires) break;
             j++;
           }
-          const ips = new Array<string>(j - i);
-          for (let k = i; k < j; k++) ips[k - i] = puts[k]!.ip;
-          alike.run(e.source, e.reason, e.added, e.expires, JSON.stringify(ips));
+          let k = i;
+          for (; k + ROWS <= j; k += ROWS) {
+            const args: unknown[] = [e.source, e.reason, e.added, e.expires];
+            for (let m = k; m < k + ROWS; m++) args.push(puts[m]!.ip);
+            block().run(args);
+          }
+          if (k < j) {
+            const ips = new Array<string>(j - k);
+            for (let m = k; m < j; m++) ips[m - k] = puts[m]!.ip;
+            rest.run(e.source, e.reason, e.added, e.expires, JSON.stringify(ips));
+          }
           i = j;
         }
         const del = this.stmt('DELETE FROM entries WHERE target IN (SELECT value FROM json_each(?))');
