@@ -36,6 +36,13 @@ export interface Entry {
 
 export const STATE_FILE = 'state.sqlite3';
 const SCHEMA_VERSION = 1;
+/**
+ * The database header's application_id (PRAGMA application_id): 'VOSF',
+ * 0x564f5346 = 1448039238, set by scripts/state.sql on create and stamped on
+ * an older state database when it is opened for writing. A SQLite file with
+ * another non-zero id belongs to another program and is refused.
+ */
+export const APPLICATION_ID = 0x564f5346;
 const DEFAULT_TIMEOUT_S = 60;
 /** Targets per statement for bulk reads and writes (json_each over one JSON array). */
 const CHUNK = 10_000;
@@ -306,6 +313,8 @@ export class StateStore {
       this.checkSchema(db, path);
       if ((db.pragma('user_version', { simple: true }) as number) < SCHEMA_VERSION) db.exec(readFileSync(join(SCRIPTS, 'state.sql'), 'utf8'));
       else if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      // A state database made before the id was set (checkSchema found it ours): stamp it, once.
+      if (db.pragma('application_id', { simple: true }) === 0) db.pragma(`application_id = ${APPLICATION_ID}`);
       return db;
     } catch (err) {
       db?.close();
@@ -319,6 +328,8 @@ export class StateStore {
    * file of another program (tables that are not the state's). StateError.
    */
   private checkSchema(db: Database.Database, path: string): void {
+    const app = db.pragma('application_id', { simple: true }) as number;
+    if (app !== 0 && app !== APPLICATION_ID) throw new StateError(path, 'FOREIGN', `${path} is not a vos-fastpath database: its SQLite application_id is ${app} (0x${(app >>> 0).toString(16).padStart(8, '0')}), vos-fastpath's is ${APPLICATION_ID} (0x${APPLICATION_ID.toString(16)}); another program's file: move it aside or point VOS_STATE_DIR elsewhere`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new StateError(path, 'SCHEMA', `the state database ${path} was written by a newer vos-fastpath (schema ${version} > ${SCHEMA_VERSION}); use that version, or move the file aside`);
     const ours = new Set(['entries', 'sources', 'consumer_offsets']);

@@ -42,4 +42,7 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
   updated  INTEGER NOT NULL              -- Unix seconds
 ) WITHOUT ROWID;
 
+-- vos-fastpath's id in the database header ('VOSF'; file(1) shows it):
+-- vosctl and the scripts refuse a SQLite file with another non-zero id.
+PRAGMA application_id = 1448039238;
 PRAGMA user_version = 1;

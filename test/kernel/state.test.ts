@@ -368,6 +368,8 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       ['CREATE TABLE moz_places (url TEXT);', /is not a vos-fastpath database \(tables: moz_places\)/],
       ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
+      // Our very tables, but another program's id in the header (an operator pointed VOS_STATE_DIR at its folder).
+      [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 1179534157;`, /state\.sqlite3 is not a vos-fastpath database: its SQLite application_id is 1179534157 \(0x464e494d\), vos-fastpath's is 1448039238/],
     ];
     for (const [sql, says] of cases) {
       const h = new Host();
@@ -384,6 +386,30 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       expect(sc.code).toBe(1);
       expect(sc.err).toMatch(says);
       expect(await schema()).toBe(before);
+      await h.detach();
+    }
+  });
+
+  it("the state database carries vos-fastpath's application_id: set on create, stamped on an older file by vosctl and by the scripts; file(1) shows it", async () => {
+    const appId = async (db: string) => Number((await execa('sqlite3', ['-readonly', db, 'PRAGMA application_id'])).stdout);
+    const fresh = new Host();
+    expect(await fresh.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const db = join(fresh.stateDir, 'state.sqlite3');
+    expect(await appId(db)).toBe(1448039238);
+    expect((await execa('file', [db])).stdout).toContain('application id 1448039238');
+    await fresh.detach();
+    // Files made before the id: one stamped by vosctl, one by a script; nothing else changes.
+    for (const writer of ['vosctl', 'script'] as const) {
+      const h = new Host();
+      mkdirSync(h.stateDir, { recursive: true });
+      const old = join(h.stateDir, 'state.sqlite3');
+      await execa('sqlite3', [old], { input: `${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 0;\nINSERT INTO entries (target, source, reason, added, expires) VALUES ('198.51.100.82', 'manual', 'kept', 1800000000, 0);` });
+      expect(await appId(old)).toBe(0);
+      expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+      const r = writer === 'vosctl' ? await h.vosctl('block', '198.51.100.83') : await h.script('block_ip.sh', ['198.51.100.83']);
+      expect(r).toMatchObject({ code: 0 });
+      expect(await appId(old)).toBe(1448039238);
+      expect((await execa('sqlite3', ['-readonly', old, "SELECT group_concat(target || ' ' || ifnull(reason, '-'), ', ') FROM (SELECT * FROM entries ORDER BY target)"])).stdout).toBe('198.51.100.82 kept, 198.51.100.83 -');
       await h.detach();
     }
   });
