@@ -226,6 +226,7 @@ export class StateStore {
     if (this.conn) return this.conn;
     makeDir(this.dir);
     const main = this.path === join(this.dir, STATE_FILE);
+    if (main) removeAbandonedMigrations(this.dir);
     if (main && !existsSync(this.path) && legacyFiles(this.dir).length) {
       try {
         migrateLegacy(this.dir);
@@ -622,6 +623,64 @@ export function migrateLegacy(dir: string): { entries: number; badLines: string[
   rmSync(tmp, { force: true });
   process.stderr.write(`vosctl: migrated ${entries.size} entries from ${LEGACY.join(' + ')} to ${final}${badLines.length ? `; unreadable lines skipped: ${badLines.join(', ')}` : ''}; the old files are kept in ${join(dir, LEGACY_ASIDE)}/\n`);
   return { entries: entries.size, badLines };
+}
+
+const MIGRATING = /^state\.sqlite3\.migrating-(\d+)(?:-wal|-shm|-journal)?$/;
+
+/**
+ * Remove the temporary databases (state.sqlite3.migrating-<pid>, with their
+ * -wal, -shm, -journal) of migrations whose process is gone (killed
+ * mid-way), saying on stderr what was removed. A migration still running is
+ * left alone: its pid is alive and started before its file was last written.
+ * A live pid that started after that is another process that got the number
+ * again (pid reuse), so the file is abandoned too.
+ */
+export function removeAbandonedMigrations(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const byPid = new Map<number, string[]>();
+  for (const f of names) {
+    const m = MIGRATING.exec(f);
+    if (m) byPid.set(Number(m[1]), [...(byPid.get(Number(m[1])) ?? []), f]);
+  }
+  const removed: string[] = [];
+  for (const [pid, files] of byPid) {
+    const written = Math.max(...files.map((f) => statSafe(join(dir, f))?.mtimeMs ?? 0));
+    if (migrationRunning(pid, written)) continue;
+    for (const f of files) rmSync(join(dir, f), { force: true });
+    removed.push(...files);
+    process.stderr.write(`vosctl: removed ${files.join(', ')} from ${dir}: left by a migration that process ${pid} did not finish (that process is gone)\n`);
+  }
+  return removed;
+}
+
+/**
+ * Whether process pid may be the one that last wrote a file at writtenMs
+ * (Unix ms): it exists, and it started before then (its start from
+ * /proc/<pid>/stat, in clock ticks of 1/100 s since the boot time in
+ * /proc/stat; 1 s of slack for their rounding).
+ */
+function migrationRunning(pid: number, writtenMs: number): boolean {
+  if (pid === process.pid) return true;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false; // no such process
+  }
+  try {
+    // Field 22, starttime: the fields after the command name, which ends at the last ')'.
+    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootS = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(startTicks) || !Number.isFinite(bootS)) return true;
+    return (bootS + startTicks / 100) * 1000 <= writtenMs + 1000;
+  } catch {
+    return true; // cannot tell: keep the file
+  }
 }
 
 /** Once state.sqlite3 exists, the old files (if any) move to pre-sqlite/: kept for the operator, never read again. */

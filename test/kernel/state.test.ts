@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
-import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, utimesSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
 import { describeKernel } from '../helpers/env.js';
@@ -412,6 +412,38 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       expect((await execa('sqlite3', ['-readonly', old, "SELECT group_concat(target || ' ' || ifnull(reason, '-'), ', ') FROM (SELECT * FROM entries ORDER BY target)"])).stdout).toBe('198.51.100.82 kept, 198.51.100.83 -');
       await h.detach();
     }
+  });
+
+  it('a migration killed mid-way leaves its temporary database; the next command removes it (and any whose pid was reused) and says so', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    const feed = addrs(400_000, 300_000);
+    writeFileSync(join(h.stateDir, 'blocklist.jsonl'), feed.map((ip) => `["${ip}","feed",null,1800000000,0]`).join('\n') + '\n');
+    expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+    const migrating = () => readdirSync(h.stateDir).filter((f) => f.includes('.migrating-'));
+    const killed = h.spawn(VOSCTL, ['block', '203.0.113.95']);
+    while (!migrating().length) await sleep(10);
+    process.kill(killed.pid!, 'SIGKILL');
+    await killed.catch(() => undefined);
+    const left = migrating();
+    expect(left).toContain(`state.sqlite3.migrating-${killed.pid}`);
+    expect(existsSync(join(h.stateDir, 'state.sqlite3'))).toBe(false);
+    // A leftover whose number now belongs to a live process started after it (pid reuse), and one of a live older process (pid 1: kept).
+    const reused = lab.spawn('sleep', ['60']);
+    writeFileSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), 'x');
+    utimesSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    writeFileSync(join(h.stateDir, 'state.sqlite3.migrating-1'), 'x');
+    const next = await h.vosctl('block', '203.0.113.96');
+    reused.kill();
+    expect(next.code).toBe(0);
+    for (const f of left) expect(next.err).toContain(f);
+    expect(next.err).toMatch(new RegExp(`removed .*state\\.sqlite3\\.migrating-${killed.pid}.* from ${h.stateDir}: left by a migration that process ${killed.pid} did not finish`));
+    expect(next.err).toContain(`state.sqlite3.migrating-${reused.pid}`);
+    expect(migrating()).toEqual(['state.sqlite3.migrating-1']);
+    expect(next.err).toMatch(/migrated 400000 entries/);
+    const count = Number((await execa('sqlite3', ['-readonly', join(h.stateDir, 'state.sqlite3'), "SELECT count(*) FROM entries WHERE source = 'feed'"])).stdout);
+    expect(count).toBe(400_000);
+    await h.detach();
   });
 
   it('a block script whose sqlite3 has exited says the change is NOT persisted and exits 1 (never 141)', async () => {
