@@ -527,6 +527,8 @@ export async function reconcile(ctx: Context, from: 'map' | 'state' | undefined)
   if (from !== 'state') {
     // A damaged state is rebuilt from what is readable in it and from the maps: the file is set aside, never deleted.
     try {
+      // quick_check too: damage in pages a scan of the rows never reads (an index) counts as well.
+      ctx.store.check();
       ctx.store.all();
     } catch (err) {
       if (!(err instanceof StateCorruptError)) throw err;

@@ -15,10 +15,11 @@
  *   migrated on first open: see migrateLegacy.
  */
 import Database from 'better-sqlite3';
-import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, linkSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { clearFailure, failAtEnd } from './closers.js';
 import { EnvError, NEEDS_ROOT, RuntimeError, UsageError } from './errors.js';
 import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
@@ -65,6 +66,27 @@ export class StateCorruptError extends StateError {}
 
 const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB']);
 
+/**
+ * Beside the database, written when damage is found in it (PRAGMA
+ * quick_check in gc and status, or SQLITE_CORRUPT/NOTADB from any command):
+ * JSON {ino, found, words}. Every later command that opens that same file
+ * (same inode) reports it and exits 1 once its work is done, until a check
+ * passes again or reconcile sets the file aside. One stat per command.
+ */
+export const DAMAGE_MARK = `${STATE_FILE}.damage-found`;
+
+/** Record damage found in the main database at path (not a migration's or a private copy); best effort. */
+function recordDamage(path: string, words: string): void {
+  if (basename(path) !== STATE_FILE) return;
+  const st = statSafe(path);
+  if (!st?.isFile()) return;
+  try {
+    writeFileSync(join(dirname(path), DAMAGE_MARK), `${JSON.stringify({ ino: st.ino, found: new Date().toISOString(), words })}\n`);
+  } catch {
+    // A full or read-only folder: the error itself still says it.
+  }
+}
+
 /** How to rebuild the state when its file is lost: the maps still hold what is enforced. */
 export const RECOVER_HINT = 'to rebuild it: vosctl reconcile --from map (it sets the damaged file aside, salvages the rows still readable in it and merges them with what the pinned maps hold)';
 
@@ -74,6 +96,7 @@ export function stateError(path: string, err: unknown, doing: string): StateErro
   const code = String((err as { code?: unknown }).code ?? 'EUNKNOWN');
   const words = (err as Error).message ?? String(err);
   if (CORRUPT.has(code) || /malformed|not a database/i.test(words)) {
+    recordDamage(path, `${words} (${code}) while ${doing}`);
     return new StateCorruptError(path, code, `the state database ${path} is unreadable while ${doing}: ${words} (${code}); ${RECOVER_HINT}`);
   }
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
@@ -250,8 +273,34 @@ export class StateStore {
       this.conn = this.openCopy(err);
       return this.conn;
     }
-    if (main) setLegacyAside(this.dir);
+    if (main) {
+      setLegacyAside(this.dir);
+      this.noteDamage();
+    }
     return this.conn;
+  }
+
+  /** A damage mark (DAMAGE_MARK) about this very file makes the command fail at its end; one about a file since replaced is dropped. */
+  private noteDamage(): void {
+    const mark = join(this.dir, DAMAGE_MARK);
+    let text: string;
+    try {
+      text = readFileSync(mark, 'utf8');
+    } catch {
+      return; // none: the common case
+    }
+    let m: { ino?: number; found?: string; words?: string } = {};
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      /* a mark cut short still means damage was found */
+    }
+    const st = statSafe(this.path);
+    if (m.ino !== undefined && st && st.ino !== m.ino) {
+      rmSync(mark, { force: true });
+      return;
+    }
+    failAtEnd(this.path, new StateCorruptError(this.path, 'SQLITE_CORRUPT', `the state database ${this.path} was found damaged${m.found ? ` at ${m.found}` : ''} (${m.words ?? 'see ' + mark}); what this command did was done, but a damaged file can lose entries at the next restore; ${RECOVER_HINT}`));
   }
 
   /**
@@ -425,8 +474,16 @@ export class StateStore {
    * command never reads (the middle of the file) is found here.
    */
   check(): void {
-    const found = this.run('checking it', () => this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>).map((r) => r.quick_check);
-    if (found.length === 1 && found[0] === 'ok') return;
+    // One line per finding, on one line in the message (a row can hold several lines).
+    const found = this.run('checking it', () => this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>).flatMap((r) => r.quick_check.split('\n').filter(Boolean));
+    if (found.length === 1 && found[0] === 'ok') {
+      // Sound again (restored from a backup in place, say): no longer reported.
+      rmSync(join(this.dir, DAMAGE_MARK), { force: true });
+      clearFailure(this.path);
+      return;
+    }
+    recordDamage(this.path, `PRAGMA quick_check: ${found.join('; ')}`);
+    clearFailure(this.path); // thrown now, not again at the end
     throw new StateCorruptError(this.path, 'SQLITE_CORRUPT', `the state database ${this.path} is damaged (PRAGMA quick_check: ${found.join('; ')}); ${RECOVER_HINT}`);
   }
 
@@ -566,6 +623,8 @@ export class StateStore {
     this.close();
     const aside = `${this.path}.damaged-${new Date().toISOString().replace(/[:.]/g, '')}`;
     for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.path + suffix)) renameSync(this.path + suffix, aside + suffix);
+    rmSync(join(this.dir, DAMAGE_MARK), { force: true });
+    clearFailure(this.path);
     return aside;
   }
 }
