@@ -369,7 +369,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
       // Our very tables, but another program's id in the header (an operator pointed VOS_STATE_DIR at its folder).
-      [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 1179534157;`, /state\.sqlite3 is not a vos-fastpath database: its SQLite application_id is 1179534157 \(0x464e494d\), vos-fastpath's is 1448039238/],
+      [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 1179534157;`, /state\.sqlite3 is not a vos-fastpath database: its SQLite application_id is 1179534157 \(0x464e434d\), vos-fastpath's is 1448039238/],
     ];
     for (const [sql, says] of cases) {
       const h = new Host();
