@@ -360,6 +360,13 @@ export class StateStore {
       db.pragma('synchronous = FULL');
       // Keeps the WAL from staying at the size of the largest load once it was checkpointed.
       db.pragma('journal_size_limit = 67108864');
+      // A bulk load's I/O, counted with strace on a 1,000,000-row load (a 65 MB file): each statement's
+      // journal (the pages it changes, so a failing statement can be undone) spilled past SQLite's 64 KiB
+      // into a temporary file, 187 MB of writes; in memory it is freed at each statement's end. And with
+      // SQLite's 2 MiB page cache, dirty pages spilled into the WAL twice over before the commit: 64 MiB
+      // (taken only as pages are used) keeps such a load's pages until its commit writes each once.
+      db.pragma('temp_store = MEMORY');
+      db.pragma('cache_size = -65536');
       this.checkSchema(db, path);
       if ((db.pragma('user_version', { simple: true }) as number) < SCHEMA_VERSION) db.exec(readFileSync(join(SCRIPTS, 'state.sql'), 'utf8'));
       else if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
