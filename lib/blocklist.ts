@@ -30,7 +30,7 @@ import {
   writeBlockKey,
   writeBlockKey6,
 } from './maps/layout.js';
-import { diffEntries, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
+import { diffEntries, freshEntry, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
 import { salvage, StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
 
 export interface BlockRequest {
@@ -133,6 +133,8 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
   const ids = await sourceIds(ctx, new Set(entries.map((e) => e.source)));
   const groups = groupByMap(entries, (e) => e.ip);
   const written: Entry[] = [];
+  // The caller's own work overlaps the largest batch, the one the kernel takes longest over.
+  const overlap = groups.reduce((best, g, i) => (g.length > groups[best]!.length ? i : best), 0);
   for (const g of [1, 0, 3, 2]) {
     const group = groups[g]!;
     if (!group.length) continue;
@@ -145,11 +147,27 @@ async function writeEntries(ctx: Context, entries: readonly Entry[], now: Clocks
       encodeBlockValue({ expiresNs: wallToBoot(e.expires, now), addedUnix: e.added, sourceId: ids.get(e.source) ?? 0 }, buf, i * rec + keySize);
     }
     try {
-      const pending = ctx.maps.update(ctx.pin(map), buf, group.length);
-      // The kernel takes the batch on another core: do the caller's own work meanwhile.
-      whileWriting?.();
-      whileWriting = undefined;
-      await pending;
+      if (g !== overlap || !whileWriting) {
+        await ctx.maps.update(ctx.pin(map), buf, group.length);
+      } else {
+        // The kernel takes the batch in the helper, on another core: do the caller's own work meanwhile,
+        // but only once the records are all in the helper's pipe (this thread's event loop feeds it).
+        let sent!: () => void;
+        const inPipe = new Promise<void>((resolve) => (sent = resolve));
+        const pending = ctx.maps.update(ctx.pin(map), buf, group.length, sent);
+        await Promise.race([inPipe, pending.catch(() => undefined)]);
+        const work = whileWriting;
+        whileWriting = undefined;
+        let failed: { err: unknown } | undefined;
+        try {
+          work();
+        } catch (err) {
+          failed = { err };
+        }
+        // The map's outcome first (a full map rolls the work back anyway), then the work's own failure.
+        await pending;
+        if (failed) throw failed.err;
+      }
     } catch (err) {
       if (err instanceof MapFullError) throw new PartialWrite(err, written.concat(group.slice(0, err.applied)));
       throw err;
@@ -184,7 +202,16 @@ async function blocksInTx(ctx: Context, reqs: readonly BlockRequest[], opts: App
   for (const r of reqs) {
     const ip = r.target.text;
     if (opts.distinct) {
-      const m = mergeBlock(state.get(ip), intent(r), now.wallS);
+      const prev = state.get(ip);
+      if (!prev) {
+        // New target (the bulk of a load): the entry mergeBlock would make, without its intent and result objects.
+        const e = freshEntry(ip, r.source, r.reason, r.ttlS, now.wallS);
+        entries.push(e);
+        changed.push(e);
+        result.added++;
+        continue;
+      }
+      const m = mergeBlock(prev, intent(r), now.wallS);
       entries.push(m.entry);
       if (m.change !== 'unchanged') changed.push(m.entry);
       result[m.change]++;
@@ -500,6 +527,8 @@ export async function reconcile(ctx: Context, from: 'map' | 'state' | undefined)
   if (from !== 'state') {
     // A damaged state is rebuilt from what is readable in it and from the maps: the file is set aside, never deleted.
     try {
+      // quick_check too: damage in pages a scan of the rows never reads (an index) counts as well.
+      ctx.store.check();
       ctx.store.all();
     } catch (err) {
       if (!(err instanceof StateCorruptError)) throw err;

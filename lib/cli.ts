@@ -3,7 +3,7 @@
  * exit status. Command modules live in lib/commands/, one per command.
  */
 import yargs, { type Argv } from 'yargs';
-import { closeAll } from './closers.js';
+import { closeAll, takeLateFailures } from './closers.js';
 import { commands } from './commands/index.js';
 import { UsageError, VosError } from './errors.js';
 import { readFileSync } from 'node:fs';
@@ -77,7 +77,9 @@ export async function main(argv: string[]): Promise<number> {
   });
   try {
     await buildCli(completionShell(argv)).parseAsync();
-    return Number(process.exitCode ?? 0);
+    const late = takeLateFailures();
+    for (const f of late) process.stderr.write(`vosctl: ${f.message}\n`);
+    return late.length ? late[0]!.exitCode : Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof VosError) {
       process.stderr.write(`vosctl: ${err.message}\n`);

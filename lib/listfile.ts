@@ -26,37 +26,38 @@ export interface ListOptions {
 export function checkEntries(entries: Iterable<FeedEntry & { line?: number }>, policy: BlockPolicy, o: ListOptions = {}): ParsedList {
   const out: ParsedList = { targets: [], errors: [], skipped: [] };
   const seen = new TargetSet();
-  for (const e of entries) {
-    const line = e.line ?? 0;
-    const r = parseTarget(e.text);
-    if (!r.ok) {
-      out.errors.push({ line, where: e.where, text: e.text, reason: r.reason });
-      continue;
-    }
-    const special = o.feed ? specialPurpose(r.target) : null;
-    if (special) {
-      out.skipped.push({ line, where: e.where, text: e.text, reason: special });
-      continue;
-    }
-    const why = checkBlockable(r.target, policy);
-    if (why) out.errors.push({ line, where: e.where, text: e.text, reason: why });
-    else if (seen.add(r.target)) out.targets.push(r.target);
-  }
+  for (const e of entries) checkEntry(out, seen, e.text, e.line ?? 0, e.where, policy, o);
   return out;
 }
 
-function* listLines(text: string): Generator<FeedEntry & { line: number }> {
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const hash = lines[i]!.indexOf('#');
-    const body = (hash >= 0 ? lines[i]!.slice(0, hash) : lines[i]!).trim();
-    if (body) yield { line: i + 1, where: `line ${i + 1}`, text: body };
+/** One entry through the checks, into out; where (undefined: "line N") is only made for an entry that is reported. */
+function checkEntry(out: ParsedList, seen: TargetSet, text: string, line: number, where: string | undefined, policy: BlockPolicy, o: ListOptions): void {
+  const r = parseTarget(text);
+  if (!r.ok) {
+    out.errors.push({ line, where: where ?? `line ${line}`, text, reason: r.reason });
+    return;
   }
+  const special = o.feed ? specialPurpose(r.target) : null;
+  if (special) {
+    out.skipped.push({ line, where: where ?? `line ${line}`, text, reason: special });
+    return;
+  }
+  const why = checkBlockable(r.target, policy);
+  if (why) out.errors.push({ line, where: where ?? `line ${line}`, text, reason: why });
+  else if (seen.add(r.target)) out.targets.push(r.target);
 }
 
 /** One address or CIDR per line; '#' starts a comment; blank lines are skipped; duplicates collapse. */
 export function parseList(text: string, policy: BlockPolicy, o: ListOptions = {}): ParsedList {
-  return checkEntries(listLines(text), policy, o);
+  const out: ParsedList = { targets: [], errors: [], skipped: [] };
+  const seen = new TargetSet();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const hash = lines[i]!.indexOf('#');
+    const body = (hash >= 0 ? lines[i]!.slice(0, hash) : lines[i]!).trim();
+    if (body) checkEntry(out, seen, body, i + 1, undefined, policy, o);
+  }
+  return out;
 }
 
 /** APIBAN pages (lib/feeds.ts) through the same checks; a page that is not an APIBAN page is an error with line 0. */

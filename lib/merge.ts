@@ -18,6 +18,11 @@ export function isLive(e: { expires: number }, nowS: number): boolean {
 /** The source of an operator's own blocks (`vosctl block`'s default): it outranks every automated source. */
 export const OPERATOR_SOURCE = 'manual';
 
+/** The entry a block of a target the state does not hold (or holds expired) makes: added now, expiring ttlS seconds from now (0 = never). */
+export function freshEntry(ip: string, source: string, reason: string | null, ttlS: number, nowS: number): Entry {
+  return { ip, source, reason, added: nowS, expires: ttlS ? nowS + ttlS : 0 };
+}
+
 /**
  * An address has one entry. Blocking it again keeps its source, reason and
  * time added, and moves its expiry later, never earlier (0 = never is latest).
@@ -28,10 +33,8 @@ export const OPERATOR_SOURCE = 'manual';
  * An expired entry counts as absent.
  */
 export function mergeBlock(existing: Entry | undefined, b: BlockIntent, nowS: number): { entry: Entry; change: Change } {
+  if (!existing || !isLive(existing, nowS)) return { entry: freshEntry(b.ip, b.source, b.reason, b.ttlS, nowS), change: 'added' };
   const expires = b.ttlS ? nowS + b.ttlS : 0;
-  if (!existing || !isLive(existing, nowS)) {
-    return { entry: { ip: b.ip, source: b.source, reason: b.reason, added: nowS, expires }, change: 'added' };
-  }
   const later = existing.expires === 0 || expires === 0 ? 0 : Math.max(existing.expires, expires);
   const takeOver = b.source === OPERATOR_SOURCE && existing.source !== OPERATOR_SOURCE;
   if (later === existing.expires && !takeOver) return { entry: existing, change: 'unchanged' };

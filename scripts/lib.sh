@@ -274,6 +274,7 @@ vfp_mark_main() { # MAP add|remove USAGE ARGS...
 # its input end and SQLite rolls the transaction back.
 
 VFP_DEFAULT_STATE_DIR=/var/lib/vos-fastpath
+VFP_APPLICATION_ID=1448039238 # the state database's PRAGMA application_id, 'VOSF' (state.sql)
 
 vfp_state_db() {
 	printf '%s/state.sqlite3' "${VFP_STATE_DIR:-${VOS_STATE_DIR:-$VFP_DEFAULT_STATE_DIR}}"
@@ -333,16 +334,24 @@ vfp_state_begin() { # the write lock, with the schema in place
 	VFP_SQL_CHILD=$VFP_SQL_PID
 	# The schema version, and the tables that are not the state's (another program's file): as lib/state.ts checks.
 	vfp_state_sql ".timeout $((timeout_s * 1000))" "PRAGMA synchronous = FULL;" \
-		"SELECT user_version, (SELECT ifnull(group_concat(name, ', '), '') FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('entries', 'sources', 'consumer_offsets')) ||" \
+		"SELECT user_version, (SELECT application_id FROM pragma_application_id), (SELECT ifnull(group_concat(name, ', '), '') FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('entries', 'sources', 'consumer_offsets')) ||" \
 		"CASE WHEN EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'entries') AND (SELECT count(*) FROM pragma_table_info('entries') WHERE name IN ('target', 'source', 'reason', 'added', 'expires')) < 5 THEN ' entries (other columns)' ELSE '' END FROM pragma_user_version;" ||
 		vfp_die 1 "the state database $db cannot be opened: $VFP_SQL_OUT"
-	local version=${VFP_SQL_OUT##*$'\n'} foreign
+	local version=${VFP_SQL_OUT##*$'\n'} foreign app
 	foreign=${version#*|}
+	app=${foreign%%|*}
+	foreign=${foreign#*|}
 	version=${version%%|*}
+	# As lib/state.ts APPLICATION_ID: 'VOSF'; 0 is a database made before the id (stamped below) or a new one.
+	if ((app != 0 && app != VFP_APPLICATION_ID)); then
+		vfp_die 1 "$db is not a vos-fastpath database: its SQLite application_id is $app ($(printf '0x%08x' $((app & 0xffffffff)))), vos-fastpath's is $VFP_APPLICATION_ID ($(printf '0x%x' "$VFP_APPLICATION_ID")); another program's file: move it aside or point VOS_STATE_DIR elsewhere"
+	fi
 	((version <= 1)) || vfp_die 1 "the state database $db was written by a newer vos-fastpath (schema $version > 1); use that version, or move the file aside"
 	[ -z "$foreign" ] || vfp_die 1 "$db is not a vos-fastpath database (tables: ${foreign# }); move it aside or point VOS_STATE_DIR elsewhere"
 	if [ "$version" = 0 ]; then
 		vfp_state_sql ".read $VFP_SCRIPTS/state.sql" || vfp_die 1 "the state database $db cannot be set up: $VFP_SQL_OUT"
+	elif ((app == 0)); then
+		vfp_state_sql "PRAGMA application_id = $VFP_APPLICATION_ID;" || vfp_die 1 "the state database $db cannot be written: $VFP_SQL_OUT"
 	fi
 	vfp_state_sql "BEGIN IMMEDIATE;" ||
 		vfp_die 1 "the state database $db stayed locked by another writer past ${timeout_s}s (VOS_STATE_TIMEOUT), or failed: $VFP_SQL_OUT; nothing was changed"

@@ -93,12 +93,17 @@ export class MapServer {
     return this.parts[0] ?? Buffer.alloc(0);
   }
 
-  /** Send one request, get its answer line (and payload for dump). Requests never interleave. */
-  private request(op: string, pin: string, payload: Buffer = Buffer.alloc(0)): Promise<{ line: string; data?: Buffer }> {
+  /**
+   * Send one request, get its answer line (and payload for dump). Requests
+   * never interleave. onSent is called once the whole request is in the
+   * pipe: the helper reads a payload whole before it works on it, so from
+   * then on it needs nothing of this thread until it answers.
+   */
+  private request(op: string, pin: string, payload: Buffer = Buffer.alloc(0), onSent?: () => void): Promise<{ line: string; data?: Buffer }> {
     const run = async (): Promise<{ line: string; data?: Buffer }> => {
       const child = this.child ?? this.start();
       const alive = (): boolean => this.child === child;
-      child.stdin.write(Buffer.concat([Buffer.from(`${op} ${payload.length} ${pin}\n`), payload]));
+      child.stdin.write(Buffer.concat([Buffer.from(`${op} ${payload.length} ${pin}\n`), payload]), () => onSent?.());
       const line = (await this.take('line', alive)).toString();
       if ((op === 'dump' || op === 'lookup') && line.startsWith('ok ')) return { line, data: Buffer.from(await this.take(Number(line.slice(3)), alive)) };
       return { line };
@@ -118,10 +123,16 @@ export class MapServer {
     return JSON.parse(this.check(pin, (await this.request('info', pin)).line)) as MapInfo;
   }
 
-  /** Write key||value records; throws MapFullError (with what fit) when the map runs out of room. */
-  async update(pin: string, records: Buffer, count: number): Promise<number> {
+  /**
+   * Write key||value records; throws MapFullError (with what fit) when the
+   * map runs out of room. onSent: called once the records are all in the
+   * helper's pipe, so a caller can do synchronous work while the kernel takes
+   * them (work done before that would stall the pipe: it is drained by this
+   * thread's event loop).
+   */
+  async update(pin: string, records: Buffer, count: number, onSent?: () => void): Promise<number> {
     if (!count) return 0;
-    const { line } = await this.request('update', pin, records);
+    const { line } = await this.request('update', pin, records, onSent);
     const full = /^full applied (\d+) max (\d+)/.exec(line);
     if (full) {
       const info = await this.info(pin);

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
-import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, utimesSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker, brokerMissing, ConsumerProcess } from '../helpers/broker.js';
 import { describeKernel } from '../helpers/env.js';
@@ -368,6 +368,8 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       ['CREATE TABLE moz_places (url TEXT);', /is not a vos-fastpath database \(tables: moz_places\)/],
       ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
+      // Our very tables, but another program's id in the header (an operator pointed VOS_STATE_DIR at its folder).
+      [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 1179534157;`, /state\.sqlite3 is not a vos-fastpath database: its SQLite application_id is 1179534157 \(0x464e434d\), vos-fastpath's is 1448039238/],
     ];
     for (const [sql, says] of cases) {
       const h = new Host();
@@ -386,6 +388,102 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       expect(await schema()).toBe(before);
       await h.detach();
     }
+  });
+
+  it("the state database carries vos-fastpath's application_id: set on create, stamped on an older file by vosctl and by the scripts; file(1) shows it", async () => {
+    const appId = async (db: string) => Number((await execa('sqlite3', ['-readonly', db, 'PRAGMA application_id'])).stdout);
+    const fresh = new Host();
+    expect(await fresh.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const db = join(fresh.stateDir, 'state.sqlite3');
+    expect(await appId(db)).toBe(1448039238);
+    expect((await execa('file', [db])).stdout).toContain('application id 1448039238');
+    await fresh.detach();
+    // Files made before the id: one stamped by vosctl, one by a script; nothing else changes.
+    for (const writer of ['vosctl', 'script'] as const) {
+      const h = new Host();
+      mkdirSync(h.stateDir, { recursive: true });
+      const old = join(h.stateDir, 'state.sqlite3');
+      await execa('sqlite3', [old], { input: `${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 0;\nINSERT INTO entries (target, source, reason, added, expires) VALUES ('198.51.100.82', 'manual', 'kept', 1800000000, 0);` });
+      expect(await appId(old)).toBe(0);
+      expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+      const r = writer === 'vosctl' ? await h.vosctl('block', '198.51.100.83') : await h.script('block_ip.sh', ['198.51.100.83']);
+      expect(r).toMatchObject({ code: 0 });
+      expect(await appId(old)).toBe(1448039238);
+      expect((await execa('sqlite3', ['-readonly', old, "SELECT group_concat(target || ' ' || ifnull(reason, '-'), ', ') FROM (SELECT * FROM entries ORDER BY target)"])).stdout).toBe('198.51.100.82 kept, 198.51.100.83 -');
+      await h.detach();
+    }
+  });
+
+  it('damage in pages a block never reads: gc finds it (quick_check), every command then exits 1 naming it after doing its work, reconcile --from map rebuilds', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    writeFileSync(join(lab.tmp, 'unread.txt'), addrs(30_000, 200_000).join('\n'));
+    expect(await h.vosctl('load-file', join(lab.tmp, 'unread.txt'), '--source', 'feed')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('gc')).toMatchObject({ code: 0 }); // sound: checked, and checkpointed into the main file
+    const db = join(h.stateDir, 'state.sqlite3');
+    // A leaf in the middle of the source index: a block of another address (rightmost in every b-tree) never reads it.
+    const sql = async (q: string) => (await execa('sqlite3', ['-readonly', db, q])).stdout;
+    const pageSize = Number(await sql('PRAGMA page_size'));
+    const leaves = (await sql("SELECT pageno FROM dbstat WHERE name = 'entries_by_source' AND pagetype = 'leaf' ORDER BY path")).split('\n').map(Number);
+    expect(leaves.length).toBeGreaterThan(4);
+    const page = leaves[Math.floor(leaves.length / 2)]!;
+    const fd = openSync(db, 'r+');
+    writeSync(fd, Buffer.alloc(64, 0xa5), 0, 64, (page - 1) * pageSize + 8);
+    closeSync(fd);
+    // The write path never reads that page: the block works, and cannot know.
+    expect(await h.vosctl('block', '203.0.113.90')).toMatchObject({ code: 0 });
+    const gc = await h.vosctl('gc');
+    expect(gc.code).toBe(1);
+    expect(gc.err).toContain(`the state database ${db} is damaged (PRAGMA quick_check:`);
+    expect(gc.err).toContain('vosctl reconcile --from map');
+    // From now on every command says so and exits 1, once what it was asked to do is done.
+    const after = await h.vosctl('block', '203.0.113.91');
+    expect(after.code).toBe(1);
+    expect(after.out).toContain('203.0.113.91');
+    expect(after.err).toMatch(new RegExp(`the state database ${db.replace(/[.]/g, '\\.')} was found damaged at .*quick_check.*what this command did was done.*reconcile --from map`));
+    expect(after.err).not.toMatch(/unexpected|    at /);
+    expect((await h.vosctl('list', '--json')).code).toBe(1);
+    const rec = await h.vosctl('reconcile', '--from', 'map');
+    expect(rec.code).toBe(0);
+    expect(rec.out).toMatch(/set aside as .*state\.sqlite3\.damaged-.*entries salvaged/);
+    expect(readdirSync(h.stateDir).filter((f) => f.endsWith('.damage-found'))).toEqual([]);
+    expect(await h.vosctl('block', '203.0.113.92')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('gc')).toMatchObject({ code: 0 });
+    const kept = new Set(await h.ips());
+    expect(['203.0.113.90', '203.0.113.91', '203.0.113.92', ...addrs(30_000, 200_000)].filter((ip) => !kept.has(ip))).toEqual([]);
+    await h.detach();
+  });
+
+  it('a migration killed mid-way leaves its temporary database; the next command removes it (and any whose pid was reused) and says so', async () => {
+    const h = new Host();
+    mkdirSync(h.stateDir, { recursive: true });
+    const feed = addrs(400_000, 300_000);
+    writeFileSync(join(h.stateDir, 'blocklist.jsonl'), feed.map((ip) => `["${ip}","feed",null,1800000000,0]`).join('\n') + '\n');
+    expect(await h.script('load.sh', [v.host])).toMatchObject({ code: 0 });
+    const migrating = () => readdirSync(h.stateDir).filter((f) => f.includes('.migrating-'));
+    const killed = h.spawn(VOSCTL, ['block', '203.0.113.95']);
+    while (!migrating().length) await sleep(10);
+    process.kill(killed.pid!, 'SIGKILL');
+    await killed.catch(() => undefined);
+    const left = migrating();
+    expect(left).toContain(`state.sqlite3.migrating-${killed.pid}`);
+    expect(existsSync(join(h.stateDir, 'state.sqlite3'))).toBe(false);
+    // A leftover whose number now belongs to a live process started after it (pid reuse), and one of a live older process (pid 1: kept).
+    const reused = lab.spawn('sleep', ['60']);
+    writeFileSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), 'x');
+    utimesSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    writeFileSync(join(h.stateDir, 'state.sqlite3.migrating-1'), 'x');
+    const next = await h.vosctl('block', '203.0.113.96');
+    reused.kill();
+    expect(next.code).toBe(0);
+    for (const f of left) expect(next.err).toContain(f);
+    expect(next.err).toMatch(new RegExp(`removed .*state\\.sqlite3\\.migrating-${killed.pid}.* from ${h.stateDir}: left by a migration that process ${killed.pid} did not finish`));
+    expect(next.err).toContain(`state.sqlite3.migrating-${reused.pid}`);
+    expect(migrating()).toEqual(['state.sqlite3.migrating-1']);
+    expect(next.err).toMatch(/migrated 400000 entries/);
+    const count = Number((await execa('sqlite3', ['-readonly', join(h.stateDir, 'state.sqlite3'), "SELECT count(*) FROM entries WHERE source = 'feed'"])).stdout);
+    expect(count).toBe(400_000);
+    await h.detach();
   });
 
   it('a block script whose sqlite3 has exited says the change is NOT persisted and exits 1 (never 141)', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { Address4 } from 'ip-address';
 import { bytesOf6, checkActionTarget, checkBlockTarget, covers, covers6, formatAddr, formatAddr6, formatTarget, parseRemovable, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
 
 const policy: BlockPolicy = { minPrefix: 8, allow: [{ addr: 0xc0000200, prefixlen: 24 }], own: [0x0a000001] };
@@ -51,6 +52,28 @@ describe('parseTarget', () => {
         const hostBits = len === 32 ? 0 : n & (2 ** (32 - len) - 1);
         return parseTarget(`${formatAddr(n)}/${len}`).ok === (hostBits === 0);
       }),
+    );
+  });
+
+  it('reads dotted text as ip-address does, refusing host bits (property)', () => {
+    const digits = fc.stringMatching(/^\d{1,3}$/);
+    fc.assert(
+      fc.property(fc.array(digits, { minLength: 4, maxLength: 4 }), fc.option(fc.stringMatching(/^\d{1,2}$/)), (octets, len) => {
+        const text = octets.join('.') + (len === null ? '' : `/${len}`);
+        let want: string | null;
+        try {
+          const a = new Address4(text);
+          const o = a.parsedAddress.map(Number);
+          const n = ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0;
+          const l = a.subnetMask;
+          want = l === 32 || (n & (2 ** (32 - l) - 1)) === 0 ? formatTarget(n, l) : null;
+        } catch {
+          want = null;
+        }
+        const r = parseTarget(text);
+        return (r.ok ? r.target.text : null) === want;
+      }),
+      { numRuns: 5000 },
     );
   });
 
