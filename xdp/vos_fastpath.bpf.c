@@ -598,14 +598,20 @@ static __always_inline enum sip_verdict judge_register(struct xdp_md *ctx, __u32
 
 /*
  * The SIP checks on one UDP datagram to a SIP port, for IPv4 and IPv6 alike:
- * udp: its header, bounds-checked, in the frame; l3_len and l3_base: where
- * the IP header's length field is and the frame offset it counts from (the
- * IPv4 header for tot_len, the end of the IPv6 header for payload_len), read
- * only when the packet's own end matters (a preamble, a first fragment);
- * fragment: a first fragment, more follow; flags: VFP_CFG_*. Lengths are read
- * where needed so the common path stays a load and two compares. The slow
- * paths are global functions, which take no packet pointers: they get the
- * frame and offsets.
+ * udp: its header, bounds-checked, in the frame; ip_end: the frame offset
+ * where the IP payload ends as the kernel reads it (ip_payload_end4/6);
+ * ipv6: 1 for IPv6 (UDP length 0 means something there); fragment: a first
+ * fragment, more follow; flags: VFP_CFG_*. The slow paths are global
+ * functions, which take no packet pointers: they get the frame and offsets.
+ *
+ * The checks judge exactly the bytes the kernel delivers to the socket
+ * (bounded by what they read): the UDP payload ends where __udp4_lib_rcv
+ * and __udp6_lib_rcv end it, at the UDP length, or for IPv6 a UDP length of
+ * 0 at the end of the IP payload (RFC 2675; the kernel takes it so for any
+ * datagram, jumbo or not), never at the frame's end (Ethernet padding and
+ * other trailing bytes are not delivered). A datagram the kernel drops (UDP
+ * length 1 to 7, or 0 over IPv4, or past the IP payload; an IP payload past
+ * the frame) is not judged: SIP_NOTHING, it passes and the kernel drops it.
  *
  * The start line is found as the servers find it: past any preamble of CR,
  * LF, NUL, HTAB and SP (fewer than SIP_MAX_LEN bytes, or the datagram passes
@@ -615,41 +621,45 @@ static __always_inline enum sip_verdict judge_register(struct xdp_md *ctx, __u32
  * showing fewer than SIP_MIN_FIRST_FRAGMENT bytes past it is tiny.
  */
 static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udphdr *udp, void *data_end,
-						  const __be16 *l3_len, __u32 l3_base, int fragment, __u32 flags)
+						  __u32 ip_end, int ipv6, int fragment, __u32 flags)
 {
 	__u8 *data = (void *)(long)ctx->data;
 	__u8 *payload = (__u8 *)(udp + 1);
-	__u32 off = payload - data, flen, len, end, start;
-	__u16 ulen;
+	__u32 off = payload - data, flen = data_end - (void *)data, end, start;
+	__u16 ulen = bpf_ntohs(udp->len);
 	__u64 head;
 	int at;
 
 	if (off > SIP_MAX_PAYLOAD_OFF)
 		return SIP_UNJUDGED; /* reads past FRAME_OFF_MASK would wrap */
 	barrier_var(off); /* else the compiler, knowing the bound, drops the mask the verifier needs */
+	if (ip_end > flen || off > ip_end)
+		return SIP_NOTHING; /* the kernel drops a packet cut short (ip_rcv_core, ip6_rcv_core) */
+	if (ulen == 0 && ipv6) {
+		end = ip_end; /* __udp6_lib_rcv: "if (ulen == 0) ulen = skb->len" */
+	} else if (ulen < sizeof(*udp)) {
+		return SIP_NOTHING; /* the kernel drops it: short_packet */
+	} else {
+		end = off + ulen - sizeof(*udp);
+		if (end > ip_end) {
+			/* Past the IP payload: short_packet, unless the rest is in later fragments. */
+			if (!fragment)
+				return SIP_NOTHING;
+			end = ip_end;
+		}
+	}
 	/* The common case, in place: a whole datagram whose first byte starts its start line. */
-	if (!fragment && (void *)(payload + 9) <= data_end) {
+	if (!fragment && off + 9 <= end && (void *)(payload + 9) <= data_end) {
 		head = *(__u64 *)payload;
 		if ((head & 0xff) > ' ') {
 			enum sip_verdict method = method_of(head);
 
 			if (method != SIP_MALFORMED_REGISTER || !(flags & VFP_CFG_MALFORMED))
 				return method == SIP_OPTIONS ? SIP_OPTIONS : SIP_NOTHING;
-			ulen = bpf_ntohs(udp->len);
-			return judge_register(ctx, off, off + (ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0));
+			return judge_register(ctx, off, end);
 		}
 	}
 	/* Rare: a preamble, a keepalive, a first fragment, a datagram of under 9 bytes. */
-	flen = data_end - (void *)data;
-	ulen = bpf_ntohs(udp->len);
-	len = ulen > sizeof(*udp) ? ulen - sizeof(*udp) : 0;
-	if ((void *)(l3_len + 1) > data_end)
-		return SIP_NOTHING;
-	end = l3_base + bpf_ntohs(*l3_len);
-	if (end > flen)
-		end = flen;
-	if (!fragment && off + len < end)
-		end = off + len;
 	at = run_end(ctx, off, end, flen, 1);
 	if (at < 0)
 		return SIP_NOTHING;
@@ -664,7 +674,7 @@ static __always_inline enum sip_verdict sip_judge(struct xdp_md *ctx, struct udp
 	case SIP_MALFORMED_REGISTER:
 		/* A first fragment holds only part of the message: not ours to judge. */
 		if (!fragment && (flags & VFP_CFG_MALFORMED))
-			return judge_register(ctx, start, off + len);
+			return judge_register(ctx, start, end);
 		return SIP_NOTHING;
 	default:
 		return SIP_NOTHING;
@@ -722,13 +732,13 @@ static __always_inline __u16 l4_dport(void *l4, void *data_end, __u8 proto, stru
  * up only for an OPTIONS), then the AF_XDP redirect or a pass.
  */
 static __always_inline int judge_rest(struct xdp_md *ctx, struct udphdr *udp, void *data_end, int to_sip,
-				      const __be16 *l3_len, __u32 l3_base, int fragment, __u32 fam,
+				      __u32 ip_end, int fragment, __u32 fam,
 				      const struct vfp_config *cfg, void *options_map, const void *options_key)
 {
 	__u32 bytes = data_end - (void *)(long)ctx->data, qid;
 
 	if (udp && to_sip && (cfg->flags & (VFP_CFG_STEALTH | VFP_CFG_MALFORMED))) {
-		switch (sip_judge(ctx, udp, data_end, l3_len, l3_base, fragment, cfg->flags)) {
+		switch (sip_judge(ctx, udp, data_end, ip_end, fam != 0, fragment, cfg->flags)) {
 		case SIP_OPTIONS:
 			if ((cfg->flags & VFP_CFG_STEALTH) && !bpf_map_lookup_elem(options_map, options_key))
 				return drop(VFP_STAT_OPTIONS_DROPPED, fam, bytes, cfg);
@@ -783,8 +793,9 @@ static __always_inline int judge_ipv4(struct xdp_md *ctx, struct hdr_cursor *cur
 		if (block_live(bpf_map_lookup_elem(&blocked_prefixes, &key)))
 			return drop(VFP_STAT_BLOCKED_PREFIX, 0, bytes, cfg);
 	}
-	return judge_rest(ctx, udp, data_end, to_sip, &iph->tot_len, (void *)iph - data, frag & IP_MF, 0, cfg,
-			  &options_allow, &key);
+	/* The IP payload ends at tot_len (ip_rcv_core trims the packet to it). */
+	return judge_rest(ctx, udp, data_end, to_sip, ((void *)iph - data) + bpf_ntohs(iph->tot_len), frag & IP_MF, 0,
+			  cfg, &options_allow, &key);
 }
 
 /* Extension headers ext_walk walks (RFC 8200 4.1, 4.3-4.5): the ones a SIP datagram may carry. */
@@ -904,7 +915,7 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 	struct udphdr *udp = NULL;
 	struct ipv6hdr *ip6h = cur->pos;
 	__u16 frag = 0, dport = 0;
-	__u32 l3_base, l4_off;
+	__u32 l3_base, l4_off, plen, ip_end;
 	int to_sip = 0, parsed = 0, w;
 	__u32 proto;
 
@@ -955,8 +966,17 @@ static __always_inline int judge_ipv6(struct xdp_md *ctx, struct hdr_cursor *cur
 	 */
 	if (proto == IPPROTO_ICMPV6)
 		return count(fam + VFP_STAT_PASSED, bytes, XDP_PASS);
-	return judge_rest(ctx, udp, data_end, to_sip, &ip6h->payload_len, l3_base, frag & IP6_MF, fam, cfg,
-			  &options_allow6, &key);
+	/*
+	 * The IP payload ends at payload_len (ip6_rcv_core trims the packet to
+	 * it), except that a payload_len of 0 before a hop-by-hop header leaves
+	 * the packet untrimmed (RFC 2675 jumbograms): it runs to the frame's end.
+	 * A jumbo option would trim it to 65,536 bytes or more, farther than the
+	 * checks read, so the verdict is the same; a payload_len of 0 before
+	 * anything else leaves no UDP header, and the kernel drops the packet.
+	 */
+	plen = bpf_ntohs(ip6h->payload_len);
+	ip_end = plen ? l3_base + plen : ip6h->nexthdr == IPPROTO_HOPOPTS ? bytes : l3_base;
+	return judge_rest(ctx, udp, data_end, to_sip, ip_end, frag & IP6_MF, fam, cfg, &options_allow6, &key);
 }
 
 SEC("xdp")

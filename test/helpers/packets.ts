@@ -176,6 +176,11 @@ export function truncated(frame: Buffer, n: number): Buffer {
   return frame.subarray(0, n);
 }
 
+/** The frame with bytes appended past its IP payload (Ethernet padding, or anything a sender adds). */
+export function trailing(frame: Buffer, extra: string): Buffer {
+  return Buffer.concat([frame, Buffer.from(extra, 'latin1')]);
+}
+
 export interface SipRequestOptions {
   method?: string;
   uri?: string;

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { describeKernel } from '../helpers/env.js';
 import { countersDelta, Lab, ROOT, sendUdpFrom, type Counters, type Veth } from '../helpers/lab.js';
-import { IPPROTO_DSTOPTS, sipRequest, udp6Frame, udpFrame, type Frame6Options } from '../helpers/packets.js';
+import { DEFAULT_HEADERS, IPPROTO_DSTOPTS, IPPROTO_HOPOPTS, sipRequest, udp6Frame, udpFrame, type Frame6Options } from '../helpers/packets.js';
 import { waitFor } from '../helpers/wait.js';
 
 const REGISTER = sipRequest();
@@ -292,6 +292,15 @@ describeKernel('IPv6 extension headers on a real link (skb mode, MTU 9000)', () 
     expect(['bare253', 'bare8', 'bare100', 'bare8k'].filter(arrived)).toEqual(['bare8', 'bare100', 'bare8k']);
   });
 
+  it('without the program, Linux delivers UDP length 0 as the rest of the IP payload (RFC 2675), also with payload_len 0 behind hop-by-hop', async () => {
+    await sendThrough([
+      frame(`\r\n${options('zero')}`, [], { udpLength: 0 }),
+      frame(`\r\n${options('zerohbh')}`, [{ type: IPPROTO_HOPOPTS }], { udpLength: 0, payloadLength: 0 }),
+      frame(invite('zeromarker'), [], { udpLength: 0 }),
+    ], 'sip:zeromarker@');
+    expect(['zero', 'zerohbh', 'zeromarker'].filter(arrived)).toEqual(['zero', 'zerohbh', 'zeromarker']);
+  });
+
   it('attached, OPTIONS behind 8 or 100 headers dies at the NIC, an INVITE behind 100 arrives', async () => {
     await lab.mustScript('load.sh', [v.host, '--mode', 'skb', '--ports', String(port)]);
     lab.defer(`xdp on ${v.host}`, () => lab.script('unload.sh', [v.host]));
@@ -313,6 +322,21 @@ describeKernel('IPv6 extension headers on a real link (skb mode, MTU 9000)', () 
     ], 'sip:marker@');
     expect(['within', 'past', 'pastinv', 'blocked', 'marker'].filter(arrived)).toEqual(['marker']);
     expect(judged(before, await lab.counters())).toEqual({ options_dropped_ipv6: 1, unjudged_ipv6: 2, blocked_exact_ipv6: 1 });
+  });
+
+  it('attached, UDP length 0 carries no OPTIONS or malformed REGISTER past the checks; a valid INVITE with it arrives', async () => {
+    await lab.mustScript('load.sh', [v.host, '--mode', 'skb', '--ports', String(port)]);
+    const before = await lab.counters();
+    const bad = sipRequest({ uri: 'sip:badreg@lab', headers: DEFAULT_HEADERS.filter((h) => !h.startsWith('CSeq')) });
+    await sendThrough([
+      frame(`\r\n${options('opt0')}`, [], { udpLength: 0 }),
+      frame(`\r\n${options('opt0hbh')}`, [{ type: IPPROTO_HOPOPTS }], { udpLength: 0, payloadLength: 0 }),
+      frame(options('opt0ext'), dstopts(8), { udpLength: 0 }),
+      frame(bad, [], { udpLength: 0 }),
+      frame(invite('inv0'), [], { udpLength: 0 }),
+    ], 'sip:inv0@');
+    expect(['opt0', 'opt0hbh', 'opt0ext', 'badreg', 'inv0'].filter(arrived)).toEqual(['inv0']);
+    expect(judged(before, await lab.counters())).toEqual({ options_dropped_ipv6: 3, malformed_register_ipv6: 1 });
   });
 
   it('in shadow mode the unjudged datagram is counted and delivered; with both checks off it is not judged', async () => {

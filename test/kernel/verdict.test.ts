@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import { describeKernel } from '../helpers/env.js';
 import { countersDelta, Lab, XDP_DROP, XDP_PASS } from '../helpers/lab.js';
-import { arpFrame, DEFAULT_HEADERS, registerOfSize, sipRequest, truncated, udpFrame } from '../helpers/packets.js';
+import { arpFrame, DEFAULT_HEADERS, registerOfSize, sipRequest, trailing, truncated, udpFrame } from '../helpers/packets.js';
 
 const BLOCKED = '203.0.113.9';
 const IN_BLOCKED_PREFIX = '198.18.4.4';
@@ -25,6 +25,12 @@ function withHeaders(replace: (h: string[]) => string[]): string {
   return sipRequest({ headers: replace([...DEFAULT_HEADERS]) });
 }
 const without = (prefix: string) => withHeaders((h) => h.filter((x) => !x.startsWith(prefix)));
+/** The frame with its UDP length (of an untagged IPv4 frame without options) raised by n: past tot_len. */
+function stretchedUdp(frame: Buffer, n: number): Buffer {
+  const out = Buffer.from(frame);
+  out.writeUInt16BE(out.readUInt16BE(14 + 20 + 4) + n, 14 + 20 + 4);
+  return out;
+}
 const manyHeaders = (n: number) => Array.from({ length: n }, (_, i) => `X-H${i}: ${i}`);
 
 describeKernel('XDP verdicts (bpftool prog run)', () => {
@@ -97,6 +103,16 @@ describeKernel('XDP verdicts (bpftool prog run)', () => {
     ['truncated IPv4 header passes', () => truncated(udpFrame(REGISTER, { src: BLOCKED }), 14 + 12), XDP_PASS, 'passed'],
     ['truncated UDP header from a clean source passes', () => truncated(udpFrame(OPTIONS, { src: CLEAN }), 14 + 20 + 4), XDP_PASS, 'passed'],
     ['UDP length beyond the frame does not drop a valid REGISTER', () => udpFrame(REGISTER, { src: CLEAN, udpLength: 2000 }), XDP_PASS, 'passed'],
+    // Where the UDP payload ends: at the UDP length, as the kernel ends it (README: what the checks judge).
+    ['UDP length 0 (the kernel drops it over IPv4) with OPTIONS passes', () => udpFrame(`\r\n${OPTIONS}`, { src: CLEAN, udpLength: 0 }), XDP_PASS, 'passed'],
+    ['UDP length 0 with OPTIONS at the start passes (the kernel drops it)', () => udpFrame(OPTIONS, { src: CLEAN, udpLength: 0 }), XDP_PASS, 'passed'],
+    ['UDP length 0 with a malformed REGISTER passes (the kernel drops it)', () => udpFrame(without('CSeq'), { src: CLEAN, udpLength: 0 }), XDP_PASS, 'passed'],
+    ['UDP length 7 (the kernel drops it) passes', () => udpFrame(OPTIONS, { src: CLEAN, udpLength: 7 }), XDP_PASS, 'passed'],
+    ['a REGISTER cut short by its UDP length (the kernel delivers only that much) is dropped', () => udpFrame(REGISTER, { src: CLEAN, udpLength: 8 + REGISTER.indexOf('CSeq') }), XDP_DROP, 'malformed_register'],
+    ['a valid REGISTER followed by trailing bytes past tot_len passes', () => trailing(udpFrame(REGISTER, { src: CLEAN }), 'X'.repeat(40)), XDP_PASS, 'passed'],
+    ['a REGISTER whose end of headers lies only in trailing bytes past tot_len is dropped', () => trailing(udpFrame(sipRequest({ end: '' }), { src: CLEAN }), '\r\n'), XDP_DROP, 'malformed_register'],
+    ['a UDP length reaching into trailing bytes past tot_len (the kernel drops it) passes', () => stretchedUdp(trailing(udpFrame(sipRequest({ end: '' }), { src: CLEAN }), '\r\n'), 2), XDP_PASS, 'passed'],
+    ['a keepalive followed by OPTIONS in trailing bytes past tot_len passes', () => trailing(udpFrame('\r\n\r\n', { src: CLEAN }), OPTIONS), XDP_PASS, 'passed'],
     ['IPv4 EtherType with no IP header passes', () => truncated(udpFrame('x'), 14), XDP_PASS, 'passed'],
     ['a frame that is neither IPv4 nor IPv6 (ARP) passes and is counted as not IP', () => arpFrame(), XDP_PASS, 'not_ip'],
   ];

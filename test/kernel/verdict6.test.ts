@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { describeKernel, describeWith } from '../helpers/env.js';
 import { Lab, ROOT, XDP_DROP, XDP_PASS } from '../helpers/lab.js';
 import {
-  arpFrame, DEFAULT_HEADERS, IPPROTO_DSTOPTS, IPPROTO_HOPOPTS, IPPROTO_ROUTING, ipv6Bytes, registerOfSize, sipRequest, truncated,
+  arpFrame, DEFAULT_HEADERS, IPPROTO_DSTOPTS, IPPROTO_HOPOPTS, IPPROTO_ROUTING, ipv6Bytes, registerOfSize, sipRequest, trailing, truncated,
   udp6Frame, udpFrame, type Frame6Options,
 } from '../helpers/packets.js';
 import { PHONE_REGISTERS } from '../helpers/phones.js';
@@ -40,6 +40,7 @@ const without = (prefix: string) => sipRequest({ headers: DEFAULT_HEADERS.filter
 const f6 = (payload: string | Uint8Array, o: Frame6Options = {}) => udp6Frame(payload, { src: CLEAN, ...o });
 /** n destination-options headers of 8 + 8 * len bytes each. */
 const dstopts = (n: number, len = 0) => Array.from({ length: n }, () => ({ type: IPPROTO_DSTOPTS, len }));
+
 
 /** The UDP payload of an Ethernet/IPv4/UDP frame (the corpus's frames). */
 function udpPayloadOf(frame: Buffer): Buffer {
@@ -144,6 +145,34 @@ describeKernel('XDP verdicts over IPv6 (bpftool prog run)', () => {
     ['truncated IPv6 header passes', () => truncated(f6(REGISTER, { src: BLOCKED }), 14 + 30), XDP_PASS, 'passed_ipv6'],
     ['truncated UDP header from a clean source passes', () => truncated(f6(OPTIONS), 14 + 40 + 4), XDP_PASS, 'passed_ipv6'],
     ['UDP length beyond the frame does not drop a valid REGISTER', () => f6(REGISTER, { udpLength: 2000 }), XDP_PASS, 'passed_ipv6'],
+    // Where the UDP payload ends: where the kernel ends it (README: what the checks judge), not at the frame's end.
+    ['UDP length 0 (RFC 2675: to the end of the IP payload) with OPTIONS is dropped', () => f6(OPTIONS, { udpLength: 0 }), XDP_DROP, 'options_dropped_ipv6'],
+    ['UDP length 0 with OPTIONS after a leading CRLF is dropped', () => f6(`\r\n${OPTIONS}`, { udpLength: 0 }), XDP_DROP, 'options_dropped_ipv6'],
+    ['UDP length 0 with lower-case options after a CRLF is dropped', () => f6(`\r\n${OPTIONS.replace('OPTIONS', 'options')}`, { udpLength: 0 }), XDP_DROP, 'options_dropped_ipv6'],
+    ['UDP length 0 with OPTIONS from options_allow6 passes', () => f6(`\r\n${OPTIONS}`, { src: OPTIONS_PEER, udpLength: 0 }), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0 with a REGISTER without CSeq is dropped', () => f6(without('CSeq'), { udpLength: 0 }), XDP_DROP, 'malformed_register_ipv6'],
+    ['UDP length 0 with a bare REGISTER after a CRLF is dropped', () => f6(`\r\n${BARE_REGISTER}`, { udpLength: 0 }), XDP_DROP, 'malformed_register_ipv6'],
+    ['UDP length 0 with a valid REGISTER passes', () => f6(REGISTER, { udpLength: 0 }), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0 with a valid 500-byte REGISTER passes', () => f6(registerOfSize(500), { udpLength: 0 }), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0 with a valid INVITE passes', () => f6(sipRequest({ method: 'INVITE' }), { udpLength: 0 }), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0 with OPTIONS behind hop-by-hop and destination options is dropped', () => f6(`\r\n${OPTIONS}`, { udpLength: 0, ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS, len: 2 }] }), XDP_DROP, 'options_dropped_ipv6'],
+    ['UDP length 0 with OPTIONS behind 100 headers is dropped', () => f6(OPTIONS, { udpLength: 0, ext: dstopts(100) }), XDP_DROP, 'options_dropped_ipv6'],
+    ['UDP length 0 with a malformed REGISTER behind 20 headers is dropped', () => f6(without('Via'), { udpLength: 0, ext: dstopts(20) }), XDP_DROP, 'malformed_register_ipv6'],
+    ['UDP length 0 with a valid REGISTER behind hop-by-hop passes', () => f6(REGISTER, { udpLength: 0, ext: [{ type: IPPROTO_HOPOPTS }] }), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0 in a first fragment with OPTIONS is dropped', () => f6(`\r\n${OPTIONS}`, { udpLength: 0, fragment: { offset: 0, more: true } }), XDP_DROP, 'options_dropped_ipv6'],
+    ['UDP length 0 in a tiny first fragment is dropped as tiny', () => f6('OPTIONS ', { udpLength: 0, fragment: { offset: 0, more: true } }), XDP_DROP, 'tiny_fragment_ipv6'],
+    ['UDP length 0 in an atomic fragment with a malformed REGISTER is dropped', () => f6(without('From'), { udpLength: 0, fragment: { offset: 0, more: false } }), XDP_DROP, 'malformed_register_ipv6'],
+    // Trailing bytes past payload_len are not delivered: the checks do not read them.
+    ['UDP length 0: a valid REGISTER followed by trailing bytes past payload_len passes', () => trailing(f6(REGISTER, { udpLength: 0 }), 'X'.repeat(40)), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0: a REGISTER whose end of headers lies only in trailing bytes is dropped', () => trailing(f6(sipRequest({ end: '' }), { udpLength: 0 }), '\r\nCSeq: 1 REGISTER\r\n\r\n'), XDP_DROP, 'malformed_register_ipv6'],
+    ['a REGISTER whose end of headers lies only in trailing bytes past payload_len is dropped', () => trailing(f6(sipRequest({ end: '' })), '\r\n\r\n'), XDP_DROP, 'malformed_register_ipv6'],
+    ['a keepalive followed by OPTIONS in trailing bytes past payload_len passes', () => trailing(f6('\r\n\r\n', { udpLength: 0 }), OPTIONS), XDP_PASS, 'passed_ipv6'],
+    ['UDP length 0 and payload_len 0 behind hop-by-hop (not trimmed: to the frame\'s end) with OPTIONS is dropped', () => f6(`\r\n${OPTIONS}`, { udpLength: 0, payloadLength: 0, ext: [{ type: IPPROTO_HOPOPTS }] }), XDP_DROP, 'options_dropped_ipv6'],
+    // Datagrams the kernel drops pass (nothing to protect): they must not crash or drop what is fine.
+    ...[1, 7].map((n): [string, () => Buffer, number, string] => [`UDP length ${n} (the kernel drops it) passes`, () => f6(OPTIONS, { udpLength: n }), XDP_PASS, 'passed_ipv6']),
+    ['UDP length past payload_len (the kernel drops it) passes', () => f6(without('CSeq'), { payloadLength: 8 + 20 }), XDP_PASS, 'passed_ipv6'],
+    ['payload_len past the frame (the kernel drops it) passes', () => f6(without('CSeq'), { udpLength: 0, payloadLength: 4000 }), XDP_PASS, 'passed_ipv6'],
+    ['payload_len 0 without hop-by-hop (the kernel drops it) passes', () => f6(OPTIONS, { udpLength: 0, payloadLength: 0 }), XDP_PASS, 'passed_ipv6'],
     ['an ARP frame passes and is counted as not IP', () => arpFrame(), XDP_PASS, 'not_ip'],
     ['ICMPv6 (neighbour discovery) passes to the kernel', () => f6('\x87\0\0\0', { protocol: 58, udp: false }), XDP_PASS, 'passed_ipv6'],
     ['ICMPv6 from a blocked source is dropped (scope all)', () => f6('\x87\0\0\0', { src: BLOCKED, protocol: 58, udp: false }), XDP_DROP, 'blocked_exact_ipv6'],
