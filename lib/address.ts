@@ -6,6 +6,7 @@
  * their 16 bytes.
  */
 import { Address4, Address6 } from 'ip-address';
+import { quoted } from './quote.js';
 
 export interface Target {
   /** Canonical text: "a.b.c.d" or "a.b.c.d/n"; IPv6 in RFC 5952 form ("2001:db8::1", "2001:db8::/32"). */
@@ -109,8 +110,10 @@ export class TargetSet {
  */
 export function parseTarget(input: string): Checked {
   const text = input.trim();
+  const zero = prefixLeadingZero(input, text);
+  if (zero) return zero;
   if (text.includes(':') || text.includes('[')) return parseTarget6(input, text);
-  if (!DOTTED.test(text)) return { ok: false, reason: `'${input}' is not an IPv4 address or CIDR (dotted quad)` };
+  if (!DOTTED.test(text)) return { ok: false, reason: `${quoted(input)} is not an IPv4 address or CIDR (dotted quad)` };
   let parsed: Address4;
   try {
     parsed = new Address4(text);
@@ -118,7 +121,7 @@ export function parseTarget(input: string): Checked {
     const why = (err as Error).message.includes('leading zero')
       ? 'has a leading zero (ambiguous: octal to some tools)'
       : 'is not an IPv4 address or CIDR (dotted quad, octets 0-255, prefix 0-32)';
-    return { ok: false, reason: `'${input}' ${why}` };
+    return { ok: false, reason: `${quoted(input)} ${why}` };
   }
   const prefixlen = parsed.subnetMask;
   // The octets as ip-address parsed them (cheaper than its BigInt round trip, which bulk loads feel).
@@ -126,10 +129,22 @@ export function parseTarget(input: string): Checked {
   const addr = ((Number(o[0]) << 24) | (Number(o[1]) << 16) | (Number(o[2]) << 8) | Number(o[3])) >>> 0;
   const network = (addr & mask(prefixlen)) >>> 0;
   if (network !== addr) {
-    return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget(network, prefixlen)}` };
+    return { ok: false, reason: `${quoted(input)} has host bits set; the network is ${formatTarget(network, prefixlen)}` };
   }
   // A plain dotted quad that ip-address accepted is already canonical.
   return { ok: true, target: { text: prefixlen === 32 && !text.includes('/') ? text : formatTarget(addr, prefixlen), addr, prefixlen } };
+}
+
+/**
+ * The refusal of a prefix length written with a leading zero ("/08",
+ * "/048"), for IPv4 and IPv6 alike, or null. Refused, not read as decimal:
+ * as for the octets, some tools read a leading zero as octal, and the
+ * scripts refuse the same text.
+ */
+function prefixLeadingZero(input: string, text: string): Checked | null {
+  const m = /\/0+(\d+)$/.exec(text);
+  if (!m) return null;
+  return { ok: false, reason: `${quoted(input)} has a leading zero in its prefix length (ambiguous: octal to some tools); write /${Number(m[1])}` };
 }
 
 /**
@@ -147,23 +162,41 @@ export function networkOf(input: string): string | null {
   return network === host.target.addr ? null : formatTarget(network, n);
 }
 
-/** The rules for anything that goes into the blocklist. */
-export function checkBlockable(t: Target, policy: BlockPolicy): string | null {
-  if (t.family === 6) return checkBlockable6(t, policy);
+/**
+ * How a refusal names a target: as the operator typed it (quoted, see
+ * quote.ts), with the canonical form after it when that differs
+ * ("'::ffff:0:0/96' (0.0.0.0/0)", "'2001:DB8::1' (2001:db8::1)").
+ */
+export function namedTarget(t: Target, typed?: string): string {
+  const as = typed?.trim();
+  return as === undefined || as === t.text ? quoted(t.text) : `${quoted(as)} (${t.text})`;
+}
+
+/**
+ * The rules for anything that goes into the blocklist: null, or the reason
+ * the target is refused, naming it as typed (the text it was parsed from).
+ */
+export function checkBlockable(t: Target, policy: BlockPolicy, typed?: string): string | null {
+  const why = t.family === 6 ? blockRule6(t, policy) : blockRule4(t, policy);
+  return why === null ? null : `${namedTarget(t, typed)} ${why}`; // the name only for a refusal: bulk loads pass millions
+}
+
+/** Which IPv4 never-block rule t breaks, as the rest of a sentence ("is loopback"), or null. */
+function blockRule4(t: Target, policy: BlockPolicy): string | null {
   const first = t.addr >>> 24;
-  if (t.prefixlen < policy.minPrefix) return `'${t.text}' is shorter than the minimum prefix /${policy.minPrefix}`;
-  if (first === 0) return `'${t.text}' is in 0.0.0.0/8 (this network)`;
-  if (first === 127) return `'${t.text}' is loopback`;
-  if (first >= 224 && first <= 239) return `'${t.text}' is multicast`;
-  if (t.addr === 0xffffffff) return `'${t.text}' is the limited broadcast address`;
+  if (t.prefixlen < policy.minPrefix) return `is shorter than the minimum prefix /${policy.minPrefix}`;
+  if (first === 0) return `is in 0.0.0.0/8 (this network)`;
+  if (first === 127) return `is loopback`;
+  if (first >= 224 && first <= 239) return `is multicast`;
+  if (t.addr === 0xffffffff) return `is the limited broadcast address`;
   for (const own of policy.own) {
-    if (covers(t, { addr: own, prefixlen: 32 })) return `'${t.text}' covers this host's address ${formatAddr(own)}`;
+    if (covers(t, { addr: own, prefixlen: 32 })) return `covers this host's address ${formatAddr(own)}`;
   }
   for (const p of policy.peers ?? []) {
-    if (covers(p, t) || covers(t, p)) return `'${t.text}' overlaps the cluster's own address ${formatTarget(p.addr, p.prefixlen)} (never-block)`;
+    if (covers(p, t) || covers(t, p)) return `overlaps the cluster's own address ${formatTarget(p.addr, p.prefixlen)} (never-block)`;
   }
   for (const a of policy.allow) {
-    if (covers(a, t)) return `'${t.text}' is covered by the allowlist entry ${formatTarget(a.addr, a.prefixlen)}`;
+    if (covers(a, t)) return `is covered by the allowlist entry ${formatTarget(a.addr, a.prefixlen)}`;
   }
   return null;
 }
@@ -171,7 +204,7 @@ export function checkBlockable(t: Target, policy: BlockPolicy): string | null {
 export function checkBlockTarget(input: string, policy: BlockPolicy): Checked {
   const parsed = parseTarget(input);
   if (!parsed.ok) return parsed;
-  const why = checkBlockable(parsed.target, policy);
+  const why = checkBlockable(parsed.target, policy, input);
   return why ? { ok: false, reason: why } : parsed;
 }
 
@@ -253,6 +286,8 @@ export function bytesOf6(text: string): Uint8Array {
  */
 export function parseRemovable(input: string): Checked {
   const text = input.trim();
+  const zero = prefixLeadingZero(input, text);
+  if (zero) return zero;
   if (text.includes(':') || text.includes('[')) return parseTarget6(input, text, true);
   return parseTarget(input);
 }
@@ -278,18 +313,18 @@ function unbracketed(text: string): string | null {
 export function parseTarget6(input: string, text = input.trim(), removable = false): Checked {
   if (text.includes('[') || text.includes(']')) {
     const inner = unbracketed(text);
-    const bare = inner !== null && parseTarget6(inner, inner.trim(), removable).ok ? `'${inner.trim()}'` : 'the address alone, without brackets or port';
-    return { ok: false, reason: `'${input}' is bracketed or has a port; give the bare IPv6 address: ${bare}` };
+    const bare = inner !== null && parseTarget6(inner, inner.trim(), removable).ok ? quoted(inner.trim()) : 'the address alone, without brackets or port';
+    return { ok: false, reason: `${quoted(input)} is bracketed or has a port; give the bare IPv6 address: ${bare}` };
   }
-  if (text.includes('%')) return { ok: false, reason: `'${input}' has a zone id (%...): zone-scoped addresses are not blockable` };
-  if (!V6_CHARS.test(text)) return { ok: false, reason: `'${input}' is not an IPv4 or IPv6 address or CIDR` };
+  if (text.includes('%')) return { ok: false, reason: `${quoted(input)} has a zone id (%...): zone-scoped addresses are not blockable` };
+  if (!V6_CHARS.test(text)) return { ok: false, reason: `${quoted(input)} is not an IPv4 or IPv6 address or CIDR` };
   let a: Address6;
   try {
     a = new Address6(text);
   } catch {
     const m = /\/(\d+)$/.exec(text);
-    if (m && Number(m[1]) > 128) return { ok: false, reason: `'${input}' has a prefix longer than 128` };
-    return { ok: false, reason: `'${input}' is not an IPv6 address or CIDR` };
+    if (m && Number(m[1]) > 128) return { ok: false, reason: `${quoted(input)} has a prefix longer than 128` };
+    return { ok: false, reason: `${quoted(input)} is not an IPv6 address or CIDR` };
   }
   const prefixlen = a.subnetMask;
   const bytes = new Uint8Array(16);
@@ -305,17 +340,17 @@ export function parseTarget6(input: string, text = input.trim(), removable = fal
   if (leadingZero && bytes[10] === 0xff && bytes[11] === 0xff && prefixlen >= 96) {
     const v4 = `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
     const r = parseTarget(prefixlen === 128 ? v4 : `${v4}/${prefixlen - 96}`);
-    return r.ok ? r : { ok: false, reason: `'${input}' (IPv4-mapped): ${r.reason}` };
+    return r.ok ? r : { ok: false, reason: `${quoted(input)} (IPv4-mapped): ${r.reason}` };
   }
   // IPv4-compatible (::a.b.c.d): deprecated, no stack sends from one; :: and ::1 keep their own rules.
   if (!removable && leadingZero && bytes[10] === 0 && bytes[11] === 0 && prefixlen >= 96 && !isUnspecifiedOrLoopback(bytes, prefixlen)) {
     const v4 = `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}${prefixlen === 128 ? '' : `/${prefixlen - 96}`}`;
-    return { ok: false, reason: `'${input}' is an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291 2.5.5.1; never a packet's source); give the IPv4 form: ${v4}` };
+    return { ok: false, reason: `${quoted(input)} is an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291 2.5.5.1; never a packet's source); give the IPv4 form: ${v4}` };
   }
   if (prefixlen < 128 && hostBitsSet6(bytes, prefixlen)) {
     const network = bytes.slice();
     for (let bit = prefixlen; bit < 128; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
-    return { ok: false, reason: `'${input}' has host bits set; the network is ${formatTarget6(network, prefixlen)}` };
+    return { ok: false, reason: `${quoted(input)} has host bits set; the network is ${formatTarget6(network, prefixlen)}` };
   }
   return { ok: true, target: { text: formatTarget6(bytes, prefixlen), addr: 0, prefixlen, family: 6, bytes } };
 }
@@ -340,22 +375,23 @@ const NEVER6: Array<[Cidr6, string]> = [
 /** The NAT64 well-known prefix (RFC 6052 2.1): 64:ff9b::a.b.c.d is the IPv4 host a.b.c.d as an IPv6-only network sees it. */
 const NAT64_WKP: Cidr6 = { bytes: Uint8Array.from([0, 0x64, 0xff, 0x9b, ...Array<number>(12).fill(0)]), prefixlen: 96 };
 
-function checkBlockable6(t: Target, policy: BlockPolicy): string | null {
+/** blockRule4 for IPv6. */
+function blockRule6(t: Target, policy: BlockPolicy): string | null {
   const c: Cidr6 = { bytes: t.bytes!, prefixlen: t.prefixlen };
   const min = policy.minPrefix6 ?? DEFAULT_MIN_PREFIX6;
-  if (t.prefixlen < min) return `'${t.text}' is shorter than the minimum IPv6 prefix /${min}`;
-  for (const [r, what] of NEVER6) if (covers6(r, c) || covers6(c, r)) return `'${t.text}' is ${covers6(r, c) ? '' : 'a prefix covering '}${what}`;
+  if (t.prefixlen < min) return `is shorter than the minimum IPv6 prefix /${min}`;
+  for (const [r, what] of NEVER6) if (covers6(r, c) || covers6(c, r)) return `is ${covers6(r, c) ? '' : 'a prefix covering '}${what}`;
   // NAT64: a prefix inside 64:ff9b::/96 is an IPv4 prefix, held to the IPv4 minimum; the whole /96 is every IPv4 host.
-  if (covers6(c, NAT64_WKP)) return `'${t.text}' covers the NAT64 prefix 64:ff9b::/96: every IPv4 host reached through NAT64`;
+  if (covers6(c, NAT64_WKP)) return `covers the NAT64 prefix 64:ff9b::/96: every IPv4 host reached through NAT64`;
   if (covers6(NAT64_WKP, c) && t.prefixlen - 96 < policy.minPrefix) {
     const b = c.bytes;
-    return `'${t.text}' is ${b[12]}.${b[13]}.${b[14]}.${b[15]}/${t.prefixlen - 96} through NAT64, shorter than the minimum prefix /${policy.minPrefix}`;
+    return `is ${b[12]}.${b[13]}.${b[14]}.${b[15]}/${t.prefixlen - 96} through NAT64, shorter than the minimum prefix /${policy.minPrefix}`;
   }
   for (const own of policy.own6 ?? []) {
-    if (covers6(c, { bytes: own, prefixlen: 128 })) return `'${t.text}' covers this host's address ${formatAddr6(own)}`;
+    if (covers6(c, { bytes: own, prefixlen: 128 })) return `covers this host's address ${formatAddr6(own)}`;
   }
   for (const a of policy.allow6 ?? []) {
-    if (covers6(a, c)) return `'${t.text}' is covered by the allowlist entry ${formatTarget6(a.bytes, a.prefixlen)}`;
+    if (covers6(a, c)) return `is covered by the allowlist entry ${formatTarget6(a.bytes, a.prefixlen)}`;
   }
   return null;
 }

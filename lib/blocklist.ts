@@ -32,6 +32,7 @@ import {
 } from './maps/layout.js';
 import { diffEntries, freshEntry, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
 import { salvage, StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
+import { quoted } from './quote.js';
 
 export interface BlockRequest {
   target: Target;
@@ -92,10 +93,10 @@ export async function sourceIds(ctx: Context, wanted: Iterable<string>): Promise
   const fresh: Buffer[] = [];
   for (const name of names) {
     if (ids.has(name)) continue;
-    if (!SOURCE_NAME.test(name)) throw new UsageError(`bad source name '${name}': 1-31 of A-Z a-z 0-9 . _ -`);
+    if (!SOURCE_NAME.test(name)) throw new UsageError(`bad source name ${quoted(name)}: 1-31 of A-Z a-z 0-9 . _ -`);
     let id = FIRST_FEED_SOURCE;
     while (used.has(id)) id++;
-    if (id >= MAX_SOURCES) throw new UsageError(`no free source id for '${name}': all ${MAX_SOURCES} in use`);
+    if (id >= MAX_SOURCES) throw new UsageError(`no free source id for ${quoted(name)}: all ${MAX_SOURCES} in use`);
     used.add(id);
     ids.set(name, id);
     const key = Buffer.alloc(4);

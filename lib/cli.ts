@@ -9,6 +9,7 @@ import { UsageError, VosError } from './errors.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './paths.js';
+import { quoted } from './quote.js';
 
 /** The package's version, from the package.json beside the install (or checkout). */
 function packageVersion(): string {
@@ -30,7 +31,7 @@ export function completionShell(argv: string[]): string[] {
   if (i < 0) return argv;
   const eq = argv[i]!.indexOf('=');
   const shell = eq >= 0 ? argv[i]!.slice(eq + 1) : argv[i + 1];
-  if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`--shell '${shell ?? ''}': give bash or zsh`);
+  if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`--shell ${quoted(shell ?? '')}: give bash or zsh`);
   process.env.SHELL = `/bin/${shell}`;
   return argv.filter((_, j) => j !== i && (eq >= 0 || j !== i + 1));
 }

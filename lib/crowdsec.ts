@@ -12,6 +12,7 @@
 import { networkOf } from './address.js';
 import { MAX_TTL_S } from './duration.js';
 import type { FeedCommand, LineOutcome } from './feedline.js';
+import { quoted } from './quote.js';
 
 const GO_UNIT_S: Record<string, number> = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, 'μs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
 
@@ -100,7 +101,7 @@ export function parseDecisionLine(line: string, o: DecisionOptions): LineOutcome
  */
 export function parseDecisionArgs(args: readonly string[], o: DecisionOptions): LineOutcome {
   const [action, value, duration, reason, json] = args;
-  if (duration !== undefined && !/^-?\d+$/.test(duration)) return { ok: false, reason: `bad duration '${duration}': whole seconds` };
+  if (duration !== undefined && !/^-?\d+$/.test(duration)) return { ok: false, reason: `bad duration ${quoted(duration)}: whole seconds` };
   const positional: Record<string, unknown> = { value, duration: `${duration ?? 0}s`, scenario: reason, scope: value?.includes('/') ? 'Range' : 'Ip' };
   if (!json) return decisionCommand(positional, o, action);
   let d: unknown;

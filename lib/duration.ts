@@ -1,5 +1,6 @@
 /** Durations as operators write them: 90, 90s, 30m, 2h, 7d. Pure. */
 import { UsageError } from './errors.js';
+import { quoted } from './quote.js';
 
 const UNIT: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -63,7 +64,7 @@ export function checkInterval(option: string, value: unknown, b: IntervalBounds)
   const ok = typeof value === 'number' && Number.isFinite(v) && ((b.zero && v === 0) || (v >= b.min && v <= b.max));
   if (!ok) {
     const range = `${b.zero && b.min > 0 ? '0 (off) or ' : ''}${b.min} to ${b.max} ${b.unit === 's' ? 'seconds' : 'ms'}`;
-    throw new UsageError(`bad --${option} '${String(value)}': ${range}`);
+    throw new UsageError(`bad --${option} ${quoted(String(value))}: ${range}`);
   }
   return v;
 }

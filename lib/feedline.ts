@@ -7,6 +7,7 @@ import { checkActionTarget, type BlockPolicy, type Target } from './address.js';
 import type { BlockRequest } from './blocklist.js';
 import { SOURCE_NAME } from './maps/layout.js';
 import { parseMessage } from './messages.js';
+import { quoted } from './quote.js';
 
 export interface FeedCommand {
   action: 'block' | 'unblock';
@@ -34,7 +35,7 @@ export function planFeedRuns(cmds: readonly FeedCommand[], policy: BlockPolicy):
   const refused: string[] = [];
   for (const c of cmds) {
     if (!SOURCE_NAME.test(c.source)) {
-      refused.push(`bad source name '${c.source}' for ${c.target}: 1-31 of A-Z a-z 0-9 . _ -`);
+      refused.push(`bad source name ${quoted(c.source)} for ${c.target}: 1-31 of A-Z a-z 0-9 . _ -`);
       continue;
     }
     const checked = checkActionTarget(c.action, c.target, policy);

@@ -42,7 +42,7 @@ function checkEntry(out: ParsedList, seen: TargetSet, text: string, line: number
     out.skipped.push({ line, where: where ?? `line ${line}`, text, reason: special });
     return;
   }
-  const why = checkBlockable(r.target, policy);
+  const why = checkBlockable(r.target, policy, text);
   if (why) out.errors.push({ line, where: where ?? `line ${line}`, text, reason: why });
   else if (seen.add(r.target)) out.targets.push(r.target);
 }

@@ -13,6 +13,7 @@
  *   plain text: one address or CIDR per line (# comments and blank lines skipped)
  */
 import { parseDuration } from './duration.js';
+import { quoted } from './quote.js';
 
 export type Action = 'block' | 'unblock';
 
@@ -99,7 +100,7 @@ function fromObject(o: Record<string, unknown>): ParsedMessage {
     if (typeof method !== 'string') return fail('JSON-RPC message without a method');
     if (BLOCK_METHODS.has(method)) action = 'block';
     else if (UNBLOCK_METHODS.has(method)) action = 'unblock';
-    else return fail(`unknown JSON-RPC method '${method}' (known: ${[...BLOCK_METHODS, ...UNBLOCK_METHODS].join(', ')})`);
+    else return fail(`unknown JSON-RPC method ${quoted(method)} (known: ${[...BLOCK_METHODS, ...UNBLOCK_METHODS].join(', ')})`);
     const params = o.params;
     if (Array.isArray(params)) {
       // Parameters in order: the address first; OpenSIPS sends values only when the event names none.

@@ -1,5 +1,6 @@
 /** Flags beat environment beat config file beat defaults. Pure: everything comes in as arguments. */
 import { UsageError } from './errors.js';
+import { quoted } from './quote.js';
 
 export interface Settings {
   pinDir: string;
@@ -53,13 +54,13 @@ export const DEFAULTS: Settings = {
 export function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, file: FileConfig): Settings {
   const pick = (k: keyof Settings): unknown => flags[k] ?? env[ENV[k]] ?? file[k] ?? DEFAULTS[k];
   const minPrefix = Number(pick('minPrefix'));
-  if (!Number.isInteger(minPrefix) || minPrefix < 0 || minPrefix > 32) throw new UsageError(`bad minimum prefix '${String(pick('minPrefix'))}': 0 to 32`);
+  if (!Number.isInteger(minPrefix) || minPrefix < 0 || minPrefix > 32) throw new UsageError(`bad minimum prefix ${quoted(String(pick('minPrefix')))}: 0 to 32`);
   const minPrefix6 = Number(pick('minPrefix6'));
-  if (!Number.isInteger(minPrefix6) || minPrefix6 < 0 || minPrefix6 > 128) throw new UsageError(`bad minimum IPv6 prefix '${String(pick('minPrefix6'))}': 0 to 128`);
+  if (!Number.isInteger(minPrefix6) || minPrefix6 < 0 || minPrefix6 > 128) throw new UsageError(`bad minimum IPv6 prefix ${quoted(String(pick('minPrefix6')))}: 0 to 128`);
   const logFormat = pick('logFormat');
-  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`bad log format '${String(logFormat)}': json or text`);
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`bad log format ${quoted(String(logFormat))}: json or text`);
   const level = String(pick('logLevel'));
-  if (!['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'].includes(level)) throw new UsageError(`bad log level '${level}'`);
+  if (!['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'].includes(level)) throw new UsageError(`bad log level ${quoted(level)}`);
   const ca = pick('amqpCaFile');
   const pw = pick('amqpPasswordFile');
   const nb = pick('neverBlock');
@@ -89,6 +90,6 @@ export function parseConfigFile(text: string, path: string): FileConfig {
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`config file ${path} must hold a JSON object`);
   const known = new Set(Object.keys(DEFAULTS));
-  for (const k of Object.keys(parsed)) if (!known.has(k)) throw new UsageError(`config file ${path}: unknown key '${k}' (known: ${[...known].join(', ')})`);
+  for (const k of Object.keys(parsed)) if (!known.has(k)) throw new UsageError(`config file ${path}: unknown key ${quoted(k)} (known: ${[...known].join(', ')})`);
   return parsed as FileConfig;
 }

@@ -24,6 +24,7 @@ import { clearFailure, failAtEnd } from './closers.js';
 import { EnvError, NEEDS_ROOT, RuntimeError, UsageError } from './errors.js';
 import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
+import { quoted } from './quote.js';
 
 export interface Entry {
   /** Canonical target: "a.b.c.d" or "a.b.c.d/n" (IPv6: RFC 5952 text). */
@@ -220,7 +221,7 @@ export function sqliteBuildAdvice(): string {
 export function timeoutS(): number {
   const raw = process.env.VOS_STATE_TIMEOUT;
   if (raw === undefined || raw === '') return DEFAULT_TIMEOUT_S;
-  if (!/^\d{1,6}$/.test(raw)) throw new UsageError(`bad VOS_STATE_TIMEOUT '${raw}': whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: ${DEFAULT_TIMEOUT_S})`);
+  if (!/^\d{1,6}$/.test(raw)) throw new UsageError(`bad VOS_STATE_TIMEOUT ${quoted(raw)}: whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: ${DEFAULT_TIMEOUT_S})`);
   return Number(raw);
 }
 

@@ -16,6 +16,7 @@ import { BadInputError, EnvError, MapFullError, RuntimeError, UsageError } from 
 import { MAP } from './maps/layout.js';
 import { BATCH_WAIT_MS, checkInterval, MAX_TTL_S } from './duration.js';
 import { planFeedRuns, type FeedCommand, type LineOutcome } from './feedline.js';
+import { quoted } from './quote.js';
 
 export interface FeedTotals {
   lines: number;
@@ -189,7 +190,7 @@ export async function runLineFeed(ctx: Context, input: Readable, parse: (line: s
 }
 
 function checkBatchOptions(o: FeedOptions): void {
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UsageError(`bad --batch-size '${o.batchSize}': a positive integer`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UsageError(`bad --batch-size ${quoted(o.batchSize)}: a positive integer`);
   checkInterval('batch-wait', o.batchWaitMs, BATCH_WAIT_MS);
 }
 

@@ -25,7 +25,7 @@ while (($#)); do
 	*) usage ;;
 	esac
 done
-[ "$file" = - ] || [ -r "$file" ] || vfp_die 2 "cannot read '$file'"
+[ "$file" = - ] || [ -r "$file" ] || vfp_die 2 "cannot read $(vfp_quoted "$file")"
 vfp_require_maps
 
 work=$(mktemp -d)

@@ -40,12 +40,12 @@ if [ ${#hosts[@]} -eq 0 ] && [ -n "${VOS_CLUSTER_HOSTS:-}" ]; then
 fi
 [ ${#hosts[@]} -gt 0 ] || vfp_die 2 "no hosts: name them or set VOS_CLUSTER_HOSTS"
 if ! vfp_valid_source_name "$source" || [ "$source" = manual ]; then
-	vfp_die 2 "bad --source '$source': a feed name of 1-31 of A-Z a-z 0-9 . _ - (not manual)"
+	vfp_die 2 "bad --source $(vfp_quoted "$source"): a feed name of 1-31 of A-Z a-z 0-9 . _ - (not manual)"
 fi
 for h in "${hosts[@]}"; do
-	[[ $h =~ ^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$ ]] || vfp_die 2 "bad host '$h': [user@]host"
+	[[ $h =~ ^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$ ]] || vfp_die 2 "bad host $(vfp_quoted "$h"): [user@]host"
 done
-[ "$file" = - ] || [ -r "$file" ] || vfp_die 2 "cannot read '$file'"
+[ "$file" = - ] || [ -r "$file" ] || vfp_die 2 "cannot read $(vfp_quoted "$file")"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -7,6 +7,8 @@
 # 16 bytes of a blocked_ips6 key or the 20 of a struct vfp_lpm_key6; a
 # canonical text with a colon is IPv6), and one line per bad entry to stderr:
 #     line <n>: '<text>' <reason>
+# (the text cut at 64 characters, see quoted(); a never-block refusal adds
+# the canonical form after it when that differs: '::ffff:0:0/96' (0.0.0.0/0))
 # Variables: blockable=1 adds the never-block rules (min_prefix, min_prefix6,
 # own = this host's addresses, allow = allowlist entries "addr/len", space
 # separated, either family); removable=1 takes an IPv4-compatible address
@@ -17,6 +19,13 @@
 
 function pow2(n,   r) { r = 1; while (n-- > 0) r *= 2; return r }
 
+# A prefix length written with a leading zero ("/08", "/048"): refused for both
+# families, as the octets are (vosctl refuses the same text).
+function leading_zero_prefix(len) { return "has a leading zero in its prefix length (ambiguous: octal to some tools); write /" len + 0 }
+
+# How a refusal names the operator's value (lib/quote.ts's rule): quoted, cut at 64 characters.
+function quoted(s) { return length(s) <= 64 ? "'" s "'" : "'" substr(s, 1, 64) "…(" length(s) " chars)'" }
+
 function octet_ok(s) { return s ~ /^(0|[1-9][0-9]?[0-9]?)$/ && s + 0 <= 255 }
 
 # Sets ADDR, LEN, OCT[1..4]; returns "" or the reason the text is no address.
@@ -26,6 +35,7 @@ function parse(t,   slash, quad, n, q, i) {
 	LEN = 32
 	if (slash) {
 		LEN = substr(t, slash + 1)
+		if (LEN ~ /^0+[0-9]+$/) return leading_zero_prefix(LEN)
 		if (LEN !~ /^(0|[1-9][0-9]?)$/ || LEN + 0 > 32) return "has a bad prefix length (0 to 32)"
 		LEN += 0
 	}
@@ -84,6 +94,7 @@ function parse6(t,   v4, slash, a, n, parts, i, k, head, tail, nh, nt, h, tl, db
 	LEN = 128
 	if (slash) {
 		LEN = substr(t, slash + 1)
+		if (LEN ~ /^0+[0-9]+$/) return leading_zero_prefix(LEN)
 		if (LEN !~ /^(0|[1-9][0-9]?[0-9]?)$/ || LEN + 0 > 128) return "has a bad prefix length (0 to 128)"
 		LEN += 0
 	}
@@ -235,9 +246,15 @@ BEGIN {
 		why = parse6(text)
 		if (MAPPED) { v6 = 0; if (why != "") why = "(IPv4-mapped) " why }
 	} else why = parse(text)
-	if (why == "" && blockable) why = v6 ? never_block6() : never_block()
+	name = quoted(text)
+	if (why == "" && blockable) {
+		why = v6 ? never_block6() : never_block()
+		# A refused entry is named as typed, its canonical form after it when that differs (lib/address.ts's namedTarget).
+		canon = v6 ? canon6() (LEN == 128 ? "" : "/" LEN) : OCT[1] "." OCT[2] "." OCT[3] "." OCT[4] (LEN == 32 ? "" : "/" LEN)
+		if (canon != text) name = name " (" canon ")"
+	}
 	if (why != "") {
-		printf "line %d: '%s' %s\n", NR, text, why > "/dev/stderr"
+		printf "line %d: %s %s\n", NR, name, why > "/dev/stderr"
 		bad++
 		next
 	}

@@ -14,6 +14,12 @@ VFP_SOURCE_FIRST_FEED=16
 VFP_MAX_SOURCES=256
 printf -v VFP_NOW '%(%s)T' -1 # Unix seconds, once per script: map value and state row agree
 
+# How a refusal names the operator's value: quoted, cut at 64 characters with
+# the length after it ('aaaa…(100000 chars)'), as vosctl's lib/quote.ts does.
+vfp_quoted() { # VALUE
+	if ((${#1} <= 64)); then printf "'%s'" "$1"; else printf "'%s…(%d chars)'" "${1:0:64}" "${#1}"; fi
+}
+
 vfp_die() { # CODE MESSAGE...
 	local code=$1
 	shift
@@ -97,7 +103,7 @@ vfp_validate_file() { # FILE|- BLOCKABLE GOOD_OUT: good lines to GOOD_OUT, bad o
 vfp_validate_one() { # TEXT BLOCKABLE (1, 0 or remove: see vfp_validate_lines)
 	local out
 	if [[ $1 == *[[:space:]#]* || -z $1 ]]; then
-		VFP_ERROR="'$1' is not an IPv4 or IPv6 address or CIDR"
+		VFP_ERROR="$(vfp_quoted "$1") is not an IPv4 or IPv6 address or CIDR"
 		return 1
 	fi
 	if ! out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1); then
@@ -138,7 +144,7 @@ vfp_mark_value() { vfp_hex_u32_le "$(date +%s)"; }
 
 vfp_parse_ttl() { # TEXT -> seconds; 30s, 30m, 2h, 7d or plain seconds; 0 = never
 	local re='^([0-9]+)([smhd]?)$' n unit
-	[[ $1 =~ $re ]] || vfp_die 2 "bad --ttl '$1': use seconds or a number with s, m, h or d"
+	[[ $1 =~ $re ]] || vfp_die 2 "bad --ttl $(vfp_quoted "$1"): use seconds or a number with s, m, h or d"
 	n=$((10#${BASH_REMATCH[1]}))
 	unit=${BASH_REMATCH[2]}
 	case $unit in
@@ -173,7 +179,7 @@ vfp_valid_source_name() { [[ $1 =~ ^[A-Za-z0-9._-]{1,31}$ ]]; } # the names sour
 
 vfp_source_id() { # NAME
 	local name=$1 names id hex
-	vfp_valid_source_name "$name" || vfp_die 2 "bad source name '$name': 1-31 of A-Z a-z 0-9 . _ -"
+	vfp_valid_source_name "$name" || vfp_die 2 "bad source name $(vfp_quoted "$name"): 1-31 of A-Z a-z 0-9 . _ -"
 	case $name in
 	unknown) echo 0; return ;;
 	manual) echo 1; return ;;
@@ -312,7 +318,7 @@ vfp_state_begin() { # the write lock, with the schema in place
 	dir=${db%/*}
 	command -v sqlite3 >/dev/null || vfp_die 3 "sqlite3 not found; install Debian's sqlite3 (scripts/setup.sh)"
 	# One rule with vosctl (lib/state.ts timeoutS): whole seconds, 0 = do not wait, unset or empty = 60.
-	[[ $timeout_s =~ ^[0-9]{1,6}$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT '$timeout_s': whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: 60)"
+	[[ $timeout_s =~ ^[0-9]{1,6}$ ]] || vfp_die 2 "bad VOS_STATE_TIMEOUT $(vfp_quoted "$timeout_s"): whole seconds to wait for the state's write lock, 0 or more (0: do not wait; unset: 60)"
 	if [ ! -e "$db" ] && { [ -e "$dir/blocklist.jsonl" ] || [ -e "$dir/journal.jsonl" ]; }; then
 		vfp_die 3 "$dir holds the state in the old file format; run one vosctl command (vosctl status) to migrate it to $db first"
 	fi

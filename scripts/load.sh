@@ -28,7 +28,7 @@ if [ "$iface" = --no-attach ]; then
 elif [[ $iface == -* ]]; then
 	usage # --help, or an option where the interface belongs
 elif ! [[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]]; then
-	vfp_die 2 "bad interface name '$iface'"
+	vfp_die 2 "bad interface name $(vfp_quoted "$iface")"
 fi
 mode=native ports=5060 scope=all stealth=1 malformed=1 shadow=0 priority=5
 block_cap=262144 prefix_cap=65536 block_cap6="" prefix_cap6=""
@@ -52,23 +52,23 @@ while (($#)); do
 	esac
 done
 
-case $mode in native | skb) ;; *) vfp_die 2 "bad --mode '$mode': native or skb" ;; esac
+case $mode in native | skb) ;; *) vfp_die 2 "bad --mode $(vfp_quoted "$mode"): native or skb" ;; esac
 # libxdp's dispatcher runs programs by priority, lower first.
-if ! [[ $priority =~ ^[1-9][0-9]{0,2}$ ]]; then vfp_die 2 "bad --priority '$priority': 1 to 999, lower runs first"; fi
+if ! [[ $priority =~ ^[1-9][0-9]{0,2}$ ]]; then vfp_die 2 "bad --priority $(vfp_quoted "$priority"): 1 to 999, lower runs first"; fi
 xdp_tool=${VOS_XDP_TOOL:-$here/../build/vfp-xdp}
-case $scope in all | sip) ;; *) vfp_die 2 "bad --scope '$scope': all or sip" ;; esac
+case $scope in all | sip) ;; *) vfp_die 2 "bad --scope $(vfp_quoted "$scope"): all or sip" ;; esac
 # The IPv6 maps are sized like their IPv4 twins unless told otherwise.
 block_cap6=${block_cap6:-$block_cap} prefix_cap6=${prefix_cap6:-$prefix_cap}
 for n in "$block_cap" "$prefix_cap" "$block_cap6" "$prefix_cap6"; do
-	if ! [[ $n =~ ^[1-9][0-9]{0,8}$ ]] || ((n > 67108864)); then vfp_die 2 "bad capacity '$n': 1 to 67108864"; fi
+	if ! [[ $n =~ ^[1-9][0-9]{0,8}$ ]] || ((n > 67108864)); then vfp_die 2 "bad capacity $(vfp_quoted "$n"): 1 to 67108864"; fi
 done
 IFS=, read -r -a port_list <<<"$ports"
-((${#port_list[@]} >= 1 && ${#port_list[@]} <= 16)) || vfp_die 2 "bad --ports '$ports': 1 to 16 ports"
+((${#port_list[@]} >= 1 && ${#port_list[@]} <= 16)) || vfp_die 2 "bad --ports $(vfp_quoted "$ports"): 1 to 16 ports"
 for p in "${port_list[@]}"; do
-	if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then vfp_die 2 "bad port '$p' in --ports"; fi
+	if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then vfp_die 2 "bad port $(vfp_quoted "$p") in --ports"; fi
 done
 [ -r "$obj" ] || vfp_die 3 "no XDP object at $obj; run 'make -C xdp' or scripts/setup.sh"
-if [ -n "$iface" ] && ! ip link show dev "$iface" >/dev/null 2>&1; then vfp_die 2 "no interface '$iface'"; fi
+if [ -n "$iface" ] && ! ip link show dev "$iface" >/dev/null 2>&1; then vfp_die 2 "no interface $(vfp_quoted "$iface")"; fi
 [ "$(id -u)" -eq 0 ] || vfp_die 3 "must run as root"
 
 vfp_mount_bpffs

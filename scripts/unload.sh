@@ -21,7 +21,7 @@ while (($#)); do
 	*) usage ;;
 	esac
 done
-[[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]] || vfp_die 2 "bad interface name '$iface'"
+[[ $iface =~ ^[A-Za-z0-9._@-]{1,15}$ ]] || vfp_die 2 "bad interface name $(vfp_quoted "$iface")"
 dir=$(vfp_pin_dir)
 
 xdp_tool=${VOS_XDP_TOOL:-$here/../build/vfp-xdp}
@@ -34,7 +34,7 @@ if ip link show dev "$iface" >/dev/null 2>&1; then
 	((rc == 0)) || vfp_die "$((rc == 3 ? 3 : 1))" "cannot detach from $iface (above)"
 	if ((n > 0)); then echo "detached from $iface"; else echo "vos-fastpath was not attached to $iface"; fi
 else
-	echo "${0##*/}: no interface '$iface'; nothing to detach" >&2
+	echo "${0##*/}: no interface $(vfp_quoted "$iface"); nothing to detach" >&2
 fi
 
 if ((purge)); then

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
+import { quoted } from '../quote.js';
 
 /** load.sh's defaults (scripts/load.sh): maps created for a larger state get room for it and a quarter more. */
 const DEFAULT_BLOCK_CAPACITY = 262_144;
@@ -69,7 +70,7 @@ export const attach: CommandModule<object, AttachArgs> = {
     if (a.shadow) args.push('--shadow');
     if (a.priority !== undefined) {
       // Given as text: yargs' number type turns 'abc' into NaN and '' into 0.
-      if (!/^[1-9]\d{0,2}$/.test(a.priority)) throw new UsageError(`bad --priority '${a.priority}': a whole number from 1 to 999 (lower runs first)`);
+      if (!/^[1-9]\d{0,2}$/.test(a.priority)) throw new UsageError(`bad --priority ${quoted(a.priority)}: a whole number from 1 to 999 (lower runs first)`);
       args.push('--priority', a.priority);
     }
     const loaded = await runScript(ctx, 'load.sh', args);

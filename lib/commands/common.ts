@@ -2,6 +2,7 @@
 import type { GlobalArgs } from '../context.js';
 import { BadInputError, UsageError } from '../errors.js';
 import { parseDuration, ttlCapNote } from '../duration.js';
+import { quoted } from '../quote.js';
 
 export type Args<T> = GlobalArgs & T & { _: (string | number)[]; $0: string };
 
@@ -11,7 +12,7 @@ export const TARGETS_HELP = 'IPv4 or IPv6 addresses or CIDR prefixes (198.51.100
 export function ttlSeconds(ttl: string | number | undefined): number {
   if (ttl === undefined) return 0;
   const s = parseDuration(ttl);
-  if (s === null) throw new UsageError(`bad --ttl '${ttl}': use seconds or a number with s, m, h or d (30m, 2h, 7d), at most 10 years (3650d)`);
+  if (s === null) throw new UsageError(`bad --ttl ${quoted(ttl)}: use seconds or a number with s, m, h or d (30m, 2h, 7d), at most 10 years (3650d)`);
   const note = ttlCapNote(ttl);
   if (note) process.stderr.write(`vosctl: note: ${note}\n`);
   return s;
@@ -24,7 +25,7 @@ export function printJson(value: unknown): void {
 /** A --source value: a name the source_names map can hold. Loads the layout only when called. */
 export async function checkSourceOption(name: string): Promise<void> {
   const { SOURCE_NAME } = await import('../maps/layout.js');
-  if (!SOURCE_NAME.test(name)) throw new UsageError(`bad --source '${name}': 1-31 of A-Z a-z 0-9 . _ -`);
+  if (!SOURCE_NAME.test(name)) throw new UsageError(`bad --source ${quoted(name)}: 1-31 of A-Z a-z 0-9 . _ -`);
 }
 
 /** After the good inputs were applied: fail with every refusal, named. */

@@ -6,6 +6,7 @@ import { BATCH_WAIT_MS, checkInterval, PERIOD_S } from '../duration.js';
 import { checkSourceOption, ttlSeconds } from './common.js';
 import { checkMetricsArgs, metricsOptions, type MetricsArgs } from './exporter.js';
 import { parseTarget, type Cidr } from '../address.js';
+import { quoted } from '../quote.js';
 
 interface ConsumeArgs extends MetricsArgs {
   metricsListen?: string;
@@ -56,7 +57,7 @@ export function parseNeverBlock(values: readonly string[]): Cidr[] {
 
 /** x-max-age as RabbitMQ reads it: a positive whole number and one unit of Y, M, D, h, m, s. */
 export function checkMaxAge(v: string): string {
-  if (!/^[1-9]\d*[YMDhms]$/.test(v)) throw new UsageError(`bad --stream-max-age '${v}': a number and one unit of Y, M, D, h, m, s (7D)`);
+  if (!/^[1-9]\d*[YMDhms]$/.test(v)) throw new UsageError(`bad --stream-max-age ${quoted(v)}: a number and one unit of Y, M, D, h, m, s (7D)`);
   return v;
 }
 
@@ -65,15 +66,15 @@ function checkConsumeArgs(a: ConsumeArgs): void {
   if (a.stream !== undefined && !a.stream.trim()) throw new UsageError('--stream needs the stream\'s name');
   if (!a.queue && !a.fanout && !a.stream) throw new UsageError('give --queue NAME, --fanout EXCHANGE for a per-node queue, or --stream NAME');
   if (a.stream !== undefined) checkMaxAge(a.streamMaxAge);
-  if (!Number.isSafeInteger(a.streamMaxBytes) || a.streamMaxBytes < 1) throw new UsageError(`bad --stream-max-bytes '${String(a.streamMaxBytes)}': a positive number of bytes`);
+  if (!Number.isSafeInteger(a.streamMaxBytes) || a.streamMaxBytes < 1) throw new UsageError(`bad --stream-max-bytes ${quoted(String(a.streamMaxBytes))}: a positive number of bytes`);
   if (a.fanout && a.exchange) throw new UsageError('--fanout and --exchange exclude each other');
   if (a.routingKey !== undefined && !a.exchange) throw new UsageError('--routing-key needs --exchange');
   const positive = { prefetch: a.prefetch, 'batch-size': a.batchSize, 'max-body': a.maxBody };
-  for (const [k, v] of Object.entries(positive)) if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`bad --${k} '${String(v)}': a positive integer`);
+  for (const [k, v] of Object.entries(positive)) if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`bad --${k} ${quoted(String(v))}: a positive integer`);
   checkInterval('batch-wait', a.batchWait, BATCH_WAIT_MS);
   checkInterval('gc-interval', a.gcInterval, PERIOD_S);
   checkInterval('pause-hold', a.pauseHold, PERIOD_S);
-  if (!Number.isInteger(a.deliveryLimit) || a.deliveryLimit < 0) throw new UsageError(`bad --delivery-limit '${String(a.deliveryLimit)}': an integer >= 0`);
+  if (!Number.isInteger(a.deliveryLimit) || a.deliveryLimit < 0) throw new UsageError(`bad --delivery-limit ${quoted(String(a.deliveryLimit))}: an integer >= 0`);
 }
 
 export const consume: CommandModule<object, ConsumeArgs> = {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Args } from './common.js';
 import { checkSourceOption, ttlSeconds } from './common.js';
+import { quoted } from '../quote.js';
 
 interface LoadFileArgs {
   file: string;
@@ -34,7 +35,7 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
     const ttlS = ttlSeconds(a.ttl);
     if (!(a.maxShrink >= 0 && a.maxShrink <= 1)) {
       const { UsageError } = await import('../errors.js');
-      throw new UsageError(`bad --max-shrink '${a.maxShrink}': a fraction from 0 to 1 (0.5 = refuse to remove more than half)`);
+      throw new UsageError(`bad --max-shrink ${quoted(a.maxShrink)}: a fraction from 0 to 1 (0.5 = refuse to remove more than half)`);
     }
     const { Context } = await import('../context.js');
     const { parseApibanList, parseList } = await import('../listfile.js');
@@ -46,7 +47,7 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
     try {
       text = readFileSync(a.file === '-' ? 0 : a.file, 'utf8');
     } catch (err) {
-      throw new UsageError(`cannot read '${a.file}': ${(err as Error).message}`);
+      throw new UsageError(`cannot read ${quoted(a.file)}: ${(err as Error).message}`);
     }
     const ctx = Context.fromArgs(a);
     const { detectFormat } = await import('../feeds.js');
@@ -57,12 +58,12 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
     // A page that is not a page (cut short, rate limited) means the set is incomplete: replacing with it would unblock the rest.
     if (a.replace && parsed.pageErrors) {
       for (const e of errors) process.stderr.write(`vosctl: ${a.file}: ${e.where}: ${e.reason}\n`);
-      throw new BadInputError(`${a.file}: ${parsed.pageErrors} page(s) unreadable; nothing applied, source '${a.source}' left as it was`);
+      throw new BadInputError(`${a.file}: ${parsed.pageErrors} page(s) unreadable; nothing applied, source ${quoted(a.source)} left as it was`);
     }
     for (const e of errors) process.stderr.write(`vosctl: ${a.file}: ${e.where}: ${e.reason}\n`);
     // A feed's error page served as 200 (HTML, a rate-limit note) is not a list: replacing with it would unblock the whole set.
     if (a.replace && (errors.length || skipped.length) && errors.length >= targets.length) {
-      throw new RuntimeError(`${a.file}: ${errors.length} bad line(s) and ${targets.length} address(es): not a list; nothing applied, source '${a.source}' left as it was`);
+      throw new RuntimeError(`${a.file}: ${errors.length} bad line(s) and ${targets.length} address(es): not a list; nothing applied, source ${quoted(a.source)} left as it was`);
     }
     if (a.replace && a.maxShrink < 1) {
       const { listEntries } = await import('../blocklist.js');
@@ -71,7 +72,7 @@ export const loadFile: CommandModule<object, LoadFileArgs> = {
       const removing = before.filter((e) => !keep.has(e.ip)).length;
       if (removing > a.maxShrink * before.length) {
         throw new RuntimeError(
-          `${a.file}: would remove ${removing} of the ${before.length} entries of source '${a.source}' (more than --max-shrink ${a.maxShrink}); nothing applied. If the feed really shrank, run again with a higher --max-shrink (1 = no limit)`,
+          `${a.file}: would remove ${removing} of the ${before.length} entries of source ${quoted(a.source)} (more than --max-shrink ${a.maxShrink}); nothing applied. If the feed really shrank, run again with a higher --max-shrink (1 = no limit)`,
         );
       }
     }

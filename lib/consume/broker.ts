@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { UsageError } from '../errors.js';
 import type { Endpoint } from './faults.js';
+import { quoted } from '../quote.js';
 
 export interface Topology {
   queue: string;
@@ -43,7 +44,7 @@ export function redactUrl(url: string): string {
 }
 
 export function checkUrl(url: string): void {
-  if (!/^amqps?:\/\/[^\s]+$/.test(url)) throw new UsageError(`bad AMQP URL '${redactUrl(url)}': use amqp://host[:port][/vhost] or amqps://...`);
+  if (!/^amqps?:\/\/[^\s]+$/.test(url)) throw new UsageError(`bad AMQP URL ${quoted(redactUrl(url))}: use amqp://host[:port][/vhost] or amqps://...`);
 }
 
 /** The per-node queue of a fanout exchange: one durable queue per host, so every node gets every message. */
@@ -112,11 +113,11 @@ export function brokerAccess(url: string, passwordFromFile?: string, caFile?: st
   try {
     u = new URL(url);
   } catch {
-    throw new UsageError(`bad AMQP URL '${redactUrl(url)}'`);
+    throw new UsageError(`bad AMQP URL ${quoted(redactUrl(url))}`);
   }
   const protocol = u.protocol === 'amqps:' ? 'amqps' : 'amqp';
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new UsageError(`bad AMQP URL '${redactUrl(url)}': no host`);
+  if (!host) throw new UsageError(`bad AMQP URL ${quoted(redactUrl(url))}: no host`);
   const port = u.port ? Number(u.port) : protocol === 'amqps' ? 5671 : 5672;
   const vhost = u.pathname.length > 1 ? decode(u.pathname.slice(1)) : '/';
   const inUrl = u.username !== '' || u.password !== '';
@@ -126,7 +127,7 @@ export function brokerAccess(url: string, passwordFromFile?: string, caFile?: st
   for (const [k, v] of u.searchParams) if (['frameMax', 'channelMax', 'locale'].includes(k)) tuning[k] = v;
   const hb = u.searchParams.get('heartbeat');
   const heartbeatS = hb === null ? 15 : Number(hb);
-  if (!Number.isInteger(heartbeatS) || heartbeatS < 0) throw new UsageError(`bad heartbeat '${hb}' in the AMQP URL: whole seconds, 0 = none`);
+  if (!Number.isInteger(heartbeatS) || heartbeatS < 0) throw new UsageError(`bad heartbeat ${quoted(hb)} in the AMQP URL: whole seconds, 0 = none`);
   let display = redactUrl(url);
   if (passwordFromFile !== undefined && u.password === '') display = display.replace(/^(amqps?:\/\/)([^@/]*)@/, (_m, p: string, user: string) => `${p}${user}:***@`);
   return { endpoint: { protocol, host, port, vhost }, username, password, heartbeatS, tuning, caFile, display };
@@ -311,7 +312,7 @@ async function retentionDiffers(conn: ChannelModel, stream: string, r: StreamRet
         break;
       }
       const [, arg, current] = m as unknown as [string, string, string | undefined];
-      found.push(`${arg} ${current === undefined ? 'not set' : `'${current}'`} (asked ${args[arg] === undefined ? 'none' : `'${String(args[arg])}'`})`);
+      found.push(`${arg} ${current === undefined ? 'not set' : quoted(current)} (asked ${args[arg] === undefined ? 'none' : quoted(String(args[arg]))})`);
       if (current === undefined) delete args[arg];
       else args[arg] = /^\d+$/.test(current) ? Number(current) : current;
     }
@@ -361,14 +362,14 @@ export async function followStreamTail(conn: ChannelModel, stream: string, onTai
 /** A stream keeps no per-consumer position over AMQP 0-9-1: a consumer that restarts skips what came meanwhile. */
 export class StreamQueueError extends UsageError {
   constructor(readonly queue: string) {
-    super(`queue '${queue}' is a stream (x-queue-type stream): consume it with --stream ${queue}, which keeps its offset in the state (--queue would skip what was published while it was down)`);
+    super(`queue ${quoted(queue)} is a stream (x-queue-type stream): consume it with --stream ${queue}, which keeps its offset in the state (--queue would skip what was published while it was down)`);
   }
 }
 
 /** --stream given the name of a classic or quorum queue. */
 export class NotAStreamError extends UsageError {
   constructor(readonly queue: string, type = 'not a stream') {
-    super(`'${queue}' is not a stream (a ${type} queue): consume it with --queue, or give --stream a stream's name`);
+    super(`${quoted(queue)} is not a stream (a ${type} queue): consume it with --queue, or give --stream a stream's name`);
   }
 }
 

@@ -11,6 +11,7 @@ import type { Settings } from '../settings.js';
 import { MAP_COUNT_OBJECT, MAPTOOL, XDP_OBJECT, XDP_TOOL } from '../paths.js';
 import { loadSqliteAddon } from '../state.js';
 import { capabilities, judgeDispatcher, judgeDriver, judgeKernel, judgePrivileges, judgeXdp, type Check, type XdpIface } from './judge.js';
+import { quoted } from '../quote.js';
 
 /** statfs(2) f_type of a bpf filesystem (linux/magic.h BPF_FS_MAGIC). */
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -176,7 +177,7 @@ function driverOf(iface: string, kind: string | undefined): string | null {
 
 async function checkIface(iface: string, root: boolean, dispatcher: boolean, mode: 'native' | 'skb'): Promise<Check[]> {
   const link = await run('ip', ['-j', '-d', 'link', 'show', 'dev', iface]);
-  if (!link.ok) return [{ name: 'interface', status: 'fail', detail: `no interface '${iface}'`, fix: 'name an interface of this host (ip link)' }];
+  if (!link.ok) return [{ name: 'interface', status: 'fail', detail: `no interface ${quoted(iface)}`, fix: 'name an interface of this host (ip link)' }];
   const info = (JSON.parse(link.out.split('\n')[0]!) as Array<{ linkinfo?: { info_kind?: string } }>)[0];
   const out = [judgeDriver(iface, iface === 'lo' ? 'loopback' : driverOf(iface, info?.linkinfo?.info_kind), mode)];
   if (!root) {

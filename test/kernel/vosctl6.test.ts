@@ -53,6 +53,10 @@ describeKernel('vosctl over IPv6', () => {
     const stats = JSON.parse((await vosctl('stats', '--json')).out) as Record<string, { packets: number }>;
     expect(stats.blocked_exact_ipv6!.packets).toBeGreaterThanOrEqual(5);
     expect((await vosctl('stats')).out).toMatch(/blocked_exact_ipv6\s+\d+/);
+    // Columns in line for the longest names (malformed_register_ipv6 and its like).
+    const lines = (await vosctl('stats')).out.trimEnd().split('\n');
+    expect(lines.some((l) => l.startsWith('malformed_register_ipv6 '))).toBe(true);
+    expect(new Set(lines.map((l) => l.length)).size).toBe(1);
     expect(await vosctl('unblock', v.peerIp6)).toMatchObject({ code: 0, out: `unblocked ${v.peerIp6}` });
     expect(await received(Array(3).fill(INVITE))).toBe(3);
   });
@@ -97,6 +101,29 @@ describeKernel('vosctl over IPv6', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain(bad);
     expect(r.err).toContain(why);
+  });
+
+  it.each([
+    ['::ffff:0:0/96', "'::ffff:0:0/96' (0.0.0.0/0) is shorter than the minimum prefix /8"],
+    ['::ffff:127.0.0.1', "'::ffff:127.0.0.1' (127.0.0.1) is loopback"],
+    ['2001:db8::/048', "'2001:db8::/048' has a leading zero in its prefix length (ambiguous: octal to some tools); write /48"],
+    ['10.0.0.0/08', "'10.0.0.0/08' has a leading zero in its prefix length (ambiguous: octal to some tools); write /8"],
+  ])('block refuses %s with exit 2, naming it as typed, as block_ip.sh does', async (bad, message) => {
+    const r = await vosctl('block', bad);
+    expect([r.code, r.err]).toEqual([2, expect.stringContaining(message)]);
+    const s = await lab.script('block_ip.sh', [bad]);
+    expect([s.exitCode, s.stderr]).toEqual([2, expect.stringContaining(message)]);
+  });
+
+  it('names a 100,000-character value by its first 64 characters and its length, in vosctl and the scripts', async () => {
+    const long = `2001:db8::${'1'.repeat(100_000 - 10)}`;
+    const cut = `'${long.slice(0, 64)}…(100000 chars)' is not an IPv6 address or CIDR`;
+    const r = await vosctl('block', long);
+    expect([r.code, r.err]).toEqual([2, expect.stringContaining(cut)]);
+    expect(r.err.length).toBeLessThan(1000);
+    const s = await lab.script('block_ip.sh', [long]);
+    expect([s.exitCode, s.stderr]).toEqual([2, expect.stringContaining(`'${long.slice(0, 64)}…(100000 chars)'`)]);
+    expect(s.stderr.length).toBeLessThan(1000);
   });
 
   it('blocks a NAT64 address as IPv6 (RFC 6052), and lets unblock name an IPv4-compatible entry it would refuse to add', async () => {

@@ -304,3 +304,45 @@ describe('IPv6 targets', () => {
     expect(set.has({ addr: 0, prefixlen: 32 })).toBe(false);
   });
 });
+
+describe('refusals name what the operator typed', () => {
+  it.each([
+    ['::ffff:0:0/96', "'::ffff:0:0/96' (0.0.0.0/0) is shorter than the minimum prefix /8"],
+    ['::ffff:127.0.0.1', "'::ffff:127.0.0.1' (127.0.0.1) is loopback"],
+    ['::FFFF:C000:205', "'::FFFF:C000:205' (192.0.2.5) is covered by the allowlist entry 192.0.2.0/24"],
+    ['2001:DB8::/16', "'2001:DB8::/16' has host bits set"],
+    ['2001::/16', "'2001::/16' is shorter than the minimum IPv6 prefix /32"],
+    ['2001:0:0::/16', "'2001:0:0::/16' (2001::/16) is shorter than the minimum IPv6 prefix /32"],
+    ['127.0.0.1', "'127.0.0.1' is loopback"],
+  ])('%j', (text, message) => {
+    expect(reason(text)).toContain(message);
+  });
+
+  it.each([
+    ['2001:db8::/048', '/48'],
+    ['2001:db8::/0048', '/48'],
+    ['10.0.0.0/08', '/8'],
+    ['0.0.0.0/00', '/0'],
+    ['::ffff:10.0.0.0/0104', '/104'],
+  ])('refuses a leading zero in the prefix length of %j, for blocks and removals alike', (text, write) => {
+    for (const r of [parseTarget(text), parseRemovable(text)]) {
+      expect(r).toEqual({ ok: false, reason: `'${text}' has a leading zero in its prefix length (ambiguous: octal to some tools); write ${write}` });
+    }
+  });
+
+  it('still takes /0 and prefix lengths without a leading zero', () => {
+    expect(parseTarget('2001:db8::/48')).toMatchObject({ ok: true, target: { text: '2001:db8::/48' } });
+    expect(parseTarget('10.0.0.0/8')).toMatchObject({ ok: true, target: { text: '10.0.0.0/8' } });
+    expect(parseTarget('0.0.0.0/0')).toMatchObject({ ok: true, target: { prefixlen: 0 } });
+  });
+
+  it('cuts a long value at 64 characters and says how long it was', () => {
+    const long = `2001:db8::${'1'.repeat(100_000)}`;
+    const r = parseTarget(long);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe(`'${long.slice(0, 64)}…(${long.length} chars)' is not an IPv6 address or CIDR`);
+      expect(r.reason.length).toBeLessThan(200);
+    }
+  });
+});

@@ -127,7 +127,7 @@ describe('metrics listen address', () => {
 
   it.each(['[:::::]:19875', '999.1.1.1:19876', '1.2.3:9864', '[fe80::1]:19873', '[1.2.3.4]:9864', '[::1%a b]:9864', '-sbc:9864', 'sbc-.example:9864', 'a..b:9864', `${'a'.repeat(64)}:9864`, '[]:9864'])('refuses the host of %p as a usage error', (bad) => {
     expect(() => parseListen(bad)).toThrow(UsageError);
-    expect(() => parseListen(bad)).toThrow(`bad metrics listen address '${bad}'`);
+    expect(() => parseListen(bad)).toThrow(`bad metrics listen address '${bad.slice(0, 64)}`); // a longer value is cut (quote.ts)
   });
 
   it.each(['9864', ':9864', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '::1:9864', 'a b:1', '127.0.0.1:98x'])('refuses %p, naming it', (bad) => {
