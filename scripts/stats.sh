@@ -34,5 +34,13 @@ if ((json)); then
 	jq -c 'map({ (.name): { packets, bytes } }) | add' <<<"$counters"
 else
 	jq -r '.[] | "\(.name)\t\(.packets)\t\(.bytes)"' <<<"$counters" |
-		awk -F'\t' 'BEGIN { printf "%-20s %15s %18s\n", "reason", "packets", "bytes" } { printf "%-20s %15s %18s\n", $1, $2, $3 }'
+		awk -F'\t' '
+			# The reason column as wide as the longest name (vosctl stats does the same).
+			{ name[NR] = $1; packets[NR] = $2; bytes[NR] = $3; if (length($1) > w) w = length($1) }
+			END {
+				if (w < 6) w = 6
+				fmt = "%-" w "s %15s %18s\n" # POSIX awk has no "*" width
+				printf fmt, "reason", "packets", "bytes"
+				for (i = 1; i <= NR; i++) printf fmt, name[i], packets[i], bytes[i]
+			}'
 fi

@@ -7,6 +7,18 @@ interface StatsArgs {
   watch?: number;
 }
 
+/**
+ * The counters as vosctl stats prints them: one line per reason, the reason
+ * column as wide as the longest name ("malformed_register_ipv6" and longer
+ * stay in line), packets and bytes right-aligned. scripts/stats.sh sizes its
+ * column the same way.
+ */
+export function counterTable(c: Record<string, { packets: number; bytes: number }>): string {
+  const width = Math.max('reason'.length, ...Object.keys(c).map((k) => k.length));
+  const row = (name: string, packets: string, bytes: string) => `${name.padEnd(width)} ${packets.padStart(15)} ${bytes.padStart(18)}\n`;
+  return row('reason', 'packets', 'bytes') + Object.entries(c).map(([name, v]) => row(name, String(v.packets), String(v.bytes))).join('');
+}
+
 export const stats: CommandModule<object, StatsArgs> = {
   command: 'stats',
   describe: 'Packet counters by reason (summed over CPUs); --watch shows rates',
@@ -24,8 +36,7 @@ export const stats: CommandModule<object, StatsArgs> = {
     if (a.watch === undefined) {
       const c = await readCounters(pin);
       if (a.json) return printJson(c);
-      process.stdout.write(`${'reason'.padEnd(20)} ${'packets'.padStart(15)} ${'bytes'.padStart(18)}\n`);
-      for (const [name, v] of Object.entries(c)) process.stdout.write(`${name.padEnd(20)} ${String(v.packets).padStart(15)} ${String(v.bytes).padStart(18)}\n`);
+      process.stdout.write(counterTable(c));
       return;
     }
     checkInterval('watch', a.watch, WATCH_S);
