@@ -45,7 +45,28 @@ vfp_require_maps() {
 	[ -e "$dir/blocked_ips" ] || vfp_die 3 "no vos-fastpath maps in $dir; run scripts/load.sh <iface> first (or set --pin-dir / VOS_PIN_DIR)"
 }
 
+# Mount bpffs on /sys/fs/bpf when nothing is mounted there. Refused when the
+# pins would not outlive the command: under `ip netns exec`, which makes a
+# private mount namespace and remounts /sys for the network namespace (source:
+# its name), so a bpffs mounted there (by us, or by iproute2 itself) and every
+# pin in it vanish when the command exits, leaving an attached program whose
+# maps no later command finds; also in any other mount namespace than PID 1's
+# whose /sys/fs/bpf is not PID 1's bpffs. nsenter --net= enters only the
+# network namespace and keeps the host's mounts.
 vfp_mount_bpffs() {
+	local netns own host why=""
+	netns=$(ip netns identify 2>/dev/null) || netns=""
+	if [ -n "$netns" ] && [ "$(awk '$2 == "/sys" { src = $1 } END { print src }' /proc/self/mounts)" = "$netns" ]; then
+		why="ip netns exec $netns runs this in a private mount namespace with /sys remounted"
+	else
+		own=$(readlink /proc/self/ns/mnt 2>/dev/null) || own=""
+		host=$(readlink /proc/1/ns/mnt 2>/dev/null) || host=""
+		if [ -n "$own" ] && [ -n "$host" ] && [ "$own" != "$host" ] &&
+			[ "$(stat -c %d /sys/fs/bpf 2>/dev/null)" != "$(stat -c %d /proc/1/root/sys/fs/bpf 2>/dev/null)" ]; then
+			why="this runs in a private mount namespace whose /sys/fs/bpf is not the host's bpffs"
+		fi
+	fi
+	[ -z "$why" ] || vfp_die 3 "$why: the pinned maps would vanish when this command exits, and no later command would find them. Enter only the network namespace instead: nsenter --net=/run/netns/${netns:-NAME} vosctl attach IFACE (or scripts/load.sh)"
 	if ! mount | grep -q ' /sys/fs/bpf type bpf '; then
 		mount -t bpf bpf /sys/fs/bpf || vfp_die 3 "cannot mount bpffs on /sys/fs/bpf"
 	fi

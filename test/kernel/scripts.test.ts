@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeKernel } from '../helpers/env.js';
-import { Lab } from '../helpers/lab.js';
+import { Lab, ROOT } from '../helpers/lab.js';
 
 async function keys(lab: Lab, map: string): Promise<string[][]> {
   const { stdout } = await execa('bpftool', ['-j', 'map', 'dump', 'pinned', `${lab.pinDir}/${map}`]);
@@ -47,6 +47,10 @@ describeKernel('scripts', () => {
     ['::c000:200/120', 'give the IPv4 form: 192.0.2.0/24'],
     ['64:ff9b::/96', "'64:ff9b::/96' covers the NAT64 prefix 64:ff9b::/96: every IPv4 host reached through NAT64"],
     ['64:ff9b::c000:0/100', "'64:ff9b::c000:0/100' is 192.0.0.0/4 through NAT64, shorter than the minimum prefix /8"],
+    ['::ffff:0:0/96', "'::ffff:0:0/96' (0.0.0.0/0) is shorter than the minimum prefix /8"],
+    ['2001:db8::/048', "'2001:db8::/048' has a leading zero in its prefix length (ambiguous: octal to some tools); write /48"],
+    ['192.0.2.0/024', "'192.0.2.0/024' has a leading zero in its prefix length (ambiguous: octal to some tools); write /24"],
+    [`${'9'.repeat(5000)}`, `'${'9'.repeat(64)}…(5000 chars)' is not an IPv4 address`],
   ])('block_ip.sh refuses %j', async (text, message) => {
     const r = await lab.script('block_ip.sh', [text]);
     expect(r.exitCode).toBe(2);
@@ -166,6 +170,35 @@ describeKernel('scripts', () => {
     const r = await lab.mustScript('stats.sh', []);
     expect(r.stdout).toMatch(/^reason\s+packets\s+bytes$/m);
     expect(r.stdout).toMatch(/^blocked_exact\s+\d+\s+\d+$/m);
+  });
+
+  it('stats.sh keeps its columns in line for the longest reason names (malformed_register_ipv6...)', async () => {
+    const lines = (await lab.mustScript('stats.sh', [])).stdout.trimEnd().split('\n');
+    expect(lines.map((l) => l.split(/ +/)[0])).toEqual(expect.arrayContaining(['reason', 'malformed_register_ipv6', 'shadow_would_drop_ipv6']));
+    // Every line as long as the header, the packets column ending where its title does.
+    expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+    const end = lines[0]!.indexOf('packets') + 'packets'.length;
+    for (const l of lines.slice(1)) expect([l, l[end - 1]]).toEqual([l, expect.stringMatching(/\d/)]);
+  });
+});
+
+describeKernel('attach under ip netns exec', () => {
+  const lab = new Lab();
+  afterAll(() => lab.cleanup());
+
+  it('refuses to pin into the private bpffs of ip netns exec, naming nsenter --net=; attach through nsenter works', async () => {
+    const v = await lab.veth();
+    const hint = `nsenter --net=/run/netns/${v.ns} vosctl attach IFACE`;
+    for (const cmd of [[join(ROOT, 'scripts/load.sh'), v.peer, '--mode', 'skb'], [join(ROOT, 'bin/vosctl'), 'attach', v.peer, '--mode', 'skb']]) {
+      const r = await execa('ip', ['netns', 'exec', v.ns, ...cmd], { env: lab.env(), reject: false });
+      expect([cmd[1], r.exitCode, r.stderr]).toEqual([cmd[1], 3, expect.stringContaining(`ip netns exec ${v.ns} runs this in a private mount namespace`)]);
+      expect(r.stderr).toContain(hint);
+    }
+    expect(existsSync(lab.pinDir)).toBe(false); // nothing pinned on the host either
+    const ok = await execa('nsenter', [`--net=/run/netns/${v.ns}`, join(ROOT, 'bin/vosctl'), 'attach', v.peer, '--mode', 'skb'], { env: lab.env(), reject: false });
+    expect([ok.exitCode, ok.stderr]).toEqual([0, expect.anything()]);
+    lab.defer(`xdp on ${v.peer}`, () => execa('nsenter', [`--net=/run/netns/${v.ns}`, join(ROOT, 'scripts/unload.sh'), v.peer], { env: lab.env(), reject: false }));
+    expect(existsSync(join(lab.pinDir, 'blocked_ips6'))).toBe(true); // the pins outlive the command
   });
 });
 
