@@ -62,6 +62,9 @@ describeKernel('scripts', () => {
     const nat64 = await lab.script('block_ip.sh', ['64:ff9b::198.51.100.7']);
     expect([nat64.exitCode, nat64.stdout]).toEqual([0, expect.stringContaining('64:ff9b::c633:6407')]);
     await lab.mustScript('unblock_ip.sh', ['64:ff9b::c633:6407']);
+    await lab.mustScript('block_ip.sh', ['64:ff9b::c633:6407']);
+    const dotted = await lab.script('unblock_ip.sh', ['64:ff9b::198.51.100.7']); // the same entry, named in the other form
+    expect([dotted.exitCode, dotted.stdout]).toEqual([0, expect.stringContaining('64:ff9b::c633:6407')]);
     const allow = await lab.script('allow_ip.sh', ['::198.51.100.7']);
     expect([allow.exitCode, allow.stderr]).toEqual([2, expect.stringContaining('give the IPv4 form: 198.51.100.7')]);
     for (const s of ['unblock_ip.sh', 'disallow_ip.sh', 'options_disallow_ip.sh']) {

@@ -131,6 +131,10 @@ describeKernel('vosctl over IPv6', () => {
     expect(await ips('--family', '6')).toContain('64:ff9b::c633:6407');
     expect(await ips('--family', '4')).not.toContain('198.51.100.7');
     expect((await vosctl('unblock', '64:ff9b::c633:6407')).code).toBe(0);
+    // One text per address (README: NAT64 addresses are written in hex): the dotted form names the same entry.
+    expect((await vosctl('block', '64:ff9b::c633:6407')).code).toBe(0);
+    expect(await vosctl('unblock', '64:ff9b::198.51.100.7')).toMatchObject({ code: 0, out: expect.stringContaining('64:ff9b::c633:6407') });
+    expect(await ips('--family', '6')).not.toContain('64:ff9b::c633:6407');
     expect(await vosctl('unblock', '::198.51.100.7')).toMatchObject({ code: 0, out: '::c633:6407 was not blocked' });
     const allow = await vosctl('options-allow', '::198.51.100.7');
     expect([allow.code, allow.err]).toEqual([2, expect.stringContaining("'::198.51.100.7' is an IPv4-compatible")]);
