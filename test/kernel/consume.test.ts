@@ -246,10 +246,12 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     const b = new Node(lab, 'n2');
     await b.load();
     const ex = broker.name('fan');
-    const qa = broker.name('fan_n1');
-    const qb = broker.name('fan_n2');
-    await a.consume(['--fanout', ex, '--queue', qa]);
-    await b.consume(['--fanout', ex, '--queue', qb]);
+    // Both on this host: each its own --node name, so its own queue <exchange>.<node> (registered for cleanup).
+    const qa = broker.name('fan.n1');
+    const qb = broker.name('fan.n2');
+    expect([qa, qb]).toEqual([`${ex}.n1`, `${ex}.n2`]);
+    await a.consume(['--fanout', ex, '--node', 'n1']);
+    await b.consume(['--fanout', ex, '--node', 'n2']);
     const ips = Array.from({ length: 200 }, (_, i) => `198.51.${100 + Math.floor(i / 100)}.${(i % 100) + 1}`);
     await broker.publish('', ips.map((ip) => JSON.stringify({ ip, source: 'cluster' })), { exchange: ex });
     await broker.publish('', ['{"action":"unblock","ip":"198.51.100.1"}'], { exchange: ex });
