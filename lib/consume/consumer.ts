@@ -50,7 +50,7 @@ import { holdLock, type HeldLock } from '../state.js';
 import { connectBroker, declareTopology, followStreamTail, isStreamDelivery, NotAStreamError, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
 import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
-import { classifyBrokerError, reconnectMessage, type Fault } from './faults.js';
+import { classifyBrokerError, nextNodeFault, reconnectMessage, refusedEverywhere, type Fault, type NodeFault } from './faults.js';
 import { amqpTimestamp, backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
 import { checkStoredFingerprint, checkStoredOffset, judgeResume, judgeTail, messageFingerprint, streamCheckKey, streamOffsetKey } from './stream.js';
 
@@ -233,7 +233,8 @@ export class Consumer {
       this.gcTimer.unref();
     }
     let attempt = 0;
-    let refusals = 0;
+    // Per node since the last connection: a dead node's ECONNREFUSED must not reset another node's count of refusals.
+    let faults: (NodeFault | undefined)[] = [];
     let url = this.access.display;
     const stopped = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     try {
@@ -254,7 +255,7 @@ export class Consumer {
           for (const what of unavailable) this.events.emit('warn', 'not available now; consuming anyway', { action: 'declare', error: what });
           await this.openChannel(live);
           attempt = 0;
-          refusals = 0;
+          faults = [];
           this.obs.onConnection(true, queueReadyProbe(conn, this.o.queue));
           this.events.emit('info', 'consuming', { action: 'consume', dead_letter: this.o.deadLetter, url, prefetch: this.o.prefetch, gen: live.gen, ...(this.o.exchange || this.o.fanout ? { exchange: this.o.exchange ?? this.o.fanout } : {}) });
           lost = await Promise.race([live.ended, stopped]);
@@ -277,11 +278,12 @@ export class Consumer {
         if (this.fatal) throw this.fatal;
         if (this.stopping.signal.aborted) break;
         const fault = await this.classify(lost);
-        if (fault.kind === 'permanent' && ++refusals >= this.o.permanentAttempts) {
-          this.events.emit('error', 'the broker refuses this consumer; giving up', { action: 'reconnect', url, attempts: refusals, error: fault.message });
-          throw new BrokerRefusedError(`the broker at ${url} refuses: ${fault.message} (${refusals} attempts); ${fault.fix ?? 'fix the credentials, vhost or permissions'}`);
+        faults[this.node] = nextNodeFault(faults[this.node], fault);
+        const refused = refusedEverywhere(faults, this.accesses.map((a) => a.display), this.o.permanentAttempts);
+        if (refused) {
+          this.events.emit('error', 'the broker refuses this consumer; giving up', { action: 'reconnect', url, attempts: faults[this.node]!.refusals, error: fault.message, nodes: this.accesses.map((a, i) => ({ url: a.display, kind: faults[i]?.kind, refusals: faults[i]?.refusals })) });
+          throw new BrokerRefusedError(refused);
         }
-        if (fault.kind !== 'permanent') refusals = 0;
         // The next node of the cluster; backoff only once every node was tried.
         const moved = this.accesses.length > 1;
         this.node = (this.node + 1) % this.accesses.length;

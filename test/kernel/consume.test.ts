@@ -329,6 +329,9 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await fresh();
     const run = (args: string[]) => execa(join(ROOT, 'bin/vosctl'), ['consume', ...args], { reject: false, env: { VOS_PIN_DIR: lab.pinDir } });
     expect(await run([])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('give --queue NAME') });
+    // One source only; nodes given one --queue under --fanout would share it (each block to one node).
+    expect(await run(['--fanout', 'f', '--queue', 'blocklist'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('--fanout f with --queue blocklist: every node given the same --queue would share one queue') });
+    expect(await run(['--stream', 's', '--queue', 'blocklist'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('--stream s excludes --queue blocklist') });
     expect(await run(['--queue', 'x', '--prefetch', '0'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --prefetch '0'") });
     expect(await run(['--queue', 'x', '--ttl', 'soon'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --ttl 'soon'") });
     expect(await run(['--queue', 'x', '--url', 'http://nope'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad AMQP URL 'http://nope'") });
@@ -596,6 +599,13 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
       const r = await run(url);
       expect({ url, code: r.exitCode, named: re.test(r.stderr) }).toEqual({ url, code: 1, named: true });
       expect(r.stderr.split('\n').filter((l) => l.includes('the broker refuses; retrying')).length).toBe(2);
+      // The same refusal with a dead node listed first (a cluster node down): its ECONNREFUSED between
+      // the refusals must not make them start over; exit 1 naming both nodes.
+      const mixed = await run(`amqp://guest:guest@127.0.0.1:1,${url}`);
+      const last = mixed.stderr.trim().split('\n').pop()!;
+      expect({ url, code: mixed.exitCode, named: re.test(last), unreachable: last.includes('unreachable: amqp://guest:***@127.0.0.1:1 (') }).toEqual({ url, code: 1, named: true, unreachable: true });
+      expect(last).toContain('every broker node that answers refuses: ');
+      expect(mixed.stderr.split('\n').filter((l) => l.includes('the broker refuses; retrying')).length).toBe(2);
     }
     // No permission to configure the queue: refused on declare, named.
     await ctl(['set_permissions', '-p', vhost, user, '^$', '.*', '.*']);

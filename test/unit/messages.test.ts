@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
 import { brokerAccess, fanoutQueueName, redactUrl, splitUrls } from '../../lib/consume/broker.js';
-import { classifyBrokerError, permanentPublishError, reconnectMessage } from '../../lib/consume/faults.js';
+import { classifyBrokerError, nextNodeFault, permanentPublishError, reconnectMessage, refusedEverywhere, type Fault, type NodeFault } from '../../lib/consume/faults.js';
 import { parseNeverBlock } from '../../lib/commands/consume.js';
 import { passwordFromFile, readPasswordFile } from '../../lib/consume/broker.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -279,5 +279,40 @@ describe('backoff and broker helpers', () => {
   it('names the per-node fanout queue from the host name', () => {
     expect(fanoutQueueName('vos-blocklist', 'sbc-1.example.net')).toBe('vos-blocklist.sbc-1.example.net');
     expect(fanoutQueueName('vos-blocklist', 'odd host')).toBe('vos-blocklist.odd_host');
+  });
+});
+
+describe('giving up on broker nodes that refuse', () => {
+  const names = ['amqp://u:***@mq1:5672', 'amqp://u:***@mq2:5672'];
+  const refused = { kind: 'permanent', message: 'ACCESS_REFUSED - Login was refused', fix: 'fix the credentials, vhost or permissions' } as const;
+  const down = { kind: 'transient', message: 'connect ECONNREFUSED 10.0.0.1:5672' } as const;
+  /** Faults in turn, node 0, 1, 0, 1...: the answer after each. */
+  const run = (faults: readonly Fault[], n = 2): (string | undefined)[] => {
+    const recs: (NodeFault | undefined)[] = [];
+    return faults.map((f, i) => {
+      recs[i % n] = nextNodeFault(recs[i % n], f);
+      return refusedEverywhere(recs, names.slice(0, n), 3);
+    });
+  };
+  it('a dead node between the refusals does not reset them: gives up on the third, naming both', () => {
+    const out = run([down, refused, down, refused, down, refused]);
+    expect(out.slice(0, 5)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(out[5]).toBe('every broker node that answers refuses: amqp://u:***@mq2:5672: ACCESS_REFUSED - Login was refused (3 attempts); unreachable: amqp://u:***@mq1:5672 (connect ECONNREFUSED 10.0.0.1:5672); fix the credentials, vhost or permissions');
+  });
+  it('every permanent kind counts, each with its own fix', () => {
+    const vhost = classifyBrokerError(new Error('Handshake terminated by server: 530 (NOT-ALLOWED) with message "NOT_ALLOWED - vhost x not found"'), { protocol: 'amqp', host: 'mq1', port: 5672, vhost: 'x' });
+    const inequivalent = classifyBrokerError(new Error('Channel closed by server: 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - inequivalent arg \'x-max-age\'"'), { protocol: 'amqp', host: 'mq2', port: 5672, vhost: '/' });
+    expect([vhost.kind, inequivalent.kind]).toEqual(['permanent', 'permanent']);
+    const out = run([vhost, inequivalent, vhost, inequivalent, vhost, inequivalent]);
+    expect(out[4]).toBeUndefined();
+    expect(out[5]).toMatch(/^every broker node that answers refuses: amqp:\/\/u:\*\*\*@mq1:5672: NOT_ALLOWED - vhost x not found \(3 attempts\); amqp:\/\/u:\*\*\*@mq2:5672: PRECONDITION_FAILED .* \(3 attempts\); fix the credentials, vhost or permissions; make the options match/);
+  });
+  it('keeps trying while every node is down, or a node answers with a passing fault', () => {
+    expect(run([down, down, down, down, down, down, down, down]).every((x) => x === undefined)).toBe(true);
+    const forced = { kind: 'forced', message: 'CONNECTION_FORCED' } as const;
+    expect(run([refused, forced, refused, forced, refused, forced, refused]).every((x) => x === undefined)).toBe(true);
+  });
+  it('one node: the third refusal gives up, as before', () => {
+    expect(run([refused, refused, refused], 1)).toEqual([undefined, undefined, 'the broker at amqp://u:***@mq1:5672 refuses: ACCESS_REFUSED - Login was refused (3 attempts); fix the credentials, vhost or permissions']);
   });
 });
