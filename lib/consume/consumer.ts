@@ -52,7 +52,7 @@ import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
 import { classifyBrokerError, nextNodeFault, reconnectMessage, refusedEverywhere, type Fault, type NodeFault } from './faults.js';
 import { amqpTimestamp, backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
-import { checkStoredFingerprint, checkStoredOffset, judgeResume, judgeTail, messageFingerprint, streamCheckKey, streamOffsetKey } from './stream.js';
+import { checkStoredOffset, fingerprintFor, judgeResume, judgeTail, messageFingerprint, streamCheckAtKey, streamCheckKey, streamOffsetKey } from './stream.js';
 
 export { streamOffsetKey } from './stream.js';
 
@@ -222,7 +222,11 @@ export class Consumer {
         this.lock.release();
         throw err;
       }
-      if (this.offset !== undefined) this.fingerprint = checkStoredFingerprint(this.ctx.store.consumerOffset(streamCheckKey(this.o.queue)));
+      if (this.offset !== undefined) {
+        const check = fingerprintFor(this.offset, this.ctx.store.consumerOffset(streamCheckKey(this.o.queue)), this.ctx.store.consumerOffset(streamCheckAtKey(this.o.queue)));
+        if (check.note) this.events.emit('info', check.note, { action: 'consume', stream: this.o.queue, offset: this.offset });
+        this.fingerprint = check.fingerprint;
+      }
       this.events.emit('info', this.offset === undefined ? 'no stream offset stored: starting from the first message' : 'resuming the stream after the stored offset', { action: 'consume', stream: this.o.queue, offset: this.offset });
     }
     if (this.o.gcIntervalS > 0) {
@@ -378,7 +382,7 @@ export class Consumer {
     if (r.kind === 'gap' && r.lost > 0) {
       this.totals.retentionGap += r.lost;
       this.obs.onStreamGap?.(r.lost);
-      this.events.emit('warn', 'stream retention removed messages this node never applied: it may miss blocks (and unblocks) they carried', { action: 'consume', stream: this.o.queue, stored_offset: v.stored, first_offset: off, lost: r.lost, hint: 'keep nodes down for less than the stream\'s retention (x-max-age, x-max-length-bytes), or re-sync this node: vosctl reconcile from a node that has the blocklist' });
+      this.events.emit('warn', 'stream retention removed messages this node never applied: it may miss blocks (and unblocks) they carried', { action: 'consume', stream: this.o.queue, stored_offset: v.stored, first_offset: off, lost: r.lost, hint: 'keep nodes down for less than the stream\'s retention (x-max-age, x-max-length-bytes); re-sync this node from one that has the blocklist: the addresses of vosctl list --source SOURCE there, pushed with scripts/cluster_sync_blocklist.sh FILE --source SOURCE HOST (load-file --replace)' });
     }
     if (r.kind === 'same') {
       live.ch.ack(msg); // applied already: only the credit goes back
@@ -684,6 +688,7 @@ export class Consumer {
     });
     const key = streamOffsetKey(this.o.queue);
     const checkKey = streamCheckKey(this.o.queue);
+    const checkAtKey = streamCheckAtKey(this.o.queue);
     const through = (i: number): { record?: (store: Context['store']) => void; off?: number } => {
       const off = i >= 0 ? reach[i] : undefined;
       if (off === undefined || !this.o.stream || (this.offset !== undefined && off <= this.offset)) return {};
@@ -692,7 +697,10 @@ export class Consumer {
         off,
         record: (store) => {
           store.setConsumerOffset(key, off);
-          if (print !== undefined) store.setConsumerOffset(checkKey, print);
+          if (print !== undefined) {
+            store.setConsumerOffset(checkKey, print);
+            store.setConsumerOffset(checkAtKey, off);
+          }
         },
       };
     };

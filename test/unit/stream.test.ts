@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { amqpTimestamp, decisionTime, planMessage, remainingTtl } from '../../lib/consume/plan.js';
-import { checkStoredFingerprint, checkStoredOffset, judgeResume, judgeTail, messageFingerprint, StoredOffsetError } from '../../lib/consume/stream.js';
+import { checkStoredFingerprint, checkStoredOffset, describeSqlValue, fingerprintFor, judgeResume, judgeTail, messageFingerprint, StoredOffsetError } from '../../lib/consume/stream.js';
 import { classifyBrokerError } from '../../lib/consume/faults.js';
 
 describe('the stored stream offset', () => {
@@ -19,7 +19,17 @@ describe('the stored stream offset', () => {
     expect(checkStoredOffset(5n, 's', path)).toBe(5);
   });
 
-  it.each([['abc', "'abc'"], [1.5, '1.5'], [-3, '-3'], ['', "''"], ['12', "'12'"], [Number.NaN, 'NaN'], [2 ** 60, String(2 ** 60)], [Buffer.from('x'), 'x']])('refuses %p naming the value, the row and the fix', (value, shown) => {
+  it.each([
+    ['abc', "the text 'abc', not a stream offset"],
+    [1.5, 'the real number 1.5, not a stream offset'],
+    [-3n, 'the integer -3, not a stream offset'],
+    ['', "the text '', not a stream offset"],
+    ['12', "the text '12', not a stream offset"],
+    [Number.NaN, 'the real number NaN'],
+    [9007199254740993n, 'the integer 9007199254740993, above 9007199254740991'],
+    [2n ** 60n, `the integer ${2n ** 60n}, above`],
+    [Buffer.from('12'), "a blob x'3132', not a stream offset"],
+  ] as const)('refuses %p naming the exact value, its type, the row and the fix', (value, shown) => {
     let err: unknown;
     try {
       checkStoredOffset(value, 'blocks', path);
@@ -31,7 +41,7 @@ describe('the stored stream offset', () => {
     expect(msg).toContain(`the stored offset of stream 'blocks' is ${shown}`);
     expect(msg).toContain("table consumer_offsets, row consumer = 'stream:blocks'");
     expect(msg).toContain(path);
-    expect(msg).toContain(`DELETE FROM consumer_offsets WHERE consumer IN ('stream:blocks', 'stream-check:blocks')`);
+    expect(msg).toContain(`DELETE FROM consumer_offsets WHERE consumer IN ('stream:blocks', 'stream-check:blocks', 'stream-check-at:blocks')`);
     expect((err as StoredOffsetError).exitCode).toBe(2);
   });
 
@@ -39,6 +49,21 @@ describe('the stored stream offset', () => {
     expect(checkStoredFingerprint('zz')).toBeUndefined();
     expect(checkStoredFingerprint(-1)).toBeUndefined();
     expect(checkStoredFingerprint(42)).toBe(42);
+    expect(checkStoredFingerprint(42n)).toBe(42);
+    expect(checkStoredFingerprint(2n ** 48n)).toBeUndefined();
+  });
+
+  it('checks the fingerprint only against the offset it is of (a hand-set offset is resumed unchecked, with a note)', () => {
+    expect(fingerprintFor(7, 42n, 7n)).toEqual({ fingerprint: 42 });
+    // States from before the row: both were always written together.
+    expect(fingerprintFor(7, 42n, undefined)).toEqual({ fingerprint: 42 });
+    expect(fingerprintFor(7, undefined, 7n)).toEqual({ fingerprint: undefined });
+    expect(fingerprintFor(3, 42n, 7n)).toEqual({ note: 'the stored fingerprint is of offset 7, not of the stored offset 3 (set by hand?): resuming without checking that the stream is the one this node read' });
+    expect(fingerprintFor(3, 42n, 'x')).toEqual({ note: "the stored fingerprint is of offset the text 'x', not of the stored offset 3 (set by hand?): resuming without checking that the stream is the one this node read" });
+  });
+
+  it('names SQLite values exactly, with their type', () => {
+    expect([9007199254740993n, 1.5, 'abc', Buffer.from('12'), null].map(describeSqlValue)).toEqual(['the integer 9007199254740993', 'the real number 1.5', "the text 'abc'", "a blob x'3132'", 'NULL']);
   });
 });
 
