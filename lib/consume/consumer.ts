@@ -682,7 +682,8 @@ export class Consumer {
       if (p.futureTs !== undefined) {
         this.totals.futureTs++;
         this.obs.onFutureTs?.();
-        this.events.emit('warn', 'ts in the future: the ttl runs from now (or the AMQP timestamp), never from the future', { action: 'consume', msg_id: msgId(m), offset: off, ts: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
+        if (p.futureField === 'timestamp') this.events.emit('warn', 'AMQP timestamp in the future: the ttl runs from now, never from the future', { action: 'consume', msg_id: msgId(m), offset: off, timestamp: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
+        else this.events.emit('warn', 'ts in the future: the ttl runs from now (or the AMQP timestamp), never from the future', { action: 'consume', msg_id: msgId(m), offset: off, ts: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
       }
       return p;
     });

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { amqpTimestamp, decisionTime, planMessage, remainingTtl } from '../../lib/consume/plan.js';
+import { MAX_TTL_S } from '../../lib/duration.js';
 import { checkStoredFingerprint, checkStoredOffset, describeSqlValue, fingerprintFor, judgeResume, judgeTail, messageFingerprint, StoredOffsetError } from '../../lib/consume/stream.js';
 import { classifyBrokerError } from '../../lib/consume/faults.js';
 
@@ -134,7 +135,31 @@ describe('the decision time of a message', () => {
     const p = planMessage(Buffer.from(JSON.stringify({ ips: ['198.51.100.1', '198.51.100.2'], ts: now + 500 })), policy, d, { nowS: now });
     expect(p.futureTs).toBe(now + 500);
     expect(p.commands.map((c) => c.ttlS)).toEqual([3600, 3600]);
+    expect(p.futureField).toBe('ts');
     expect(planMessage(Buffer.from(JSON.stringify({ ip: '198.51.100.1', ts: now + 2 })), policy, d, { nowS: now }).futureTs).toBeUndefined();
+  });
+
+  it('treats an AMQP timestamp in the future (no ts) like a future ts: clamped to now, reported with its value', () => {
+    const policy = { minPrefix: 8, allow: [], own: [] };
+    const d = { ttlS: 3600, source: 'amqp', maxBytes: 65536 };
+    const body = Buffer.from(JSON.stringify({ ip: '198.51.100.1' }));
+    const p = planMessage(body, policy, d, { nowS: now, publishedS: now + 900 });
+    expect({ futureTs: p.futureTs, futureField: p.futureField, ttl: p.commands[0]!.ttlS }).toEqual({ futureTs: now + 900, futureField: 'timestamp', ttl: 3600 });
+    // A few seconds of skew are not news; a ts in the body wins over the property, and is not in the future.
+    expect(planMessage(body, policy, d, { nowS: now, publishedS: now + 2 }).futureTs).toBeUndefined();
+    expect(planMessage(Buffer.from(JSON.stringify({ ip: '198.51.100.1', ts: now - 10 })), policy, d, { nowS: now, publishedS: now + 900 }).futureTs).toBeUndefined();
+  });
+
+  it('caps an expires beyond the 10-year limit from the decision time, so every node and replay stores the same expiry', () => {
+    const far = { ts: now - 1000, expires: now + 50 * 365 * 86400 };
+    const at = (nowS: number, c: { ts?: number; expires?: number }, publishedS?: number): number => nowS + remainingTtl(3600, c, { nowS, publishedS });
+    expect(at(now, far)).toBe(now - 1000 + MAX_TTL_S);
+    expect(at(now + 600, far)).toBe(at(now, far));
+    // The AMQP timestamp is a decision time too; with neither, the cap runs from the apply time.
+    expect(at(now + 600, { expires: far.expires }, now - 50)).toBe(now - 50 + MAX_TTL_S);
+    expect(at(now, { expires: far.expires })).toBe(now + MAX_TTL_S);
+    // Under the cap, expires is what it says.
+    expect(at(now + 600, { ts: now, expires: now + 7200 })).toBe(now + 7200);
   });
 
   it('reads an AMQP timestamp in milliseconds as milliseconds, saying so; ignores one that is no time', () => {
