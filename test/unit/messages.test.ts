@@ -178,8 +178,8 @@ describe('time: ts, expires and the AMQP timestamp', () => {
   });
 
   it('refuses a ts or expires that is not Unix seconds, naming it', () => {
-    expect(parseMessage(Buffer.from(`{"ip":"198.51.100.1","ts":${now * 1000}}`))).toEqual({ ok: false, reason: `bad ts ${now * 1000}: Unix seconds (not milliseconds)` });
-    expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","expires":"tomorrow"}'))).toEqual({ ok: false, reason: 'bad expires "tomorrow": Unix seconds (not milliseconds)' });
+    expect(parseMessage(Buffer.from(`{"ip":"198.51.100.1","ts":${now * 1000}}`))).toEqual({ ok: false, reason: `bad ts ${now * 1000} (a number): Unix seconds (not milliseconds)` });
+    expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","expires":"tomorrow"}'))).toEqual({ ok: false, reason: 'bad expires "tomorrow" (a string): Unix seconds (not milliseconds)' });
     expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","ts":-5}'))).toMatchObject({ ok: false });
   });
 
@@ -314,5 +314,30 @@ describe('giving up on broker nodes that refuse', () => {
   });
   it('one node: the third refusal gives up, as before', () => {
     expect(run([refused, refused, refused], 1)).toEqual([undefined, undefined, 'the broker at amqp://u:***@mq1:5672 refuses: ACCESS_REFUSED - Login was refused (3 attempts); fix the credentials, vhost or permissions']);
+  });
+});
+
+describe('refusals name the value as the body has it, with its type', () => {
+  const reason = (body: string): string => {
+    const r = parseMessage(Buffer.from(body));
+    if (r.ok) throw new Error(`accepted: ${body}`);
+    return r.reason;
+  };
+  it('a number beyond a double (JSON.parse makes it Infinity) is named by its text, wherever it is', () => {
+    expect(reason('{"ip":"198.51.100.1","ts":1e400}')).toBe('bad ts 1e400 (a number beyond the range of a double): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","expires":-2E+308}')).toBe('bad expires -2E+308 (a number beyond the range of a double): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","ttl":1e999}')).toMatch(/^bad ttl 1e999 \(a number beyond the range of a double\): /);
+    expect(reason('{"ip":1e400}')).toBe('"ip" must be a string, got 1e400 (a number beyond the range of a double)');
+    expect(reason('{"ips":["198.51.100.1",9e9999]}')).toBe('"ips" holds 9e9999 (a number beyond the range of a double), not an address string');
+    // A string that looks like one is skipped when the literals are matched to the values.
+    expect(reason('{"reason":"x 5e500","ip":"198.51.100.1","ts":7e700}')).toBe('bad ts 7e700 (a number beyond the range of a double): Unix seconds (not milliseconds)');
+    expect(reason(`{"ip":"198.51.100.1","ts":${'9'.repeat(400)}}`)).toBe(`bad ts ${'9'.repeat(400)} (a number beyond the range of a double): Unix seconds (not milliseconds)`);
+  });
+  it('every other refusal says the JSON type of what it got', () => {
+    expect(reason('{"ip":"198.51.100.1","ts":"1764410000x"}')).toBe('bad ts "1764410000x" (a string): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","ts":true}')).toBe('bad ts true (a boolean): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","source":["a"]}')).toBe('bad source ["a"] (an array): must be a string');
+    expect(reason('{"action":7,"ip":"198.51.100.1"}')).toBe('unknown action 7 (a number) (block or unblock)');
+    expect(reason('[{"ip":"198.51.100.1"},false]')).toBe('entry 1: not an address or object: false (a boolean)');
   });
 });
