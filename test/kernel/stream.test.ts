@@ -100,7 +100,7 @@ describeWith('vosctl consume --stream', kernelMissing() ?? brokerMissing(), () =
     expect(onQueue.code).toBe(2);
     expect(onQueue.err).toContain(`'${q}' is not a stream (a classic queue)`);
     const both = await a.vosctl('consume', '--stream', s2, '--queue', q);
-    expect(both).toMatchObject({ code: 2, err: expect.stringContaining('--stream excludes --queue') });
+    expect(both).toMatchObject({ code: 2, err: expect.stringContaining(`--stream ${s2} excludes --queue ${q}: publishers send to the stream by its name`) });
     expect((await a.vosctl('consume', '--stream', s2, '--stream-max-age', '7 days')).err).toContain("bad --stream-max-age '7 days'");
     // Retention other than asked: the stream keeps its own, and the consumer says so, naming both.
     const other = await a.consume(['--stream', s2, '--stream-max-age', '2D', '--gc-interval', '0']);
