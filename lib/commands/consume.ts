@@ -107,7 +107,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       .option('stream-max-bytes', { type: 'number', default: 10_000_000_000, describe: 'size bound of a stream declared here (x-max-length-bytes)' })
       .option('queue', { type: 'string', describe: 'queue to consume (a stream is refused here: use --stream); not with --stream or --fanout [env VOS_QUEUE, used only when neither --stream nor --fanout is given]' })
       .option('fanout', { type: 'string', describe: 'cluster mode: bind a durable per-node queue <exchange>.<node name> to this fanout exchange' })
-      .option('node', { type: 'string', describe: 'with --fanout: this node\'s name in its queue <exchange>.<node> (default the host name); different on every node' })
+      .option('node', { type: 'string', describe: 'with --fanout: this node\'s name in its queue <exchange>.<node> and in dead letters\' x-vos-node (default the host name); different on every node' })
       .option('exchange', { type: 'string', describe: 'bind the queue to this exchange (declared direct if missing)' })
       .option('routing-key', { type: 'string', describe: 'binding key for --exchange (default: the queue name)' })
       .option('url', { type: 'string', array: true, describe: 'broker URL, amqp:// or amqps://; repeat it (or give a comma list) for the nodes of a RabbitMQ cluster, tried in turn [env VOS_AMQP_URL]; keep passwords out of it (ps shows it)' })
@@ -163,6 +163,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       exchange: a.exchange,
       routingKey: a.routingKey,
       fanout: a.fanout,
+      node: a.node,
       prefetch: a.prefetch ?? DEFAULTS[a.stream !== undefined ? 'stream' : 'queue'].prefetch,
       batchSize: a.batchSize ?? DEFAULTS[a.stream !== undefined ? 'stream' : 'queue'].batchSize,
       batchWaitMs: a.batchWait,

@@ -58,6 +58,8 @@ export { streamOffsetKey } from './stream.js';
 
 export interface ConsumeOptions extends Topology, Defaults {
   access: BrokerAccess;
+  /** This node's name in dead letters' x-vos-node (--node; default the host name). */
+  node?: string;
   prefetch: number;
   batchSize: number;
   batchWaitMs: number;
@@ -864,7 +866,7 @@ export class Consumer {
           contentType: msg.properties.contentType,
           messageId: msg.properties.messageId,
           // x-vos-node tells the copies apart: in stream mode every node dead-letters what it refuses (README: Dead letters in stream mode).
-          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now, 'x-vos-node': hostname() },
+          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now, 'x-vos-node': this.o.node ?? hostname() },
         });
         if (outcome === 'confirmed') {
           if (live.closed && this.o.stream) {

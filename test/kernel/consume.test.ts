@@ -260,6 +260,11 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await waitFor('node 2', () => b.ips(), (x) => x.join() === want.join());
     const strip = (l: Listed[]) => l.map((e) => [e.ip, e.source, e.expires !== null]);
     expect(strip(await a.list())).toEqual(strip(await b.list()));
+    // A bad message: each node dead-letters its copy, named by its --node.
+    await broker.publish('', ['{"ip":7}'], { exchange: ex });
+    await waitFor('n1 dead letter', () => broker.depth(`${qa}.dead`), (d) => d.ready === 1);
+    await waitFor('n2 dead letter', () => broker.depth(`${qb}.dead`), (d) => d.ready === 1);
+    expect([(await broker.drain(`${qa}.dead`))[0]!.properties.headers?.['x-vos-node'], (await broker.drain(`${qb}.dead`))[0]!.properties.headers?.['x-vos-node']]).toEqual(['n1', 'n2']);
     await a.consumer!.stop();
     await b.consumer!.stop();
   });
