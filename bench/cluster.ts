@@ -126,8 +126,8 @@ async function main(): Promise<void> {
     process.stderr.write(`fanout: three per-node queues, ${RATE}/s for ${SECONDS} s...\n`);
     const fanout = broker.name('fanout');
     for (const [i, n] of nodes.entries()) {
-      const q = broker.name(`fanout_q${i}`);
-      children.push(await consume(lab, n, ['--fanout', fanout, '--queue', q], join(lab.tmp, `fanout-${i}.log`)));
+      broker.name(`fanout.q${i}`); // the node's queue <exchange>.<node>, registered for cleanup
+      children.push(await consume(lab, n, ['--fanout', fanout, '--node', `q${i}`], join(lab.tmp, `fanout-${i}.log`)));
     }
     const fanoutLat = await latency((b) => ch.publish(fanout, '', b, { persistent: true }), ch, maps, pins, 32);
     for (const { child } of children.splice(0)) {

@@ -47,6 +47,45 @@ const BLOCK_METHODS = new Set(['E_PIKE_BLOCKED', 'block']);
 const EVENT_ORIGIN: Record<string, { source: string; reason: string }> = { E_PIKE_BLOCKED: { source: 'opensips', reason: 'pike' } };
 const UNBLOCK_METHODS = new Set(['unblock']);
 
+/**
+ * A JSON number literal beyond a double's range (1e400): JSON.parse makes it
+ * Infinity, which JSON.stringify shows as null. Kept with its text so that a
+ * refusal names it as the message body has it.
+ */
+class Overflow {
+  constructor(readonly raw: string) {}
+  toJSON(): string {
+    return this.raw;
+  }
+}
+
+/**
+ * A value of a message as the body has it, with its JSON type, for refusals:
+ * `"abc" (a string)`, `1.5 (a number)`, `1e400 (a number beyond the range of
+ * a double)`, `null`, `[1] (an array)`.
+ */
+export function shownJson(v: unknown): string {
+  if (v instanceof Overflow) return `${v.raw} (a number beyond the range of a double)`;
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `${JSON.stringify(v)} (a string)`;
+  if (typeof v === 'number') return `${v} (a number)`;
+  if (typeof v === 'boolean') return `${v} (a boolean)`;
+  if (Array.isArray(v)) return `${JSON.stringify(v)} (an array)`;
+  if (typeof v === 'object') return `${JSON.stringify(v)} (an object)`;
+  return String(v);
+}
+
+/** A literal that may overflow a double: an exponent of 3+ digits, or 300+ digits in a row. Checked before paying for the reviver. */
+const MAY_OVERFLOW = /[eE][+]?\d{3}|\d{300}/;
+
+/** JSON.parse, number literals beyond a double kept as Overflow with their text (in document order; strings skipped). */
+function parseJson(text: string): unknown {
+  if (!MAY_OVERFLOW.test(text)) return JSON.parse(text);
+  const big: string[] = [];
+  for (const m of text.matchAll(/"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)) if (m[0][0] !== '"' && !Number.isFinite(Number(m[0]))) big.push(m[0]);
+  return JSON.parse(text, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? new Overflow(big.shift() ?? (v > 0 ? 'a number' : 'a negative number')) : v));
+}
+
 function fail(reason: string): ParsedMessage {
   return { ok: false, reason };
 }
@@ -63,19 +102,19 @@ function optionalFields(o: Record<string, unknown>): Fields | string {
   const out: Fields = {};
   if (o.ttl !== undefined && o.ttl !== null) {
     const ttl = typeof o.ttl === 'number' || typeof o.ttl === 'string' ? parseDuration(o.ttl) : null;
-    if (ttl === null) return `bad ttl ${JSON.stringify(o.ttl)}: seconds or 30m, 2h, 7d (a longer one than 10 years is taken as 10 years)`;
+    if (ttl === null) return `bad ttl ${shownJson(o.ttl)}: seconds or 30m, 2h, 7d (a longer one than 10 years is taken as 10 years)`;
     out.ttlS = ttl;
   }
   for (const k of ['ts', 'expires'] as const) {
     if (o[k] === undefined || o[k] === null) continue;
     const t = unixSeconds(o[k]);
-    if (t === undefined) return `bad ${k} ${JSON.stringify(o[k])}: Unix seconds (not milliseconds)`;
+    if (t === undefined) return `bad ${k} ${shownJson(o[k])}: Unix seconds (not milliseconds)`;
     out[k] = t;
   }
   for (const k of ['reason', 'source'] as const) {
     const v = o[k];
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'string') return `bad ${k} ${JSON.stringify(v)}: must be a string`;
+    if (typeof v !== 'string') return `bad ${k} ${shownJson(v)}: must be a string`;
     if (v.length > 200) return `${k} is longer than 200 characters`;
     out[k] = v;
   }
@@ -87,7 +126,7 @@ function targetsOf(list: unknown, what: string): string[] | string {
   if (list.length === 0) return `${what} is empty`;
   if (list.length > MAX_TARGETS) return `${what} has ${list.length} addresses, over ${MAX_TARGETS}: use vosctl load-file for bulk imports`;
   const bad = list.find((x) => typeof x !== 'string');
-  if (bad !== undefined) return `${what} holds ${JSON.stringify(bad)}, not an address string`;
+  if (bad !== undefined) return `${what} holds ${shownJson(bad)}, not an address string`;
   return list as string[];
 }
 
@@ -104,19 +143,19 @@ function fromObject(o: Record<string, unknown>): ParsedMessage {
     const params = o.params;
     if (Array.isArray(params)) {
       // Parameters in order: the address first; OpenSIPS sends values only when the event names none.
-      if (typeof params[0] !== 'string') return fail(`JSON-RPC ${method} params[0] must be the address, got ${JSON.stringify(params[0])}`);
+      if (typeof params[0] !== 'string') return fail(`JSON-RPC ${method} params[0] must be the address, got ${shownJson(params[0])}`);
       return { ok: true, commands: [{ action, target: params[0], ...EVENT_ORIGIN[method] }] };
     }
     if (!params || typeof params !== 'object') return fail(`JSON-RPC ${method} without params`);
     fieldsFrom = { ...EVENT_ORIGIN[method], ...(params as Record<string, unknown>) };
   } else if (o.action !== undefined) {
-    if (o.action !== 'block' && o.action !== 'unblock') return fail(`unknown action ${JSON.stringify(o.action)} (block or unblock)`);
+    if (o.action !== 'block' && o.action !== 'unblock') return fail(`unknown action ${shownJson(o.action)} (block or unblock)`);
     action = o.action;
   }
   const { ip, ips } = fieldsFrom;
   if (ip !== undefined && ips !== undefined) return fail('both "ip" and "ips" given: use one');
   if (typeof ip === 'string') targets = [ip];
-  else if (ip !== undefined) return fail(`"ip" must be a string, got ${JSON.stringify(ip)}`);
+  else if (ip !== undefined) return fail(`"ip" must be a string, got ${shownJson(ip)}`);
   else if (ips !== undefined) {
     const t = targetsOf(ips, '"ips"');
     if (typeof t === 'string') return fail(t);
@@ -133,7 +172,7 @@ function fromJson(value: unknown): ParsedMessage {
     const commands: Command[] = [];
     if (value.length > MAX_TARGETS) return fail(`the array has ${value.length} entries, over ${MAX_TARGETS}: use vosctl load-file for bulk imports`);
     for (const [i, item] of value.entries()) {
-      const one = typeof item === 'string' ? { ok: true as const, commands: [{ action: 'block' as const, target: item }] } : item && typeof item === 'object' && !Array.isArray(item) ? fromObject(item as Record<string, unknown>) : fail(`not an address or object: ${JSON.stringify(item)}`);
+      const one = typeof item === 'string' ? { ok: true as const, commands: [{ action: 'block' as const, target: item }] } : item && typeof item === 'object' && !Array.isArray(item) ? fromObject(item as Record<string, unknown>) : fail(`not an address or object: ${shownJson(item)}`);
       if (!one.ok) return fail(`entry ${i}: ${one.reason}`);
       commands.push(...one.commands);
     }
@@ -168,7 +207,7 @@ export function parseMessage(body: Uint8Array, maxBytes = DEFAULT_MAX_BODY): Par
   if (start === '{' || start === '[' || start === '"') {
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = parseJson(text);
     } catch (err) {
       return fail(`body is not valid JSON: ${(err as Error).message}`);
     }

@@ -614,9 +614,14 @@ export class StateStore {
     else this.run('writing it', () => this.db.transaction(work)());
   }
 
-  /** A consumer's recorded position (e.g. a stream offset), or undefined. As stored: a number normally, but whatever a hand edit put there (check it before use). */
+  /**
+   * A consumer's recorded position (e.g. a stream offset), or undefined. As
+   * stored, integers exact (bigint, better-sqlite3 safeIntegers: a Number would
+   * round 9007199254740993 to ...992): a bigint normally, but whatever a hand
+   * edit put there, text, real, blob (Buffer) (check it before use).
+   */
   consumerOffset(consumer: string): unknown {
-    return this.run('reading it', () => this.stmt('SELECT position FROM consumer_offsets WHERE consumer = ?').pluck().get(consumer));
+    return this.run('reading it', () => this.stmt('SELECT position FROM consumer_offsets WHERE consumer = ? /* exact */').safeIntegers(true).pluck().get(consumer));
   }
 
   /** Record a consumer's position; call inside transaction() so it commits with the entries it covers. */

@@ -15,6 +15,7 @@ interface ConsumeArgs extends MetricsArgs {
   streamMaxAge: string;
   streamMaxBytes: number;
   fanout?: string;
+  node?: string;
   exchange?: string;
   routingKey?: string;
   url?: string[];
@@ -61,8 +62,28 @@ export function checkMaxAge(v: string): string {
   return v;
 }
 
-function checkConsumeArgs(a: ConsumeArgs): void {
-  if (a.stream !== undefined && (a.queue || a.fanout || a.exchange)) throw new UsageError('--stream excludes --queue, --fanout and --exchange: publishers send to the stream by its name (the default exchange)');
+/**
+ * The queue of the single-queue mode: --queue, else the environment's
+ * VOS_QUEUE (what the shipped consume.env sets; the unit passes no --queue)
+ * when neither --stream nor --fanout chose another source. Returns the queue
+ * (or undefined) and, when VOS_QUEUE is set but another source wins, a note
+ * saying it is not used.
+ */
+export function sourceQueue(a: Pick<ConsumeArgs, 'queue' | 'stream' | 'fanout'>, env: NodeJS.ProcessEnv): { queue?: string; note?: string } {
+  const fromEnv = env.VOS_QUEUE?.trim() || undefined;
+  if (a.queue !== undefined) return { queue: a.queue };
+  if (a.stream === undefined && a.fanout === undefined) return { queue: fromEnv };
+  if (fromEnv === undefined) return {};
+  return { note: `VOS_QUEUE=${fromEnv} not used: ${a.stream !== undefined ? `--stream ${a.stream}` : `--fanout ${a.fanout!} (this node's own queue)`} is the source` };
+}
+
+/** Refusals of option sets that cannot work or would silently lose per-node delivery; UsageError (exit 2) naming them. */
+export function checkConsumeArgs(a: ConsumeArgs): void {
+  if (a.stream !== undefined && (a.queue || a.fanout || a.exchange)) throw new UsageError(`--stream ${a.stream} excludes ${[a.queue && `--queue ${a.queue}`, a.fanout && `--fanout ${a.fanout}`, a.exchange && `--exchange ${a.exchange}`].filter(Boolean).join(', ')}: publishers send to the stream by its name (the default exchange); give one source`);
+  // One --queue shared by the nodes of a fanout cluster would hand each block to one node only (the broker round-robins a queue's consumers).
+  if (a.fanout !== undefined && a.queue !== undefined) throw new UsageError(`--fanout ${a.fanout} with --queue ${a.queue}: every node given the same --queue would share one queue and each block would reach one node only; --fanout gives each node its own queue <exchange>.<node name>: set a node's name with --node NAME (default the host name)`);
+  if (a.node !== undefined && a.fanout === undefined) throw new UsageError(`--node ${a.node} names this node's fanout queue: it needs --fanout`);
+  if (a.node !== undefined && !/^[A-Za-z0-9._-]+$/.test(a.node)) throw new UsageError(`bad --node '${a.node}': letters, digits, '.', '_' and '-' only`);
   if (a.stream !== undefined && !a.stream.trim()) throw new UsageError('--stream needs the stream\'s name');
   if (!a.queue && !a.fanout && !a.stream) throw new UsageError('give --queue NAME, --fanout EXCHANGE for a per-node queue, or --stream NAME');
   if (a.stream !== undefined) checkMaxAge(a.streamMaxAge);
@@ -85,8 +106,9 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       .option('stream', { type: 'string', describe: 'cluster mode: consume this RabbitMQ stream (declared if missing), the offset kept in the state; a new node starts at its first message' })
       .option('stream-max-age', { type: 'string', default: '7D', describe: 'retention of a stream declared here (x-max-age: 7D, 12h, ...)' })
       .option('stream-max-bytes', { type: 'number', default: 10_000_000_000, describe: 'size bound of a stream declared here (x-max-length-bytes)' })
-      .option('queue', { type: 'string', describe: 'queue to consume (with --fanout: default <exchange>.<hostname>); a stream is refused here: use --stream' })
-      .option('fanout', { type: 'string', describe: 'cluster mode: bind a durable per-node queue to this fanout exchange' })
+      .option('queue', { type: 'string', describe: 'queue to consume (a stream is refused here: use --stream); not with --stream or --fanout [env VOS_QUEUE, used only when neither --stream nor --fanout is given]' })
+      .option('fanout', { type: 'string', describe: 'cluster mode: bind a durable per-node queue <exchange>.<node name> to this fanout exchange' })
+      .option('node', { type: 'string', describe: 'with --fanout: this node\'s name in its queue <exchange>.<node> and in dead letters\' x-vos-node (default the host name); different on every node' })
       .option('exchange', { type: 'string', describe: 'bind the queue to this exchange (declared direct if missing)' })
       .option('routing-key', { type: 'string', describe: 'binding key for --exchange (default: the queue name)' })
       .option('url', { type: 'string', array: true, describe: 'broker URL, amqp:// or amqps://; repeat it (or give a comma list) for the nodes of a RabbitMQ cluster, tried in turn [env VOS_AMQP_URL]; keep passwords out of it (ps shows it)' })
@@ -111,6 +133,8 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const { Context } = await import('../context.js');
     const { brokerAccess, fanoutQueueName, readPasswordFile, redactUrl, splitUrls } = await import('../consume/broker.js');
     const { Consumer } = await import('../consume/consumer.js');
+    const src = sourceQueue(a, process.env);
+    a.queue = src.queue;
     checkConsumeArgs(a);
     await checkMetricsArgs(a);
     await checkSourceOption(a.source);
@@ -122,7 +146,8 @@ export const consume: CommandModule<object, ConsumeArgs> = {
     const accesses = urls.map((u) => brokerAccess(u, password, s.amqpCaFile));
     const access = accesses[0]!;
     const neverBlock = parseNeverBlock(s.neverBlock ? [s.neverBlock] : []);
-    const queue = a.stream ?? a.queue ?? fanoutQueueName(a.fanout!);
+    if (src.note) ctx.log.info(src.note, { action: 'consume' });
+    const queue = a.stream ?? a.queue ?? fanoutQueueName(a.fanout!, a.node);
     let metrics: { endpoint: import('../metrics/index.js').MetricsEndpoint; observer: import('../metrics/consume.js').ConsumeMetrics } | undefined;
     if (a.metricsListen !== undefined) {
       const { startMetrics } = await import('../metrics/index.js');
@@ -139,6 +164,7 @@ export const consume: CommandModule<object, ConsumeArgs> = {
       exchange: a.exchange,
       routingKey: a.routingKey,
       fanout: a.fanout,
+      node: a.node,
       prefetch: a.prefetch ?? DEFAULTS[a.stream !== undefined ? 'stream' : 'queue'].prefetch,
       batchSize: a.batchSize ?? DEFAULTS[a.stream !== undefined ? 'stream' : 'queue'].batchSize,
       batchWaitMs: a.batchWait,

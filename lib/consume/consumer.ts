@@ -50,14 +50,16 @@ import { holdLock, type HeldLock } from '../state.js';
 import { connectBroker, declareTopology, followStreamTail, isStreamDelivery, NotAStreamError, openRefusal, StreamQueueError, type BrokerAccess, type Topology } from './broker.js';
 import { closeWithin, DeadLetterPublisher } from './deadletter.js';
 import { ConsumerEvents } from './events.js';
-import { classifyBrokerError, reconnectMessage, type Fault } from './faults.js';
+import { classifyBrokerError, nextNodeFault, reconnectMessage, refusedEverywhere, type Fault, type NodeFault } from './faults.js';
 import { amqpTimestamp, backoffMs, planMessage, planRuns, type Defaults, type PlannedMessage } from './plan.js';
-import { checkStoredFingerprint, checkStoredOffset, judgeResume, judgeTail, messageFingerprint, streamCheckKey, streamOffsetKey } from './stream.js';
+import { checkStoredOffset, fingerprintFor, judgeResume, judgeTail, messageFingerprint, streamCheckAtKey, streamCheckKey, streamOffsetKey } from './stream.js';
 
 export { streamOffsetKey } from './stream.js';
 
 export interface ConsumeOptions extends Topology, Defaults {
   access: BrokerAccess;
+  /** This node's name in dead letters' x-vos-node (--node; default the host name). */
+  node?: string;
   prefetch: number;
   batchSize: number;
   batchWaitMs: number;
@@ -222,7 +224,11 @@ export class Consumer {
         this.lock.release();
         throw err;
       }
-      if (this.offset !== undefined) this.fingerprint = checkStoredFingerprint(this.ctx.store.consumerOffset(streamCheckKey(this.o.queue)));
+      if (this.offset !== undefined) {
+        const check = fingerprintFor(this.offset, this.ctx.store.consumerOffset(streamCheckKey(this.o.queue)), this.ctx.store.consumerOffset(streamCheckAtKey(this.o.queue)));
+        if (check.note) this.events.emit('info', check.note, { action: 'consume', stream: this.o.queue, offset: this.offset });
+        this.fingerprint = check.fingerprint;
+      }
       this.events.emit('info', this.offset === undefined ? 'no stream offset stored: starting from the first message' : 'resuming the stream after the stored offset', { action: 'consume', stream: this.o.queue, offset: this.offset });
     }
     if (this.o.gcIntervalS > 0) {
@@ -233,7 +239,8 @@ export class Consumer {
       this.gcTimer.unref();
     }
     let attempt = 0;
-    let refusals = 0;
+    // Per node since the last connection: a dead node's ECONNREFUSED must not reset another node's count of refusals.
+    let faults: (NodeFault | undefined)[] = [];
     let url = this.access.display;
     const stopped = new Promise<undefined>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     try {
@@ -254,7 +261,7 @@ export class Consumer {
           for (const what of unavailable) this.events.emit('warn', 'not available now; consuming anyway', { action: 'declare', error: what });
           await this.openChannel(live);
           attempt = 0;
-          refusals = 0;
+          faults = [];
           this.obs.onConnection(true, queueReadyProbe(conn, this.o.queue));
           this.events.emit('info', 'consuming', { action: 'consume', dead_letter: this.o.deadLetter, url, prefetch: this.o.prefetch, gen: live.gen, ...(this.o.exchange || this.o.fanout ? { exchange: this.o.exchange ?? this.o.fanout } : {}) });
           lost = await Promise.race([live.ended, stopped]);
@@ -277,11 +284,12 @@ export class Consumer {
         if (this.fatal) throw this.fatal;
         if (this.stopping.signal.aborted) break;
         const fault = await this.classify(lost);
-        if (fault.kind === 'permanent' && ++refusals >= this.o.permanentAttempts) {
-          this.events.emit('error', 'the broker refuses this consumer; giving up', { action: 'reconnect', url, attempts: refusals, error: fault.message });
-          throw new BrokerRefusedError(`the broker at ${url} refuses: ${fault.message} (${refusals} attempts); ${fault.fix ?? 'fix the credentials, vhost or permissions'}`);
+        faults[this.node] = nextNodeFault(faults[this.node], fault);
+        const refused = refusedEverywhere(faults, this.accesses.map((a) => a.display), this.o.permanentAttempts);
+        if (refused) {
+          this.events.emit('error', 'the broker refuses this consumer; giving up', { action: 'reconnect', url, attempts: faults[this.node]!.refusals, error: fault.message, nodes: this.accesses.map((a, i) => ({ url: a.display, kind: faults[i]?.kind, refusals: faults[i]?.refusals })) });
+          throw new BrokerRefusedError(refused);
         }
-        if (fault.kind !== 'permanent') refusals = 0;
         // The next node of the cluster; backoff only once every node was tried.
         const moved = this.accesses.length > 1;
         this.node = (this.node + 1) % this.accesses.length;
@@ -376,7 +384,7 @@ export class Consumer {
     if (r.kind === 'gap' && r.lost > 0) {
       this.totals.retentionGap += r.lost;
       this.obs.onStreamGap?.(r.lost);
-      this.events.emit('warn', 'stream retention removed messages this node never applied: it may miss blocks (and unblocks) they carried', { action: 'consume', stream: this.o.queue, stored_offset: v.stored, first_offset: off, lost: r.lost, hint: 'keep nodes down for less than the stream\'s retention (x-max-age, x-max-length-bytes), or re-sync this node: vosctl reconcile from a node that has the blocklist' });
+      this.events.emit('warn', 'stream retention removed messages this node never applied: it may miss blocks (and unblocks) they carried', { action: 'consume', stream: this.o.queue, stored_offset: v.stored, first_offset: off, lost: r.lost, hint: 'keep nodes down for less than the stream\'s retention (x-max-age, x-max-length-bytes); re-sync this node from one that has the blocklist: the addresses of vosctl list --source SOURCE there, pushed with scripts/cluster_sync_blocklist.sh FILE --source SOURCE HOST (load-file --replace)' });
     }
     if (r.kind === 'same') {
       live.ch.ack(msg); // applied already: only the credit goes back
@@ -676,12 +684,14 @@ export class Consumer {
       if (p.futureTs !== undefined) {
         this.totals.futureTs++;
         this.obs.onFutureTs?.();
-        this.events.emit('warn', 'ts in the future: the ttl runs from now (or the AMQP timestamp), never from the future', { action: 'consume', msg_id: msgId(m), offset: off, ts: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
+        if (p.futureField === 'timestamp') this.events.emit('warn', 'AMQP timestamp in the future: the ttl runs from now, never from the future', { action: 'consume', msg_id: msgId(m), offset: off, timestamp: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
+        else this.events.emit('warn', 'ts in the future: the ttl runs from now (or the AMQP timestamp), never from the future', { action: 'consume', msg_id: msgId(m), offset: off, ts: p.futureTs, now: nowS, ahead_s: p.futureTs - nowS });
       }
       return p;
     });
     const key = streamOffsetKey(this.o.queue);
     const checkKey = streamCheckKey(this.o.queue);
+    const checkAtKey = streamCheckAtKey(this.o.queue);
     const through = (i: number): { record?: (store: Context['store']) => void; off?: number } => {
       const off = i >= 0 ? reach[i] : undefined;
       if (off === undefined || !this.o.stream || (this.offset !== undefined && off <= this.offset)) return {};
@@ -690,7 +700,10 @@ export class Consumer {
         off,
         record: (store) => {
           store.setConsumerOffset(key, off);
-          if (print !== undefined) store.setConsumerOffset(checkKey, print);
+          if (print !== undefined) {
+            store.setConsumerOffset(checkKey, print);
+            store.setConsumerOffset(checkAtKey, off);
+          }
         },
       };
     };
@@ -853,7 +866,7 @@ export class Consumer {
           contentType: msg.properties.contentType,
           messageId: msg.properties.messageId,
           // x-vos-node tells the copies apart: in stream mode every node dead-letters what it refuses (README: Dead letters in stream mode).
-          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now, 'x-vos-node': hostname() },
+          headers: { ...(msg.properties.headers ?? {}), 'x-vos-reason': reason.slice(0, 2000), 'x-vos-queue': this.o.queue, 'x-vos-dead-at': now, 'x-vos-node': this.o.node ?? hostname() },
         });
         if (outcome === 'confirmed') {
           if (live.closed && this.o.stream) {

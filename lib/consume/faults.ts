@@ -92,3 +92,39 @@ export function classifyBrokerError(err: Error, at: Endpoint, openRefusal?: stri
   }
   return { kind: 'transient', message: text ?? msg };
 }
+
+/** The last fault of one broker node since the consumer was last connected, and how many times that node refused us for good. */
+export interface NodeFault {
+  kind: FaultKind;
+  message: string;
+  fix?: string;
+  refusals: number;
+}
+
+/** A node's record after one more fault: permanent refusals are counted per node, whatever other nodes answered in between. */
+export function nextNodeFault(prev: NodeFault | undefined, fault: Fault): NodeFault {
+  return { kind: fault.kind, message: fault.message, fix: fault.fix, refusals: (prev?.refusals ?? 0) + (fault.kind === 'permanent' ? 1 : 0) };
+}
+
+/**
+ * Whether to give up connecting: every node of the list has been tried
+ * since the last connection, each one that answered refused us for good
+ * `attempts` times (credentials, vhost, permission, a request it always
+ * fails: the permanent kinds of classifyBrokerError), the others were
+ * unreachable (transient), and at least one refused. Then the error text
+ * names the refusing nodes with their words and the unreachable ones;
+ * else undefined (keep retrying: some node may still take us).
+ *
+ * @param nodes  per node (index as in names), the record since the last connection
+ * @param names  the nodes' URLs with passwords redacted
+ */
+export function refusedEverywhere(nodes: readonly (NodeFault | undefined)[], names: readonly string[], attempts: number): string | undefined {
+  const recs = names.map((_, i) => nodes[i]);
+  if (recs.some((r) => r === undefined || (r.kind !== 'transient' && !(r.kind === 'permanent' && r.refusals >= attempts)))) return undefined;
+  const refused = names.flatMap((n, i) => (recs[i]!.kind === 'permanent' ? [{ n, r: recs[i]! }] : []));
+  if (!refused.length) return undefined;
+  const fixes = [...new Set(refused.map(({ r }) => r.fix ?? 'fix the credentials, vhost or permissions'))].join('; ');
+  if (names.length === 1) return `the broker at ${names[0]!} refuses: ${refused[0]!.r.message} (${refused[0]!.r.refusals} attempts); ${fixes}`;
+  const unreachable = names.flatMap((n, i) => (recs[i]!.kind === 'transient' ? [`${n} (${recs[i]!.message})`] : []));
+  return `every broker node that answers refuses: ${refused.map(({ n, r }) => `${n}: ${r.message} (${r.refusals} attempts)`).join('; ')}${unreachable.length ? `; unreachable: ${unreachable.join(', ')}` : ''}; ${fixes}`;
+}

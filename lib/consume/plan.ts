@@ -28,8 +28,10 @@ export interface PlannedMessage {
   expired?: number;
   /** Set when the message goes to the dead-letter queue (after its good commands are applied). */
   deadReason?: string;
-  /** A `ts` in the future this message carried (the first such one): its ttl ran from now instead. */
+  /** A `ts` in the future this message carried (the first such one), or its AMQP timestamp when it had no ts: its ttl ran from now instead. */
   futureTs?: number;
+  /** Which of the two futureTs is: the body's `ts`, or the AMQP `timestamp` property. */
+  futureField?: 'ts' | 'timestamp';
 }
 
 /** `through`: the index of the last message of the batch whose commands are all in this run or earlier ones (a stream offset may be recorded up to it with this run). */
@@ -50,9 +52,13 @@ export interface When {
  * ttl (decisionTime).
  */
 export function remainingTtl(ttlS: number, c: { ts?: number; expires?: number }, when: When): number {
-  // One TTL rule for every input: an absolute expiry is capped like a ttl (lib/duration.ts MAX_TTL_S).
-  if (c.expires !== undefined) return c.expires > when.nowS ? Math.min(c.expires - when.nowS, MAX_TTL_S) : -1;
   const decided = decisionTime(c.ts, when);
+  if (c.expires !== undefined) {
+    // One TTL rule for every input: an absolute expiry is capped like a ttl (lib/duration.ts MAX_TTL_S), from the
+    // decision time when the message has one, so that every node (and every replay) stores the same expiry.
+    const ends = Math.min(c.expires, (decided ?? when.nowS) + MAX_TTL_S);
+    return ends > when.nowS ? ends - when.nowS : -1;
+  }
   if (ttlS === 0 || decided === undefined) return ttlS;
   const left = Math.min(ttlS, decided + ttlS - when.nowS);
   return left > 0 ? left : -1;
@@ -101,13 +107,21 @@ export function planMessage(body: Uint8Array, policy: BlockPolicy, d: Defaults, 
   const refused: string[] = [];
   let expired = 0;
   let futureTs: number | undefined;
+  let futureField: 'ts' | 'timestamp' | undefined;
   for (const c of parsed.commands) {
     const checked = checkActionTarget(c.action, c.target, policy);
     if (!checked.ok) {
       refused.push(checked.reason);
       continue;
     }
-    if (c.ts !== undefined && c.ts > when.nowS + FUTURE_TS_SLACK_S) futureTs ??= c.ts;
+    // The decision time, the body's ts or else the AMQP timestamp, ahead of now: clamped (decisionTime), reported, counted.
+    if (c.ts !== undefined && c.ts > when.nowS + FUTURE_TS_SLACK_S) {
+      futureTs ??= c.ts;
+      futureField ??= 'ts';
+    } else if (c.ts === undefined && when.publishedS !== undefined && when.publishedS > when.nowS + FUTURE_TS_SLACK_S) {
+      futureTs ??= when.publishedS;
+      futureField ??= 'timestamp';
+    }
     const ttlS = c.action === 'block' ? remainingTtl(c.ttlS ?? d.ttlS, c, when) : (c.ttlS ?? d.ttlS);
     if (ttlS < 0) {
       expired++;
@@ -117,7 +131,10 @@ export function planMessage(body: Uint8Array, policy: BlockPolicy, d: Defaults, 
   }
   const out: PlannedMessage = refused.length ? { commands, deadReason: `refused ${refused.length} of ${parsed.commands.length}: ${refused.join('; ')}` } : { commands };
   if (expired) out.expired = expired;
-  if (futureTs !== undefined) out.futureTs = futureTs;
+  if (futureTs !== undefined) {
+    out.futureTs = futureTs;
+    out.futureField = futureField;
+  }
   return out;
 }
 

@@ -24,6 +24,25 @@ export function streamCheckKey(stream: string): string {
   return `stream-check:${stream}`;
 }
 
+/** Where the offset that the fingerprint row describes is kept: a hand-edited offset then no longer matches it, and the check is skipped. */
+export function streamCheckAtKey(stream: string): string {
+  return `stream-check-at:${stream}`;
+}
+
+/**
+ * A value read from SQLite as a person reads it, with its type: the integer
+ * 9007199254740993 (exact, from a bigint), the real number 1.5, the text
+ * 'abc', a blob x'3132', NULL. For refusals that must name the exact value.
+ */
+export function describeSqlValue(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'bigint') return `the integer ${v}`;
+  if (typeof v === 'number') return Number.isInteger(v) ? `the integer ${v}` : `the real number ${v}`;
+  if (typeof v === 'string') return `the text '${v}'`;
+  if (v instanceof Uint8Array) return `a blob x'${Buffer.from(v).toString('hex')}'`;
+  return `${typeof v} ${String(v)}`;
+}
+
 /** The stored offset is not an offset: named, with the way to fix it; exit 2, never retried. */
 export class StoredOffsetError extends UsageError {}
 
@@ -39,17 +58,33 @@ export function checkStoredOffset(value: unknown, stream: string, statePath: str
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
   if (typeof value === 'bigint' && value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(value);
   const key = streamOffsetKey(stream);
-  const shown = typeof value === 'string' ? `'${value}'` : String(value);
+  const why = typeof value === 'bigint' && value > 0n ? `above ${Number.MAX_SAFE_INTEGER}, the largest offset this node keeps exactly` : 'not a stream offset (a whole number >= 0)';
   throw new StoredOffsetError(
-    `the stored offset of stream '${stream}' is ${shown}, not a stream offset (a whole number >= 0): table consumer_offsets, row consumer = '${key}' in ${statePath}. ` +
-      `To replay the stream from its first message: sqlite3 ${statePath} "DELETE FROM consumer_offsets WHERE consumer IN ('${key}', '${streamCheckKey(stream)}')"; ` +
+    `the stored offset of stream '${stream}' is ${describeSqlValue(value)}, ${why}: table consumer_offsets, row consumer = '${key}' in ${statePath}. ` +
+      `To replay the stream from its first message: sqlite3 ${statePath} "DELETE FROM consumer_offsets WHERE consumer IN ('${key}', '${streamCheckKey(stream)}', '${streamCheckAtKey(stream)}')"; ` +
       `or set the offset of the last message this node applied: sqlite3 ${statePath} "UPDATE consumer_offsets SET position = N WHERE consumer = '${key}'"`,
   );
 }
 
 /** A stored fingerprint, or undefined when none (or not one: it is only a check, never a reason to stop). */
 export function checkStoredFingerprint(value: unknown): number | undefined {
+  if (typeof value === 'bigint') return value >= 0n && value < 2n ** 48n ? Number(value) : undefined;
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
+/**
+ * The fingerprint to check a resume against: the stored one when its row
+ * `stream-check-at` names the stored offset (or is absent: states written
+ * before it, where both rows were always written together). When it names
+ * another offset (the offset was set by hand), no check (undefined) and a
+ * note saying so: comparing another message's fingerprint would take the
+ * stream for a new one and replay it whole.
+ */
+export function fingerprintFor(offset: number, fingerprint: unknown, at: unknown): { fingerprint?: number; note?: string } {
+  const print = checkStoredFingerprint(fingerprint);
+  if (print === undefined || at === undefined || at === null) return { fingerprint: print };
+  if ((typeof at === 'bigint' || typeof at === 'number') && BigInt(at) === BigInt(offset)) return { fingerprint: print };
+  return { note: `the stored fingerprint is of offset ${describeSqlValue(at).replace(/^the integer /, '')}, not of the stored offset ${offset} (set by hand?): resuming without checking that the stream is the one this node read` };
 }
 
 /**

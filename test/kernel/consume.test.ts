@@ -246,10 +246,12 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     const b = new Node(lab, 'n2');
     await b.load();
     const ex = broker.name('fan');
-    const qa = broker.name('fan_n1');
-    const qb = broker.name('fan_n2');
-    await a.consume(['--fanout', ex, '--queue', qa]);
-    await b.consume(['--fanout', ex, '--queue', qb]);
+    // Both on this host: each its own --node name, so its own queue <exchange>.<node> (registered for cleanup).
+    const qa = broker.name('fan.n1');
+    const qb = broker.name('fan.n2');
+    expect([qa, qb]).toEqual([`${ex}.n1`, `${ex}.n2`]);
+    await a.consume(['--fanout', ex, '--node', 'n1']);
+    await b.consume(['--fanout', ex, '--node', 'n2']);
     const ips = Array.from({ length: 200 }, (_, i) => `198.51.${100 + Math.floor(i / 100)}.${(i % 100) + 1}`);
     await broker.publish('', ips.map((ip) => JSON.stringify({ ip, source: 'cluster' })), { exchange: ex });
     await broker.publish('', ['{"action":"unblock","ip":"198.51.100.1"}'], { exchange: ex });
@@ -258,6 +260,11 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await waitFor('node 2', () => b.ips(), (x) => x.join() === want.join());
     const strip = (l: Listed[]) => l.map((e) => [e.ip, e.source, e.expires !== null]);
     expect(strip(await a.list())).toEqual(strip(await b.list()));
+    // A bad message: each node dead-letters its copy, named by its --node.
+    await broker.publish('', ['{"ip":7}'], { exchange: ex });
+    await waitFor('n1 dead letter', () => broker.depth(`${qa}.dead`), (d) => d.ready === 1);
+    await waitFor('n2 dead letter', () => broker.depth(`${qb}.dead`), (d) => d.ready === 1);
+    expect([(await broker.drain(`${qa}.dead`))[0]!.properties.headers?.['x-vos-node'], (await broker.drain(`${qb}.dead`))[0]!.properties.headers?.['x-vos-node']]).toEqual(['n1', 'n2']);
     await a.consumer!.stop();
     await b.consumer!.stop();
   });
@@ -327,6 +334,9 @@ describeWith('vosctl consume', kernelMissing() ?? brokerMissing(), () => {
     await fresh();
     const run = (args: string[]) => execa(join(ROOT, 'bin/vosctl'), ['consume', ...args], { reject: false, env: { VOS_PIN_DIR: lab.pinDir } });
     expect(await run([])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('give --queue NAME') });
+    // One source only; nodes given one --queue under --fanout would share it (each block to one node).
+    expect(await run(['--fanout', 'f', '--queue', 'blocklist'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('--fanout f with --queue blocklist: every node given the same --queue would share one queue') });
+    expect(await run(['--stream', 's', '--queue', 'blocklist'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('--stream s excludes --queue blocklist') });
     expect(await run(['--queue', 'x', '--prefetch', '0'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --prefetch '0'") });
     expect(await run(['--queue', 'x', '--ttl', 'soon'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad --ttl 'soon'") });
     expect(await run(['--queue', 'x', '--url', 'http://nope'])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("bad AMQP URL 'http://nope'") });
@@ -594,6 +604,13 @@ describeWith('vosctl consume under broker faults (a private RabbitMQ node)', ker
       const r = await run(url);
       expect({ url, code: r.exitCode, named: re.test(r.stderr) }).toEqual({ url, code: 1, named: true });
       expect(r.stderr.split('\n').filter((l) => l.includes('the broker refuses; retrying')).length).toBe(2);
+      // The same refusal with a dead node listed first (a cluster node down): its ECONNREFUSED between
+      // the refusals must not make them start over; exit 1 naming both nodes.
+      const mixed = await run(`amqp://guest:guest@127.0.0.1:1,${url}`);
+      const last = mixed.stderr.trim().split('\n').pop()!;
+      expect({ url, code: mixed.exitCode, named: re.test(last), unreachable: last.includes('unreachable: amqp://guest:***@127.0.0.1:1 (') }).toEqual({ url, code: 1, named: true, unreachable: true });
+      expect(last).toContain('every broker node that answers refuses: ');
+      expect(mixed.stderr.split('\n').filter((l) => l.includes('the broker refuses; retrying')).length).toBe(2);
     }
     // No permission to configure the queue: refused on declare, named.
     await ctl(['set_permissions', '-p', vhost, user, '^$', '.*', '.*']);

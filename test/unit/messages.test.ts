@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { backoffMs, planMessage, planRuns } from '../../lib/consume/plan.js';
 import { brokerAccess, fanoutQueueName, redactUrl, splitUrls } from '../../lib/consume/broker.js';
-import { classifyBrokerError, permanentPublishError, reconnectMessage } from '../../lib/consume/faults.js';
+import { classifyBrokerError, nextNodeFault, permanentPublishError, reconnectMessage, refusedEverywhere, type Fault, type NodeFault } from '../../lib/consume/faults.js';
 import { parseNeverBlock } from '../../lib/commands/consume.js';
 import { passwordFromFile, readPasswordFile } from '../../lib/consume/broker.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -178,8 +178,8 @@ describe('time: ts, expires and the AMQP timestamp', () => {
   });
 
   it('refuses a ts or expires that is not Unix seconds, naming it', () => {
-    expect(parseMessage(Buffer.from(`{"ip":"198.51.100.1","ts":${now * 1000}}`))).toEqual({ ok: false, reason: `bad ts ${now * 1000}: Unix seconds (not milliseconds)` });
-    expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","expires":"tomorrow"}'))).toEqual({ ok: false, reason: 'bad expires "tomorrow": Unix seconds (not milliseconds)' });
+    expect(parseMessage(Buffer.from(`{"ip":"198.51.100.1","ts":${now * 1000}}`))).toEqual({ ok: false, reason: `bad ts ${now * 1000} (a number): Unix seconds (not milliseconds)` });
+    expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","expires":"tomorrow"}'))).toEqual({ ok: false, reason: 'bad expires "tomorrow" (a string): Unix seconds (not milliseconds)' });
     expect(parseMessage(Buffer.from('{"ip":"198.51.100.1","ts":-5}'))).toMatchObject({ ok: false });
   });
 
@@ -279,5 +279,65 @@ describe('backoff and broker helpers', () => {
   it('names the per-node fanout queue from the host name', () => {
     expect(fanoutQueueName('vos-blocklist', 'sbc-1.example.net')).toBe('vos-blocklist.sbc-1.example.net');
     expect(fanoutQueueName('vos-blocklist', 'odd host')).toBe('vos-blocklist.odd_host');
+  });
+});
+
+describe('giving up on broker nodes that refuse', () => {
+  const names = ['amqp://u:***@mq1:5672', 'amqp://u:***@mq2:5672'];
+  const refused = { kind: 'permanent', message: 'ACCESS_REFUSED - Login was refused', fix: 'fix the credentials, vhost or permissions' } as const;
+  const down = { kind: 'transient', message: 'connect ECONNREFUSED 10.0.0.1:5672' } as const;
+  /** Faults in turn, node 0, 1, 0, 1...: the answer after each. */
+  const run = (faults: readonly Fault[], n = 2): (string | undefined)[] => {
+    const recs: (NodeFault | undefined)[] = [];
+    return faults.map((f, i) => {
+      recs[i % n] = nextNodeFault(recs[i % n], f);
+      return refusedEverywhere(recs, names.slice(0, n), 3);
+    });
+  };
+  it('a dead node between the refusals does not reset them: gives up on the third, naming both', () => {
+    const out = run([down, refused, down, refused, down, refused]);
+    expect(out.slice(0, 5)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(out[5]).toBe('every broker node that answers refuses: amqp://u:***@mq2:5672: ACCESS_REFUSED - Login was refused (3 attempts); unreachable: amqp://u:***@mq1:5672 (connect ECONNREFUSED 10.0.0.1:5672); fix the credentials, vhost or permissions');
+  });
+  it('every permanent kind counts, each with its own fix', () => {
+    const vhost = classifyBrokerError(new Error('Handshake terminated by server: 530 (NOT-ALLOWED) with message "NOT_ALLOWED - vhost x not found"'), { protocol: 'amqp', host: 'mq1', port: 5672, vhost: 'x' });
+    const inequivalent = classifyBrokerError(new Error('Channel closed by server: 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - inequivalent arg \'x-max-age\'"'), { protocol: 'amqp', host: 'mq2', port: 5672, vhost: '/' });
+    expect([vhost.kind, inequivalent.kind]).toEqual(['permanent', 'permanent']);
+    const out = run([vhost, inequivalent, vhost, inequivalent, vhost, inequivalent]);
+    expect(out[4]).toBeUndefined();
+    expect(out[5]).toMatch(/^every broker node that answers refuses: amqp:\/\/u:\*\*\*@mq1:5672: NOT_ALLOWED - vhost x not found \(3 attempts\); amqp:\/\/u:\*\*\*@mq2:5672: PRECONDITION_FAILED .* \(3 attempts\); fix the credentials, vhost or permissions; make the options match/);
+  });
+  it('keeps trying while every node is down, or a node answers with a passing fault', () => {
+    expect(run([down, down, down, down, down, down, down, down]).every((x) => x === undefined)).toBe(true);
+    const forced = { kind: 'forced', message: 'CONNECTION_FORCED' } as const;
+    expect(run([refused, forced, refused, forced, refused, forced, refused]).every((x) => x === undefined)).toBe(true);
+  });
+  it('one node: the third refusal gives up, as before', () => {
+    expect(run([refused, refused, refused], 1)).toEqual([undefined, undefined, 'the broker at amqp://u:***@mq1:5672 refuses: ACCESS_REFUSED - Login was refused (3 attempts); fix the credentials, vhost or permissions']);
+  });
+});
+
+describe('refusals name the value as the body has it, with its type', () => {
+  const reason = (body: string): string => {
+    const r = parseMessage(Buffer.from(body));
+    if (r.ok) throw new Error(`accepted: ${body}`);
+    return r.reason;
+  };
+  it('a number beyond a double (JSON.parse makes it Infinity) is named by its text, wherever it is', () => {
+    expect(reason('{"ip":"198.51.100.1","ts":1e400}')).toBe('bad ts 1e400 (a number beyond the range of a double): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","expires":-2E+308}')).toBe('bad expires -2E+308 (a number beyond the range of a double): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","ttl":1e999}')).toMatch(/^bad ttl 1e999 \(a number beyond the range of a double\): /);
+    expect(reason('{"ip":1e400}')).toBe('"ip" must be a string, got 1e400 (a number beyond the range of a double)');
+    expect(reason('{"ips":["198.51.100.1",9e9999]}')).toBe('"ips" holds 9e9999 (a number beyond the range of a double), not an address string');
+    // A string that looks like one is skipped when the literals are matched to the values.
+    expect(reason('{"reason":"x 5e500","ip":"198.51.100.1","ts":7e700}')).toBe('bad ts 7e700 (a number beyond the range of a double): Unix seconds (not milliseconds)');
+    expect(reason(`{"ip":"198.51.100.1","ts":${'9'.repeat(400)}}`)).toBe(`bad ts ${'9'.repeat(400)} (a number beyond the range of a double): Unix seconds (not milliseconds)`);
+  });
+  it('every other refusal says the JSON type of what it got', () => {
+    expect(reason('{"ip":"198.51.100.1","ts":"1764410000x"}')).toBe('bad ts "1764410000x" (a string): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","ts":true}')).toBe('bad ts true (a boolean): Unix seconds (not milliseconds)');
+    expect(reason('{"ip":"198.51.100.1","source":["a"]}')).toBe('bad source ["a"] (an array): must be a string');
+    expect(reason('{"action":7,"ip":"198.51.100.1"}')).toBe('unknown action 7 (a number) (block or unblock)');
+    expect(reason('[{"ip":"198.51.100.1"},false]')).toBe('entry 1: not an address or object: false (a boolean)');
   });
 });

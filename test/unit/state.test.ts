@@ -76,7 +76,7 @@ describe('StateStore on SQLite', () => {
     expect(Object.fromEntries(a.countBySource())).toEqual({ a: 2, b: 2 });
     expect(a.expired(200)).toEqual(['1.0.0.1']);
     expect(a.liveCounts(200)).toEqual({ exact: 2, prefixes: 1 });
-    expect(open().consumerOffset('stream.blocklist')).toBe(4711);
+    expect(open().consumerOffset('stream.blocklist')).toBe(4711n);
     const plan = a.db.prepare('EXPLAIN QUERY PLAN SELECT source, count(*) FROM entries GROUP BY source').all() as Array<{ detail: string }>;
     expect(plan.map((p) => p.detail).join(' ')).toMatch(/COVERING INDEX entries_by_source/);
   });

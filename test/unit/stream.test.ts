@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { amqpTimestamp, decisionTime, planMessage, remainingTtl } from '../../lib/consume/plan.js';
-import { checkStoredFingerprint, checkStoredOffset, judgeResume, judgeTail, messageFingerprint, StoredOffsetError } from '../../lib/consume/stream.js';
+import { MAX_TTL_S } from '../../lib/duration.js';
+import { checkStoredFingerprint, checkStoredOffset, describeSqlValue, fingerprintFor, judgeResume, judgeTail, messageFingerprint, StoredOffsetError } from '../../lib/consume/stream.js';
 import { classifyBrokerError } from '../../lib/consume/faults.js';
 
 describe('the stored stream offset', () => {
@@ -19,7 +20,17 @@ describe('the stored stream offset', () => {
     expect(checkStoredOffset(5n, 's', path)).toBe(5);
   });
 
-  it.each([['abc', "'abc'"], [1.5, '1.5'], [-3, '-3'], ['', "''"], ['12', "'12'"], [Number.NaN, 'NaN'], [2 ** 60, String(2 ** 60)], [Buffer.from('x'), 'x']])('refuses %p naming the value, the row and the fix', (value, shown) => {
+  it.each([
+    ['abc', "the text 'abc', not a stream offset"],
+    [1.5, 'the real number 1.5, not a stream offset'],
+    [-3n, 'the integer -3, not a stream offset'],
+    ['', "the text '', not a stream offset"],
+    ['12', "the text '12', not a stream offset"],
+    [Number.NaN, 'the real number NaN'],
+    [9007199254740993n, 'the integer 9007199254740993, above 9007199254740991'],
+    [2n ** 60n, `the integer ${2n ** 60n}, above`],
+    [Buffer.from('12'), "a blob x'3132', not a stream offset"],
+  ] as const)('refuses %p naming the exact value, its type, the row and the fix', (value, shown) => {
     let err: unknown;
     try {
       checkStoredOffset(value, 'blocks', path);
@@ -31,7 +42,7 @@ describe('the stored stream offset', () => {
     expect(msg).toContain(`the stored offset of stream 'blocks' is ${shown}`);
     expect(msg).toContain("table consumer_offsets, row consumer = 'stream:blocks'");
     expect(msg).toContain(path);
-    expect(msg).toContain(`DELETE FROM consumer_offsets WHERE consumer IN ('stream:blocks', 'stream-check:blocks')`);
+    expect(msg).toContain(`DELETE FROM consumer_offsets WHERE consumer IN ('stream:blocks', 'stream-check:blocks', 'stream-check-at:blocks')`);
     expect((err as StoredOffsetError).exitCode).toBe(2);
   });
 
@@ -39,6 +50,21 @@ describe('the stored stream offset', () => {
     expect(checkStoredFingerprint('zz')).toBeUndefined();
     expect(checkStoredFingerprint(-1)).toBeUndefined();
     expect(checkStoredFingerprint(42)).toBe(42);
+    expect(checkStoredFingerprint(42n)).toBe(42);
+    expect(checkStoredFingerprint(2n ** 48n)).toBeUndefined();
+  });
+
+  it('checks the fingerprint only against the offset it is of (a hand-set offset is resumed unchecked, with a note)', () => {
+    expect(fingerprintFor(7, 42n, 7n)).toEqual({ fingerprint: 42 });
+    // States from before the row: both were always written together.
+    expect(fingerprintFor(7, 42n, undefined)).toEqual({ fingerprint: 42 });
+    expect(fingerprintFor(7, undefined, 7n)).toEqual({ fingerprint: undefined });
+    expect(fingerprintFor(3, 42n, 7n)).toEqual({ note: 'the stored fingerprint is of offset 7, not of the stored offset 3 (set by hand?): resuming without checking that the stream is the one this node read' });
+    expect(fingerprintFor(3, 42n, 'x')).toEqual({ note: "the stored fingerprint is of offset the text 'x', not of the stored offset 3 (set by hand?): resuming without checking that the stream is the one this node read" });
+  });
+
+  it('names SQLite values exactly, with their type', () => {
+    expect([9007199254740993n, 1.5, 'abc', Buffer.from('12'), null].map(describeSqlValue)).toEqual(['the integer 9007199254740993', 'the real number 1.5', "the text 'abc'", "a blob x'3132'", 'NULL']);
   });
 });
 
@@ -109,7 +135,31 @@ describe('the decision time of a message', () => {
     const p = planMessage(Buffer.from(JSON.stringify({ ips: ['198.51.100.1', '198.51.100.2'], ts: now + 500 })), policy, d, { nowS: now });
     expect(p.futureTs).toBe(now + 500);
     expect(p.commands.map((c) => c.ttlS)).toEqual([3600, 3600]);
+    expect(p.futureField).toBe('ts');
     expect(planMessage(Buffer.from(JSON.stringify({ ip: '198.51.100.1', ts: now + 2 })), policy, d, { nowS: now }).futureTs).toBeUndefined();
+  });
+
+  it('treats an AMQP timestamp in the future (no ts) like a future ts: clamped to now, reported with its value', () => {
+    const policy = { minPrefix: 8, allow: [], own: [] };
+    const d = { ttlS: 3600, source: 'amqp', maxBytes: 65536 };
+    const body = Buffer.from(JSON.stringify({ ip: '198.51.100.1' }));
+    const p = planMessage(body, policy, d, { nowS: now, publishedS: now + 900 });
+    expect({ futureTs: p.futureTs, futureField: p.futureField, ttl: p.commands[0]!.ttlS }).toEqual({ futureTs: now + 900, futureField: 'timestamp', ttl: 3600 });
+    // A few seconds of skew are not news; a ts in the body wins over the property, and is not in the future.
+    expect(planMessage(body, policy, d, { nowS: now, publishedS: now + 2 }).futureTs).toBeUndefined();
+    expect(planMessage(Buffer.from(JSON.stringify({ ip: '198.51.100.1', ts: now - 10 })), policy, d, { nowS: now, publishedS: now + 900 }).futureTs).toBeUndefined();
+  });
+
+  it('caps an expires beyond the 10-year limit from the decision time, so every node and replay stores the same expiry', () => {
+    const far = { ts: now - 1000, expires: now + 50 * 365 * 86400 };
+    const at = (nowS: number, c: { ts?: number; expires?: number }, publishedS?: number): number => nowS + remainingTtl(3600, c, { nowS, publishedS });
+    expect(at(now, far)).toBe(now - 1000 + MAX_TTL_S);
+    expect(at(now + 600, far)).toBe(at(now, far));
+    // The AMQP timestamp is a decision time too; with neither, the cap runs from the apply time.
+    expect(at(now + 600, { expires: far.expires }, now - 50)).toBe(now - 50 + MAX_TTL_S);
+    expect(at(now, { expires: far.expires })).toBe(now + MAX_TTL_S);
+    // Under the cap, expires is what it says.
+    expect(at(now + 600, { ts: now, expires: now + 7200 })).toBe(now + 7200);
   });
 
   it('reads an AMQP timestamp in milliseconds as milliseconds, saying so; ignores one that is no time', () => {
