@@ -24,6 +24,7 @@ import { clearFailure, failAtEnd } from './closers.js';
 import { EnvError, NEEDS_ROOT, RuntimeError, UsageError } from './errors.js';
 import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
+import { checkStateRow, describeRowProblem, type RowProblem, type StateRow } from './state-row.js';
 
 export interface Entry {
   /** Canonical target: "a.b.c.d" or "a.b.c.d/n" (IPv6: RFC 5952 text). */
@@ -227,9 +228,11 @@ export function timeoutS(): number {
 /** What lookup found; `complete` when it is the whole table (it scanned instead of searching). */
 export type Lookup = Map<string, Entry> & { complete?: boolean };
 
-type Row = [string, string, string | null, number, number];
-const toEntry = (r: Row): Entry => ({ ip: r[0], source: r[1], reason: r[2], added: r[3], expires: r[4] });
 const COLS = 'target, source, reason, added, expires';
+/** What every read selects: the row as checkStateRow takes it. */
+const READ = 'rowid, target, source, reason, added, expires, family, prefixlen';
+/** Skipped rows named one by one on stderr, up to this many per command; the rest are counted. */
+const NAMED_ROWS = 20;
 
 export class StateStore {
   private conn?: Database.Database;
@@ -399,6 +402,31 @@ export class StateStore {
     }
   }
 
+  /** Rows skipped by use(), by rowid (each named once per command). */
+  private badRows = new Map<number, RowProblem>();
+
+  /**
+   * The entry of a row read from the database, or undefined when it fails
+   * checkStateRow: then it is named on stderr (rowid, column, value, why,
+   * how to remove it) and the command exits 1 at its end, after doing its
+   * work with every sound row.
+   */
+  private use(r: StateRow): Entry | undefined {
+    const problem = checkStateRow(r, Math.floor(Date.now() / 1000));
+    if (!problem) return { ip: r[1] as string, source: r[2] as string, reason: r[3] as string | null, added: r[4] as number, expires: r[5] as number };
+    if (this.badRows.has(problem.rowid)) return undefined;
+    this.badRows.set(problem.rowid, problem);
+    const n = this.badRows.size;
+    if (n <= NAMED_ROWS) process.stderr.write(`vosctl: ${describeRowProblem(problem, this.path)}\n`);
+    failAtEnd(`${this.path}#rows`, new StateError(this.path, 'BAD_ROWS', `${n} row${n === 1 ? '' : 's'} of the state database ${this.path} ${n === 1 ? 'was' : 'were'} skipped as not valid${n > NAMED_ROWS ? ` (the first ${NAMED_ROWS} named above)` : ' (named above)'}; every other row was used. Remove ${n === 1 ? 'it' : 'them'} with vosctl unblock <target> or sqlite3 ${this.path} "DELETE FROM entries WHERE rowid = <rowid>", or rebuild the state from the maps: vosctl reconcile --from map`));
+    return undefined;
+  }
+
+  /** Rows skipped so far by this store's reads (see use). */
+  skippedRows(): RowProblem[] {
+    return [...this.badRows.values()];
+  }
+
   private stmt(sql: string): Database.Statement {
     let s = this.stmts.get(sql);
     if (!s) {
@@ -511,38 +539,47 @@ export class StateStore {
     return this.run('reading it', () => {
       if (ips.length > CHUNK && ips.length * 4 > (this.stmt('SELECT count(*) FROM entries').pluck().get() as number)) return Object.assign(this.all(), { complete: true });
       if (ips.length === 1) {
-        const r = this.stmt(`SELECT ${COLS} FROM entries WHERE target = ?`).raw().get(ips[0]) as Row | undefined;
-        if (r) out.set(r[0], toEntry(r));
+        const r = this.stmt(`SELECT ${READ} FROM entries WHERE target = ?`).raw().get(ips[0]) as StateRow | undefined;
+        const e = r && this.use(r);
+        if (e) out.set(e.ip, e);
         return out;
       }
-      const s = this.stmt(`SELECT ${COLS} FROM entries WHERE target IN (SELECT value FROM json_each(?))`).raw();
-      for (let i = 0; i < ips.length; i += CHUNK) for (const r of s.iterate(JSON.stringify(ips.slice(i, i + CHUNK))) as IterableIterator<Row>) out.set(r[0], toEntry(r));
+      const s = this.stmt(`SELECT ${READ} FROM entries WHERE target IN (SELECT value FROM json_each(?))`).raw();
+      for (let i = 0; i < ips.length; i += CHUNK)
+        for (const r of s.iterate(JSON.stringify(ips.slice(i, i + CHUNK))) as IterableIterator<StateRow>) {
+          const e = this.use(r);
+          if (e) out.set(e.ip, e);
+        }
       return out;
     });
   }
 
   /** Every entry, streamed in target order (a million rows never sit in memory at once). */
   *iterate(source?: string): Generator<Entry> {
-    const s = source === undefined ? this.stmt(`SELECT ${COLS} FROM entries`) : this.stmt(`SELECT ${COLS} FROM entries WHERE source = ?`);
+    const s = source === undefined ? this.stmt(`SELECT ${READ} FROM entries`) : this.stmt(`SELECT ${READ} FROM entries WHERE source = ?`);
     // A fresh statement per iteration: two iterations may be open at once.
-    const it = this.run('reading it', () => (source === undefined ? s.raw().iterate() : s.raw().iterate(source))) as IterableIterator<Row>;
+    const it = this.run('reading it', () => (source === undefined ? s.raw().iterate() : s.raw().iterate(source))) as IterableIterator<StateRow>;
     for (;;) {
       const next = this.run('reading it', () => it.next());
       if (next.done) return;
-      yield toEntry(next.value);
+      const e = this.use(next.value);
+      if (e) yield e;
     }
   }
 
   /** All entries as a map by target (for the commands that compare with the maps; one native call, faster than iterate). */
   all(): Map<string, Entry> {
     const out = new Map<string, Entry>();
-    for (const r of this.run('reading it', () => this.stmt(`SELECT ${COLS} FROM entries`).raw().all() as Row[])) out.set(r[0], toEntry(r));
+    for (const r of this.run('reading it', () => this.stmt(`SELECT ${READ} FROM entries`).raw().all() as StateRow[])) {
+      const e = this.use(r);
+      if (e) out.set(e.ip, e);
+    }
     return out;
   }
 
   /** The entries of one source, as {ip, source} only (index on source; one native call). */
   targetsOf(source: string): Array<{ ip: string; source: string }> {
-    return this.run('reading it', () => (this.stmt('SELECT target FROM entries WHERE source = ?').pluck().all(source) as string[]).map((ip) => ({ ip, source })));
+    return [...this.iterate(source)].map((e) => ({ ip: e.ip, source }));
   }
 
   /** Entries per source: what `SELECT source, count(*) FROM entries GROUP BY source` says (index only). */
@@ -552,7 +589,8 @@ export class StateStore {
 
   /** Targets whose expiry (Unix seconds) is at or before nowS (index on expires). */
   expired(nowS: number): string[] {
-    return this.run('reading it', () => this.stmt('SELECT target FROM entries WHERE expires > 0 AND expires <= ?').pluck().all(nowS) as string[]);
+    const rows = this.run('reading it', () => this.stmt(`SELECT ${READ} FROM entries WHERE expires > 0 AND expires <= ?`).raw().all(nowS) as StateRow[]);
+    return rows.flatMap((r) => this.use(r)?.ip ?? []);
   }
 
   /** Live entries (unexpired at nowS) with exact addresses and with prefixes, for sizing the maps. */
@@ -843,23 +881,30 @@ function setLegacyAside(dir: string): void {
 /**
  * The entries still readable in a damaged database (one set aside): a scan of
  * `entries` by rowid that, where a page fails to read, skips ahead (1, 2, 4
- * ... rowids) past the damage and goes on. Returns the rows read and how many
- * read errors were skipped; [] when not even the schema can be read.
+ * ... rowids) past the damage and goes on. Every row read passes
+ * checkStateRow (a damaged page can yield garbage that SQLite reads without
+ * error): those that fail are left out and returned in `invalid`. Returns the
+ * sound rows, how many read errors were skipped, and the invalid rows; [] when
+ * not even the schema can be read.
  */
-export function salvage(path: string): { entries: Entry[]; skipped: number } {
+export function salvage(path: string): { entries: Entry[]; skipped: number; invalid: RowProblem[] } {
   const entries: Entry[] = [];
+  const invalid: RowProblem[] = [];
   let skipped = 0;
   let db: Database.Database | undefined;
+  const nowS = Math.floor(Date.now() / 1000);
   try {
     db = new Database(path, { readonly: true, nativeBinding: loadSqliteAddon() as never });
-    const scan = db.prepare(`SELECT rowid, ${COLS} FROM entries WHERE rowid > ? ORDER BY rowid`).raw();
+    const scan = db.prepare(`SELECT ${READ} FROM entries WHERE rowid > ? ORDER BY rowid`).raw();
     let after = -1;
     let step = 1;
     for (let tries = 0; tries < 100_000 && after < 2 ** 40; tries++) {
       const from = after;
       try {
-        for (const r of scan.iterate(after) as IterableIterator<[number, ...Row]>) {
-          if (typeof r[1] === 'string' && typeof r[2] === 'string') entries.push(toEntry(r.slice(1) as Row));
+        for (const r of scan.iterate(after) as IterableIterator<StateRow>) {
+          const problem = checkStateRow(r, nowS);
+          if (problem) invalid.push(problem);
+          else entries.push({ ip: r[1] as string, source: r[2] as string, reason: r[3] as string | null, added: r[4] as number, expires: r[5] as number });
           after = r[0];
           step = 1;
         }
@@ -876,7 +921,7 @@ export function salvage(path: string): { entries: Entry[]; skipped: number } {
   } finally {
     db?.close();
   }
-  return { entries, skipped };
+  return { entries, skipped, invalid };
 }
 
 /**

@@ -325,6 +325,68 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('rows edited into something invalid are skipped and named (rowid, column, value, why); everything else is restored and used; the command exits 1', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const good = addrs(50, 40_000);
+    writeFileSync(join(lab.tmp, 'rows.txt'), good.join('\n'));
+    expect(await h.vosctl('load-file', join(lab.tmp, 'rows.txt'), '--source', 'feed')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '192.0.2.3', '192.0.2.4', '192.0.2.5', '192.0.2.6')).toMatchObject({ code: 0 });
+    const db = join(h.stateDir, 'state.sqlite3');
+    const sql = async (q: string) => (await execa('sqlite3', [db, q])).stdout;
+    await sql("UPDATE entries SET source = 'bad name' WHERE target = '192.0.2.3'");
+    await sql("UPDATE entries SET expires = 99999999999999 WHERE target = '192.0.2.4'");
+    await sql("UPDATE entries SET target = 'zzz' WHERE target = '192.0.2.5'");
+    await sql("UPDATE entries SET source = 'feu' || char(65533, 65533) WHERE target = '192.0.2.6'");
+    const rowid = async (where: string) => Number(await sql(`SELECT rowid FROM entries WHERE ${where}`));
+    const zzz = await rowid("target = 'zzz'");
+    // After a reboot: attached, every sound row restored, each bad one named, exit 1 with the way out.
+    const att = await h.reboot();
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/row \d+ of .*state\.sqlite3 skipped: source = "bad name": not a source name.*vosctl unblock 192\.0\.2\.3/);
+    expect(att.err).toMatch(/skipped: expires = 99999999999999: more than the 10-year TTL limit/);
+    expect(att.err).toContain(`row ${zzz} of ${db} skipped: target = "zzz": 'zzz' is not an IPv4`);
+    expect(att.err).toContain(`DELETE FROM entries WHERE rowid = ${zzz}`);
+    expect(att.err).toMatch(/4 rows of the state database .* were skipped/);
+    expect(att.err).not.toMatch(/RangeError|NOT restored/);
+    const links = JSON.parse((await execa('ip', ['-j', 'link', 'show', v.host])).stdout) as Array<{ xdp?: unknown }>;
+    expect(links[0]!.xdp).toBeDefined();
+    const listed = await h.vosctl('list', '--json');
+    expect(listed.code).toBe(1);
+    const ips = (JSON.parse(listed.out) as Listed[]).map((e) => e.ip);
+    expect(ips.sort()).toEqual([...good].sort());
+    // The non-address target blocks no unrelated host (it was once restored as 0.0.32.22).
+    expect(ips).not.toContain('0.0.32.22');
+    // status does not advise writing the bad rows back; a reconcile --from state writes none of them.
+    const st = await h.vosctl('status');
+    expect(st.code).toBe(1);
+    expect(st.out).not.toMatch(/only in the state/);
+    expect(await h.vosctl('reconcile', '--from', 'state')).toMatchObject({ code: 1 });
+    const after = (JSON.parse((await h.vosctl('list', '--json')).out) as Listed[]).map((e) => e.ip);
+    expect(after.sort()).toEqual([...good].sort());
+    // The ways out named in the message: unblock by target, DELETE by rowid.
+    expect(await h.vosctl('unblock', '192.0.2.3', '192.0.2.4', '192.0.2.6')).toMatchObject({ code: 1 }); // still exit 1: 'zzz' remains
+    await sql(`DELETE FROM entries WHERE rowid = ${zzz}`);
+    expect(await h.vosctl('status')).toMatchObject({ code: 0 });
+    expect(Number(await sql('SELECT count(*) FROM entries'))).toBe(50);
+    await h.detach();
+  });
+
+  it('salvage (reconcile --from map of a damaged file) returns only valid rows and names the rest', async () => {
+    const dir = join(lab.tmp, 'salvage-rows');
+    mkdirSync(dir, { recursive: true });
+    const db = join(dir, 'aside.sqlite3');
+    await execa('sqlite3', [db], { input: readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8') });
+    await execa('sqlite3', [db, "INSERT INTO entries (target, source, reason, added, expires) VALUES ('198.51.100.20', 'feed', NULL, 1800000000, 0), ('198.51.100.21', 'feu' || char(65533, 65533), NULL, 1800000000, 0), ('zzz', 'feed', NULL, 1800000000, 0)"]);
+    const { salvage } = await import('../../lib/state.js');
+    const got = salvage(db);
+    expect(got.entries.map((e) => e.ip)).toEqual(['198.51.100.20']);
+    expect(got.invalid.map((p) => [p.rowid, p.column])).toEqual([
+      [2, 'source'],
+      [3, 'target'],
+    ]);
+  });
+
   it('migrates a state folder of the old format on first use, and attach restores it sized for what it holds', async () => {
     const h = new Host();
     mkdirSync(h.stateDir, { recursive: true });
