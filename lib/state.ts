@@ -809,9 +809,13 @@ const MIGRATING = /^state\.sqlite3\.migrating-(\d+)(?:-wal|-shm|-journal)?$/;
  * Remove the temporary databases (state.sqlite3.migrating-<pid>, with their
  * -wal, -shm, -journal) of migrations whose process is gone (killed
  * mid-way), saying on stderr what was removed. A migration still running is
- * left alone: its pid is alive and started before its file was last written.
- * A live pid that started after that is another process that got the number
- * again (pid reuse), so the file is abandoned too.
+ * left alone: its pid is alive, is a vosctl (node) process, and started
+ * before its file was last written. A live pid that started after that is
+ * another process that got the number again (pid reuse), and a live process
+ * that is not vosctl (pid 1, say) never ran a migration: the file is
+ * abandoned in both cases. A name that is not a regular file (a directory, a
+ * link) is never removed: named once as a warning. Never throws: a leftover
+ * that cannot be removed is a warning, not a reason to fail the command.
  */
 export function removeAbandonedMigrations(dir: string): string[] {
   let names: string[];
@@ -820,36 +824,60 @@ export function removeAbandonedMigrations(dir: string): string[] {
   } catch {
     return [];
   }
-  const byPid = new Map<number, string[]>();
+  // By the pid as written (a 20-digit name is not a number to round).
+  const byPid = new Map<string, string[]>();
   for (const f of names) {
     const m = MIGRATING.exec(f);
-    if (m) byPid.set(Number(m[1]), [...(byPid.get(Number(m[1])) ?? []), f]);
+    if (!m) continue;
+    const st = statSafe(join(dir, f));
+    if (!st?.isFile()) {
+      if (st) process.stderr.write(`vosctl: warning: ${join(dir, f)} is ${st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}, not a migration's database: left alone; remove it by hand\n`);
+      continue;
+    }
+    byPid.set(m[1]!, [...(byPid.get(m[1]!) ?? []), f]);
   }
   const removed: string[] = [];
   for (const [pid, files] of byPid) {
     const written = Math.max(...files.map((f) => statSafe(join(dir, f))?.mtimeMs ?? 0));
     if (migrationRunning(pid, written)) continue;
-    for (const f of files) rmSync(join(dir, f), { force: true });
-    removed.push(...files);
-    process.stderr.write(`vosctl: removed ${files.join(', ')} from ${dir}: left by a migration that process ${pid} did not finish (that process is gone)\n`);
+    const gone: string[] = [];
+    for (const f of files) {
+      try {
+        rmSync(join(dir, f), { force: true });
+        gone.push(f);
+      } catch (err) {
+        process.stderr.write(`vosctl: warning: could not remove ${join(dir, f)}, left by a migration that process ${pid} did not finish: ${(err as Error).message}\n`);
+      }
+    }
+    if (!gone.length) continue;
+    removed.push(...gone);
+    process.stderr.write(`vosctl: removed ${gone.join(', ')} from ${dir}: left by a migration that process ${pid} did not finish (that process is gone)\n`);
   }
   return removed;
 }
 
 /**
- * Whether process pid may be the one that last wrote a file at writtenMs
- * (Unix ms): it exists, and it started before then (its start from
- * /proc/<pid>/stat, in clock ticks of 1/100 s since the boot time in
- * /proc/stat; 1 s of slack for their rounding).
+ * Whether process `pid` (its text from the file name) may be the vosctl
+ * that last wrote a file at writtenMs (Unix ms): it exists, its command line
+ * (/proc/<pid>/cmdline) is node or vosctl, and it started before then (its
+ * start from /proc/<pid>/stat, in clock ticks of 1/100 s since the boot time
+ * in /proc/stat; 1 s of slack for their rounding).
  */
-function migrationRunning(pid: number, writtenMs: number): boolean {
-  if (pid === process.pid) return true;
+function migrationRunning(pidText: string, writtenMs: number): boolean {
+  if (pidText === String(process.pid)) return true;
+  // Linux pids are at most 2^22 (pid_max): a longer number is no process.
+  if (pidText.length > 7 || pidText === '1') return false;
+  const pid = Number(pidText);
   let stat: string;
+  let cmd: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     return false; // no such process
   }
+  const argv = cmd.split('\0').filter(Boolean);
+  if (!argv.some((a) => /^(node|vosctl)$/.test(basename(a)) || a.includes('vosctl'))) return false;
   try {
     // Field 22, starttime: the fields after the command name, which ends at the last ')'.
     const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);

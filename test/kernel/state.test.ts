@@ -534,14 +534,23 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const reused = lab.spawn('sleep', ['60']);
     writeFileSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), 'x');
     utimesSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    // pid 1 is never a vosctl migration (init is older than any file: it would be kept forever); a 20-digit pid is no process.
     writeFileSync(join(h.stateDir, 'state.sqlite3.migrating-1'), 'x');
+    writeFileSync(join(h.stateDir, 'state.sqlite3.migrating-12345678901234567890'), 'x');
+    // A directory by that name is no migration's database: named once as a warning, left alone, and no command fails over it.
+    mkdirSync(join(h.stateDir, 'state.sqlite3.migrating-77'));
     const next = await h.vosctl('block', '203.0.113.96');
     reused.kill();
     expect(next.code).toBe(0);
+    expect(next.err).toMatch(/removed state\.sqlite3\.migrating-1 from .*process 1 did not finish/);
+    expect(next.err).toMatch(/removed state\.sqlite3\.migrating-12345678901234567890 .*process 12345678901234567890 did not finish/);
+    expect(next.err.match(/state\.sqlite3\.migrating-77 is a directory, not a migration's database: left alone/g)).toHaveLength(1);
+    expect(next.err).not.toMatch(/EISDIR/);
     for (const f of left) expect(next.err).toContain(f);
     expect(next.err).toMatch(new RegExp(`removed .*state\\.sqlite3\\.migrating-${killed.pid}.* from ${h.stateDir}: left by a migration that process ${killed.pid} did not finish`));
     expect(next.err).toContain(`state.sqlite3.migrating-${reused.pid}`);
-    expect(migrating()).toEqual(['state.sqlite3.migrating-1']);
+    expect(migrating()).toEqual(['state.sqlite3.migrating-77']);
+    expect(await h.vosctl('list')).toMatchObject({ code: 0 });
     expect(next.err).toMatch(/migrated 400000 entries/);
     const count = Number((await execa('sqlite3', ['-readonly', join(h.stateDir, 'state.sqlite3'), "SELECT count(*) FROM entries WHERE source = 'feed'"])).stdout);
     expect(count).toBe(400_000);
