@@ -31,7 +31,7 @@ import {
   writeBlockKey6,
 } from './maps/layout.js';
 import { diffEntries, freshEntry, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
-import { salvage, StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
+import { salvage, StateCorruptError, StateError, StateNotOursError, type Entry, type Lookup } from './state.js';
 import { describeRowProblem } from './state-row.js';
 import { failAtEnd } from './closers.js';
 
@@ -534,15 +534,19 @@ export async function reconcile(ctx: Context, from: 'map' | 'state' | undefined)
       ctx.store.check();
       ctx.store.all();
     } catch (err) {
-      if (!(err instanceof StateCorruptError)) throw err;
-      setAside = ctx.store.setAside();
-      const got = salvage(setAside);
-      salvaged = got.entries;
-      // Rows that read without error but are not valid (garbage from a damaged page) go neither into the state nor the maps.
-      for (const p of got.invalid.slice(0, 20)) process.stderr.write(`vosctl: ${describeRowProblem(p, setAside)} (not salvaged)\n`);
-      if (got.invalid.length) {
-        failAtEnd(`${setAside}#salvage`, new StateError(setAside, 'BAD_ROWS', `${got.invalid.length} row${got.invalid.length === 1 ? '' : 's'} read from the damaged ${setAside} ${got.invalid.length === 1 ? 'was' : 'were'} not valid and not salvaged${got.invalid.length > 20 ? ' (the first 20 named above)' : ' (named above)'}; every sound row was; what the maps hold was kept`));
-      }
+      if (err instanceof StateNotOursError && from === 'map') {
+        // Not a state database at all (a lookalike): no row in it is trusted; the maps rebuild the state.
+        setAside = ctx.store.setAside('not-ours');
+      } else if (err instanceof StateCorruptError) {
+        setAside = ctx.store.setAside();
+        const got = salvage(setAside);
+        salvaged = got.entries;
+        // Rows that read without error but are not valid (garbage from a damaged page) go neither into the state nor the maps.
+        for (const p of got.invalid.slice(0, 20)) process.stderr.write(`vosctl: ${describeRowProblem(p, setAside)} (not salvaged)\n`);
+        if (got.invalid.length) {
+          failAtEnd(`${setAside}#salvage`, new StateError(setAside, 'BAD_ROWS', `${got.invalid.length} row${got.invalid.length === 1 ? '' : 's'} read from the damaged ${setAside} ${got.invalid.length === 1 ? 'was' : 'were'} not valid and not salvaged${got.invalid.length > 20 ? ' (the first 20 named above)' : ' (named above)'}; every sound row was; what the maps hold was kept`));
+        }
+      } else throw err;
     }
   }
   const d = await inState(ctx, async () => {

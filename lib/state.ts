@@ -63,6 +63,22 @@ export class StateError extends RuntimeError {
   }
 }
 
+/**
+ * A SQLite file that is not a vos-fastpath state database (another program's
+ * tables, or a lookalike lacking the state's columns, unique index or header
+ * marks): refused at open; `reconcile --from map` sets it aside.
+ */
+export class StateNotOursError extends StateError {}
+
+/** The way out of a file that is not a state database. */
+export const NOT_OURS_HINT = 'move it aside (or point VOS_STATE_DIR elsewhere), or let vosctl reconcile --from map set it aside and rebuild the state from the pinned maps';
+
+let shapeText: string | undefined;
+/** scripts/state-shape.sql, read once. */
+function shapeSql(): string {
+  return (shapeText ??= readFileSync(join(SCRIPTS, 'state-shape.sql'), 'utf8').replace(/^--.*$/gm, '').trim().replace(/;$/, ''));
+}
+
 /** The database file is not a sound SQLite database. */
 export class StateCorruptError extends StateError {}
 
@@ -395,10 +411,11 @@ export class StateStore {
     if (version > SCHEMA_VERSION) throw new StateError(path, 'SCHEMA', `the state database ${path} was written by a newer vos-fastpath (schema ${version} > ${SCHEMA_VERSION}); use that version, or move the file aside`);
     const ours = new Set(['entries', 'sources', 'consumer_offsets']);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
-    const cols = tables.includes('entries') ? (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('entries') as string[]) : [];
+    // The shape check shared with the scripts (scripts/state-shape.sql): what it lacks to be a state database.
+    const lacks = db.prepare(shapeSql()).pluck().get() as string;
     const foreign = tables.filter((t) => !ours.has(t));
-    if (foreign.length || (tables.includes('entries') && !['target', 'source', 'reason', 'added', 'expires'].every((c) => cols.includes(c)))) {
-      throw new StateError(path, 'FOREIGN', `${path} is not a vos-fastpath database (tables: ${tables.join(', ')}${cols.length ? `; entries has ${cols.join(', ')}` : ''}); move it aside or point VOS_STATE_DIR elsewhere`);
+    if (foreign.length || lacks) {
+      throw new StateNotOursError(path, 'NOT_OURS', `${path} is not a vos-fastpath database (tables: ${tables.join(', ')})${lacks ? `: it lacks ${lacks}` : ''}; ${NOT_OURS_HINT}`);
     }
   }
 
@@ -665,9 +682,9 @@ export class StateStore {
    * Set a damaged database aside (renamed with a timestamp, with its -wal and
    * -shm) so a fresh one can be built; returns the new name.
    */
-  setAside(): string {
+  setAside(label = 'damaged'): string {
     this.close();
-    const aside = `${this.path}.damaged-${new Date().toISOString().replace(/[:.]/g, '')}`;
+    const aside = `${this.path}.${label}-${new Date().toISOString().replace(/[:.]/g, '')}`;
     for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.path + suffix)) renameSync(this.path + suffix, aside + suffix);
     rmSync(join(this.dir, DAMAGE_MARK), { force: true });
     clearFailure(this.path);

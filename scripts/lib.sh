@@ -275,6 +275,8 @@ vfp_mark_main() { # MAP add|remove USAGE ARGS...
 
 VFP_DEFAULT_STATE_DIR=/var/lib/vos-fastpath
 VFP_APPLICATION_ID=1448039238 # the state database's PRAGMA application_id, 'VOSF' (state.sql)
+# As lib/state.ts NOT_OURS_HINT.
+VFP_NOT_OURS_HINT='move it aside (or point VOS_STATE_DIR elsewhere), or let vosctl reconcile --from map set it aside and rebuild the state from the pinned maps'
 
 vfp_state_db() {
 	printf '%s/state.sqlite3' "${VFP_STATE_DIR:-${VOS_STATE_DIR:-$VFP_DEFAULT_STATE_DIR}}"
@@ -347,7 +349,10 @@ vfp_state_begin() { # the write lock, with the schema in place
 		vfp_die 1 "$db is not a vos-fastpath database: its SQLite application_id is $app ($(printf '0x%08x' $((app & 0xffffffff)))), vos-fastpath's is $VFP_APPLICATION_ID ($(printf '0x%x' "$VFP_APPLICATION_ID")); another program's file: move it aside or point VOS_STATE_DIR elsewhere"
 	fi
 	((version <= 1)) || vfp_die 1 "the state database $db was written by a newer vos-fastpath (schema $version > 1); use that version, or move the file aside"
-	[ -z "$foreign" ] || vfp_die 1 "$db is not a vos-fastpath database (tables: ${foreign# }); move it aside or point VOS_STATE_DIR elsewhere"
+	[ -z "$foreign" ] || vfp_die 1 "$db is not a vos-fastpath database (tables: ${foreign# }); $VFP_NOT_OURS_HINT"
+	# The shape vosctl checks too (state-shape.sql: tables, columns, unique index, header): a lookalike is refused before any write.
+	vfp_state_sql ".read $VFP_SCRIPTS/state-shape.sql" || vfp_die 1 "the state database $db cannot be read: $VFP_SQL_OUT"
+	[ -z "$VFP_SQL_OUT" ] || vfp_die 1 "$db is not a vos-fastpath database: it lacks $VFP_SQL_OUT; $VFP_NOT_OURS_HINT"
 	if [ "$version" = 0 ]; then
 		vfp_state_sql ".read $VFP_SCRIPTS/state.sql" || vfp_die 1 "the state database $db cannot be set up: $VFP_SQL_OUT"
 	elif ((app == 0)); then

@@ -429,6 +429,8 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const cases: Array<[string, RegExp]> = [
       ['CREATE TABLE moz_places (url TEXT);', /is not a vos-fastpath database \(tables: moz_places\)/],
       ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
+      // A lookalike: the state's columns but no generated ones, no unique index, no header marks.
+      ['CREATE TABLE entries (target TEXT, source TEXT, reason TEXT, added INT, expires INT);', /is not a vos-fastpath database.*lacks table sources; .*column entries\.prefixlen; a unique index on entries \(target\); a vos-fastpath header/],
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
       // Our very tables, but another program's id in the header (an operator pointed VOS_STATE_DIR at its folder).
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 1179534157;`, /state\.sqlite3 is not a vos-fastpath database: its SQLite application_id is 1179534157 \(0x464e434d\), vos-fastpath's is 1448039238/],
@@ -450,6 +452,33 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       expect(await schema()).toBe(before);
       await h.detach();
     }
+  });
+
+  it('a lookalike database (the state\'s columns, no header marks) is refused naming what it lacks; reconcile --from map sets it aside and rebuilds', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '198.51.100.60', '198.51.100.61')).toMatchObject({ code: 0 });
+    const db = join(h.stateDir, 'state.sqlite3');
+    for (const f of readdirSync(h.stateDir)) if (f.startsWith('state.sqlite3')) rmSync(join(h.stateDir, f));
+    await execa('sqlite3', [db, "CREATE TABLE entries (target TEXT, source TEXT, reason TEXT, added INT, expires INT); INSERT INTO entries VALUES ('198.51.100.99', 'x', NULL, 1, 0)"]);
+    for (const r of [await h.vosctl('block', '198.51.100.62'), await h.vosctl('list'), await h.vosctl('status')]) {
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`${db} is not a vos-fastpath database`);
+      expect(r.err).toContain('column entries.prefixlen');
+      expect(r.err).toContain('reconcile --from map');
+      expect(r.err).not.toMatch(/ON CONFLICT clause|no such column/);
+    }
+    const sc = await h.script('block_ip.sh', ['198.51.100.63']);
+    expect(sc.code).toBe(1);
+    expect(sc.err).toMatch(/is not a vos-fastpath database: it lacks .*column entries\.prefixlen.*reconcile --from map/);
+    const rec = await h.vosctl('reconcile', '--from', 'map');
+    expect(rec.code).toBe(0);
+    expect(rec.out).toMatch(/not a vos-fastpath state database: set aside as .*state\.sqlite3\.not-ours-/);
+    expect(readdirSync(h.stateDir).some((f) => f.startsWith('state.sqlite3.not-ours-'))).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    // The refused script changed nothing (it checks the state before the map).
+    expect((await h.ips()).sort()).toEqual(['198.51.100.60', '198.51.100.61']);
+    await h.detach();
   });
 
   it("the state database carries vos-fastpath's application_id: set on create, stamped on an older file by vosctl and by the scripts; file(1) shows it", async () => {
