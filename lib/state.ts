@@ -279,6 +279,7 @@ export class StateStore {
       }
     }
     if (main) checkPlace(this.dir, this.path);
+    checkLinkTarget(this.path);
     const st = main ? statSafe(this.path) : undefined;
     if (st?.isFile() && st.size === 0) {
       // SQLite takes a 0-byte file for a new database: say it, since a state that was written cannot be 0 bytes.
@@ -967,6 +968,28 @@ export function salvage(path: string): { entries: Entry[]; skipped: number; inva
     db?.close();
   }
   return { entries, skipped, invalid };
+}
+
+/**
+ * A state.sqlite3 that is a symbolic link to nothing (a mount not up yet at
+ * boot, say) is refused: SQLite would create an empty database at the
+ * link's target and the blocklist would look empty. StateError naming the
+ * link and its target; nothing is created.
+ */
+function checkLinkTarget(path: string): void {
+  if (!statSafe(path)?.isSymbolicLink()) return;
+  try {
+    statSync(path);
+    return;
+  } catch (err) {
+    let to = '?';
+    try {
+      to = readlinkSync(path);
+    } catch {
+      /* keep ? */
+    }
+    throw new StateError(path, 'DANGLING', `the state database ${path} is a symbolic link to ${to}, which does not exist (${(err as NodeJS.ErrnoException).code ?? 'unreachable'}: a file system not mounted yet?); refusing to create an empty state there. Mount what holds ${to} and run the command again (attach: vosctl reconcile --from state to restore the blocklist afterwards), or replace the link with the file itself`);
+  }
 }
 
 /**

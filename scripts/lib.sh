@@ -329,6 +329,10 @@ vfp_state_begin() { # the write lock, with the schema in place
 		echo "${0##*/}: warning: the state folder $dir is writable by others (mode $mode): anyone could replace the blocklist's state; chmod 755 $dir" >&2
 	fi
 	[ ! -d "$db" ] || vfp_die 1 "$db is a directory, not a database file"
+	# As lib/state.ts checkLinkTarget: a link to nothing (a mount not up yet) would get a new empty database.
+	if [ -L "$db" ] && [ ! -e "$db" ]; then
+		vfp_die 1 "the state database $db is a symbolic link to $(readlink "$db"), which does not exist (a file system not mounted yet?); refusing to create an empty state there. Mount what holds it and run the command again, or replace the link with the file itself"
+	fi
 	trap '' PIPE
 	coproc VFP_SQL { exec sqlite3 -batch -bail "$db" 2>&1; }
 	# Our own copies: bash unsets VFP_SQL as soon as sqlite3 exits (-bail on an error).

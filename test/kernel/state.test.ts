@@ -648,6 +648,38 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('a state.sqlite3 that is a symbolic link to nothing (a mount not up yet) is refused, naming link and target; nothing is created there; attach still attaches', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '198.51.100.80', '198.51.100.81')).toMatchObject({ code: 0 });
+    await h.detach();
+    rmSync(h.pinDir, { recursive: true, force: true });
+    const mount = join(lab.tmp, `not-mounted${nodes}`);
+    const target = join(mount, 'state.sqlite3');
+    const db = join(h.stateDir, 'state.sqlite3');
+    await execa('sqlite3', [db, 'PRAGMA wal_checkpoint(TRUNCATE)']);
+    const saved = join(lab.tmp, `saved${nodes}.sqlite3`);
+    writeFileSync(saved, readFileSync(db));
+    for (const f of readdirSync(h.stateDir)) if (f.startsWith('state.sqlite3')) rmSync(join(h.stateDir, f));
+    symlinkSync(target, db);
+    const att = await h.vosctl('attach', v.host);
+    expect(att.code).toBe(1);
+    expect(att.err).toContain(`the state database ${db} is a symbolic link to ${target}, which does not exist`);
+    expect(att.err).toMatch(/blocklist was NOT restored/);
+    const links = JSON.parse((await execa('ip', ['-j', 'link', 'show', v.host])).stdout) as Array<{ xdp?: unknown }>;
+    expect(links[0]!.xdp).toBeDefined();
+    const sc = await h.script('block_ip.sh', ['198.51.100.82']);
+    expect(sc.code).toBe(1);
+    expect(sc.err).toContain(`${db} is a symbolic link to ${target}, which does not exist`);
+    expect(existsSync(mount)).toBe(false);
+    // The mount comes up: the state is there again, and restored from.
+    mkdirSync(mount);
+    writeFileSync(target, readFileSync(saved));
+    expect(await h.vosctl('reconcile', '--from', 'state')).toMatchObject({ code: 0 });
+    expect((await h.ips()).sort()).toEqual(['198.51.100.80', '198.51.100.81']);
+    await h.detach();
+  });
+
   it('a user without root is told that root (or CAP_BPF and CAP_NET_ADMIN) is needed, by vosctl and the scripts', async () => {
     const h = new Host();
     expect(await h.script('load.sh', ['--no-attach'])).toMatchObject({ code: 0 });
