@@ -366,6 +366,28 @@ vfp_state_begin() { # the write lock, with the schema in place
 		vfp_die 1 "the state database $db stayed locked by another writer past ${timeout_s}s (VOS_STATE_TIMEOUT), or failed: $VFP_SQL_OUT; nothing was changed"
 }
 
+# As lib/state.ts noteDamage: the damage record vosctl keeps beside the
+# database (state.sqlite3.damage-found: JSON {ino, found, words}) about this
+# very file (same inode) makes the script exit 1 once its work is done,
+# naming the file, when and SQLite's words, and the recovery. A record about
+# a file since replaced is ignored (vosctl drops it). Call as the script's
+# last word: vfp_exit [STATUS].
+vfp_exit() { # [STATUS]
+	local db mark text ino found words
+	db=$(vfp_state_db)
+	mark="$db.damage-found"
+	if [ -f "$mark" ] && text=$(<"$mark") 2>/dev/null; then
+		ino=$(sed -n 's/.*"ino":\([0-9]*\).*/\1/p' <<<"$text")
+		if [ -z "$ino" ] || [ "$ino" = "$(stat -Lc %i "$db" 2>/dev/null)" ]; then
+			found=$(sed -n 's/.*"found":"\([^"]*\)".*/\1/p' <<<"$text")
+			words=$(sed -n 's/.*"words":"\(\([^"\\]\|\\.\)*\)".*/\1/p' <<<"$text")
+			echo "${0##*/}: the state database $db was found damaged${found:+ at $found} (${words:-see $mark}); what this command did was done, but a damaged file can lose entries at the next restore; to rebuild it: vosctl reconcile --from map (it sets the damaged file aside, salvages the rows still readable in it and merges them with what the pinned maps hold)" >&2
+			exit 1
+		fi
+	fi
+	exit "${1:-0}"
+}
+
 # COMMIT, then wait for sqlite3 to end. NOT_PERSISTED: what to say when the
 # commit fails (the map is already changed).
 vfp_state_commit() { # NOT_PERSISTED

@@ -534,6 +534,13 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(after.err).toMatch(new RegExp(`the state database ${db.replace(/[.]/g, '\\.')} was found damaged at .*quick_check.*what this command did was done.*reconcile --from map`));
     expect(after.err).not.toMatch(/unexpected|    at /);
     expect((await h.vosctl('list', '--json')).code).toBe(1);
+    // The scripts honour the same record: the work is done, then exit 1 naming the file, SQLite's words and the recovery.
+    for (const [script, args] of [['block_ip.sh', ['203.0.113.93']], ['unblock_ip.sh', ['203.0.113.93']]] as const) {
+      const sc = await h.script(script, [...args]);
+      expect(sc.code).toBe(1);
+      expect(sc.out).toContain('203.0.113.93');
+      expect(sc.err).toMatch(new RegExp(`${script}: the state database ${db.replace(/[.]/g, '\\.')} was found damaged at .*quick_check.*what this command did was done.*reconcile --from map`));
+    }
     const rec = await h.vosctl('reconcile', '--from', 'map');
     expect(rec.code).toBe(0);
     expect(rec.out).toMatch(/set aside as .*state\.sqlite3\.damaged-.*entries salvaged/);
