@@ -100,8 +100,11 @@ vfp_validate_one() { # TEXT BLOCKABLE (1, 0 or remove: see vfp_validate_lines)
 		VFP_ERROR="'$1' is not an IPv4 or IPv6 address or CIDR"
 		return 1
 	fi
-	if ! out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1); then
-		VFP_ERROR=${out#line 1: }
+	local rc=0
+	out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1) || rc=$?
+	if ((rc)); then
+		# The validator names a bad line as "line 1: why"; anything else is the validator itself failing (killed, say).
+		if [[ $out == "line 1: "* ]]; then VFP_ERROR=${out#line 1: }; else vfp_die 1 "validating '$1' was interrupted: the address validator (awk $VFP_SCRIPTS/ipv4.awk) ended with status $rc${out:+ (${out//$'\n'/ })}; nothing was changed"; fi
 		return 1
 	fi
 	read -r _ VFP_CANON VFP_PREFIXLEN VFP_KEY <<<"$out"
