@@ -31,8 +31,10 @@ import {
   writeBlockKey6,
 } from './maps/layout.js';
 import { diffEntries, freshEntry, isLive, mergeBlock, planReplace, type BlockIntent, type Change, type Divergence } from './merge.js';
-import { salvage, StateCorruptError, StateError, type Entry, type Lookup } from './state.js';
+import { salvage, StateCorruptError, StateError, StateNotOursError, type Entry, type Lookup } from './state.js';
 import { quoted } from './quote.js';
+import { describeRowProblem } from './state-row.js';
+import { failAtEnd } from './closers.js';
 
 export interface BlockRequest {
   target: Target;
@@ -338,7 +340,8 @@ export async function applyUnblocks(
     const live = await inMaps(ctx, ips);
     await deleteTargets(ctx, ips);
     const removed = ips.filter((ip) => state.has(ip) || live.has(ip));
-    ctx.store.commit([], ips.filter((ip) => state.has(ip)));
+    // Every named target goes from the state, also a row skipped as not valid (its source unreadable, say): unblock is how such a row is removed.
+    ctx.store.commit([], ips);
     opts.record?.(ctx.store);
     const gone = new Set(removed);
     return { removed, absent: ips.filter((ip) => !gone.has(ip)), kept };
@@ -532,9 +535,19 @@ export async function reconcile(ctx: Context, from: 'map' | 'state' | undefined)
       ctx.store.check();
       ctx.store.all();
     } catch (err) {
-      if (!(err instanceof StateCorruptError)) throw err;
-      setAside = ctx.store.setAside();
-      salvaged = salvage(setAside).entries;
+      if (err instanceof StateNotOursError && from === 'map') {
+        // Not a state database at all (a lookalike): no row in it is trusted; the maps rebuild the state.
+        setAside = ctx.store.setAside('not-ours');
+      } else if (err instanceof StateCorruptError) {
+        setAside = ctx.store.setAside();
+        const got = salvage(setAside);
+        salvaged = got.entries;
+        // Rows that read without error but are not valid (garbage from a damaged page) go neither into the state nor the maps.
+        for (const p of got.invalid.slice(0, 20)) process.stderr.write(`vosctl: ${describeRowProblem(p, setAside)} (not salvaged)\n`);
+        if (got.invalid.length) {
+          failAtEnd(`${setAside}#salvage`, new StateError(setAside, 'BAD_ROWS', `${got.invalid.length} row${got.invalid.length === 1 ? '' : 's'} read from the damaged ${setAside} ${got.invalid.length === 1 ? 'was' : 'were'} not valid and not salvaged${got.invalid.length > 20 ? ' (the first 20 named above)' : ' (named above)'}; every sound row was; what the maps hold was kept`));
+        }
+      } else throw err;
     }
   }
   const d = await inState(ctx, async () => {

@@ -25,6 +25,7 @@ import { EnvError, NEEDS_ROOT, RuntimeError, UsageError } from './errors.js';
 import { ROOT, SCRIPTS, SQLITE_ADDON } from './paths.js';
 import { readLegacy } from './state-legacy.js';
 import { quoted } from './quote.js';
+import { checkStateRow, describeRowProblem, type RowProblem, type StateRow } from './state-row.js';
 
 export interface Entry {
   /** Canonical target: "a.b.c.d" or "a.b.c.d/n" (IPv6: RFC 5952 text). */
@@ -61,6 +62,22 @@ export class StateError extends RuntimeError {
   ) {
     super(detail);
   }
+}
+
+/**
+ * A SQLite file that is not a vos-fastpath state database (another program's
+ * tables, or a lookalike lacking the state's columns, unique index or header
+ * marks): refused at open; `reconcile --from map` sets it aside.
+ */
+export class StateNotOursError extends StateError {}
+
+/** The way out of a file that is not a state database. */
+export const NOT_OURS_HINT = 'move it aside (or point VOS_STATE_DIR elsewhere), or let vosctl reconcile --from map set it aside and rebuild the state from the pinned maps';
+
+let shapeText: string | undefined;
+/** scripts/state-shape.sql, read once. */
+function shapeSql(): string {
+  return (shapeText ??= readFileSync(join(SCRIPTS, 'state-shape.sql'), 'utf8').replace(/^--.*$/gm, '').trim().replace(/;$/, ''));
 }
 
 /** The database file is not a sound SQLite database. */
@@ -228,9 +245,11 @@ export function timeoutS(): number {
 /** What lookup found; `complete` when it is the whole table (it scanned instead of searching). */
 export type Lookup = Map<string, Entry> & { complete?: boolean };
 
-type Row = [string, string, string | null, number, number];
-const toEntry = (r: Row): Entry => ({ ip: r[0], source: r[1], reason: r[2], added: r[3], expires: r[4] });
 const COLS = 'target, source, reason, added, expires';
+/** What every read selects: the row as checkStateRow takes it. */
+const READ = 'rowid, target, source, reason, added, expires, family, prefixlen';
+/** Skipped rows named one by one on stderr, up to this many per command; the rest are counted. */
+const NAMED_ROWS = 20;
 
 export class StateStore {
   private conn?: Database.Database;
@@ -261,6 +280,7 @@ export class StateStore {
       }
     }
     if (main) checkPlace(this.dir, this.path);
+    checkLinkTarget(this.path);
     const st = main ? statSafe(this.path) : undefined;
     if (st?.isFile() && st.size === 0) {
       // SQLite takes a 0-byte file for a new database: say it, since a state that was written cannot be 0 bytes.
@@ -393,11 +413,37 @@ export class StateStore {
     if (version > SCHEMA_VERSION) throw new StateError(path, 'SCHEMA', `the state database ${path} was written by a newer vos-fastpath (schema ${version} > ${SCHEMA_VERSION}); use that version, or move the file aside`);
     const ours = new Set(['entries', 'sources', 'consumer_offsets']);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
-    const cols = tables.includes('entries') ? (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('entries') as string[]) : [];
+    // The shape check shared with the scripts (scripts/state-shape.sql): what it lacks to be a state database.
+    const lacks = db.prepare(shapeSql()).pluck().get() as string;
     const foreign = tables.filter((t) => !ours.has(t));
-    if (foreign.length || (tables.includes('entries') && !['target', 'source', 'reason', 'added', 'expires'].every((c) => cols.includes(c)))) {
-      throw new StateError(path, 'FOREIGN', `${path} is not a vos-fastpath database (tables: ${tables.join(', ')}${cols.length ? `; entries has ${cols.join(', ')}` : ''}); move it aside or point VOS_STATE_DIR elsewhere`);
+    if (foreign.length || lacks) {
+      throw new StateNotOursError(path, 'NOT_OURS', `${path} is not a vos-fastpath database (tables: ${tables.join(', ')})${lacks ? `: it lacks ${lacks}` : ''}; ${NOT_OURS_HINT}`);
     }
+  }
+
+  /** Rows skipped by use(), by rowid (each named once per command). */
+  private badRows = new Map<number, RowProblem>();
+
+  /**
+   * The entry of a row read from the database, or undefined when it fails
+   * checkStateRow: then it is named on stderr (rowid, column, value, why,
+   * how to remove it) and the command exits 1 at its end, after doing its
+   * work with every sound row.
+   */
+  private use(r: StateRow): Entry | undefined {
+    const problem = checkStateRow(r, Math.floor(Date.now() / 1000));
+    if (!problem) return { ip: r[1] as string, source: r[2] as string, reason: r[3] as string | null, added: r[4] as number, expires: r[5] as number };
+    if (this.badRows.has(problem.rowid)) return undefined;
+    this.badRows.set(problem.rowid, problem);
+    const n = this.badRows.size;
+    if (n <= NAMED_ROWS) process.stderr.write(`vosctl: ${describeRowProblem(problem, this.path)}\n`);
+    failAtEnd(`${this.path}#rows`, new StateError(this.path, 'BAD_ROWS', `${n} row${n === 1 ? '' : 's'} of the state database ${this.path} ${n === 1 ? 'was' : 'were'} skipped as not valid${n > NAMED_ROWS ? ` (the first ${NAMED_ROWS} named above)` : ' (named above)'}; every other row was used. Remove ${n === 1 ? 'it' : 'them'} with vosctl unblock <target> or sqlite3 ${this.path} "DELETE FROM entries WHERE rowid = <rowid>", or rebuild the state from the maps: vosctl reconcile --from map`));
+    return undefined;
+  }
+
+  /** Rows skipped so far by this store's reads (see use). */
+  skippedRows(): RowProblem[] {
+    return [...this.badRows.values()];
   }
 
   private stmt(sql: string): Database.Statement {
@@ -512,38 +558,47 @@ export class StateStore {
     return this.run('reading it', () => {
       if (ips.length > CHUNK && ips.length * 4 > (this.stmt('SELECT count(*) FROM entries').pluck().get() as number)) return Object.assign(this.all(), { complete: true });
       if (ips.length === 1) {
-        const r = this.stmt(`SELECT ${COLS} FROM entries WHERE target = ?`).raw().get(ips[0]) as Row | undefined;
-        if (r) out.set(r[0], toEntry(r));
+        const r = this.stmt(`SELECT ${READ} FROM entries WHERE target = ?`).raw().get(ips[0]) as StateRow | undefined;
+        const e = r && this.use(r);
+        if (e) out.set(e.ip, e);
         return out;
       }
-      const s = this.stmt(`SELECT ${COLS} FROM entries WHERE target IN (SELECT value FROM json_each(?))`).raw();
-      for (let i = 0; i < ips.length; i += CHUNK) for (const r of s.iterate(JSON.stringify(ips.slice(i, i + CHUNK))) as IterableIterator<Row>) out.set(r[0], toEntry(r));
+      const s = this.stmt(`SELECT ${READ} FROM entries WHERE target IN (SELECT value FROM json_each(?))`).raw();
+      for (let i = 0; i < ips.length; i += CHUNK)
+        for (const r of s.iterate(JSON.stringify(ips.slice(i, i + CHUNK))) as IterableIterator<StateRow>) {
+          const e = this.use(r);
+          if (e) out.set(e.ip, e);
+        }
       return out;
     });
   }
 
   /** Every entry, streamed in target order (a million rows never sit in memory at once). */
   *iterate(source?: string): Generator<Entry> {
-    const s = source === undefined ? this.stmt(`SELECT ${COLS} FROM entries`) : this.stmt(`SELECT ${COLS} FROM entries WHERE source = ?`);
+    const s = source === undefined ? this.stmt(`SELECT ${READ} FROM entries`) : this.stmt(`SELECT ${READ} FROM entries WHERE source = ?`);
     // A fresh statement per iteration: two iterations may be open at once.
-    const it = this.run('reading it', () => (source === undefined ? s.raw().iterate() : s.raw().iterate(source))) as IterableIterator<Row>;
+    const it = this.run('reading it', () => (source === undefined ? s.raw().iterate() : s.raw().iterate(source))) as IterableIterator<StateRow>;
     for (;;) {
       const next = this.run('reading it', () => it.next());
       if (next.done) return;
-      yield toEntry(next.value);
+      const e = this.use(next.value);
+      if (e) yield e;
     }
   }
 
   /** All entries as a map by target (for the commands that compare with the maps; one native call, faster than iterate). */
   all(): Map<string, Entry> {
     const out = new Map<string, Entry>();
-    for (const r of this.run('reading it', () => this.stmt(`SELECT ${COLS} FROM entries`).raw().all() as Row[])) out.set(r[0], toEntry(r));
+    for (const r of this.run('reading it', () => this.stmt(`SELECT ${READ} FROM entries`).raw().all() as StateRow[])) {
+      const e = this.use(r);
+      if (e) out.set(e.ip, e);
+    }
     return out;
   }
 
   /** The entries of one source, as {ip, source} only (index on source; one native call). */
   targetsOf(source: string): Array<{ ip: string; source: string }> {
-    return this.run('reading it', () => (this.stmt('SELECT target FROM entries WHERE source = ?').pluck().all(source) as string[]).map((ip) => ({ ip, source })));
+    return [...this.iterate(source)].map((e) => ({ ip: e.ip, source }));
   }
 
   /** Entries per source: what `SELECT source, count(*) FROM entries GROUP BY source` says (index only). */
@@ -553,7 +608,8 @@ export class StateStore {
 
   /** Targets whose expiry (Unix seconds) is at or before nowS (index on expires). */
   expired(nowS: number): string[] {
-    return this.run('reading it', () => this.stmt('SELECT target FROM entries WHERE expires > 0 AND expires <= ?').pluck().all(nowS) as string[]);
+    const rows = this.run('reading it', () => this.stmt(`SELECT ${READ} FROM entries WHERE expires > 0 AND expires <= ?`).raw().all(nowS) as StateRow[]);
+    return rows.flatMap((r) => this.use(r)?.ip ?? []);
   }
 
   /** Live entries (unexpired at nowS) with exact addresses and with prefixes, for sizing the maps. */
@@ -633,9 +689,9 @@ export class StateStore {
    * Set a damaged database aside (renamed with a timestamp, with its -wal and
    * -shm) so a fresh one can be built; returns the new name.
    */
-  setAside(): string {
+  setAside(label = 'damaged'): string {
     this.close();
-    const aside = `${this.path}.damaged-${new Date().toISOString().replace(/[:.]/g, '')}`;
+    const aside = `${this.path}.${label}-${new Date().toISOString().replace(/[:.]/g, '')}`;
     for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.path + suffix)) renameSync(this.path + suffix, aside + suffix);
     rmSync(join(this.dir, DAMAGE_MARK), { force: true });
     clearFailure(this.path);
@@ -777,9 +833,13 @@ const MIGRATING = /^state\.sqlite3\.migrating-(\d+)(?:-wal|-shm|-journal)?$/;
  * Remove the temporary databases (state.sqlite3.migrating-<pid>, with their
  * -wal, -shm, -journal) of migrations whose process is gone (killed
  * mid-way), saying on stderr what was removed. A migration still running is
- * left alone: its pid is alive and started before its file was last written.
- * A live pid that started after that is another process that got the number
- * again (pid reuse), so the file is abandoned too.
+ * left alone: its pid is alive, is a vosctl (node) process, and started
+ * before its file was last written. A live pid that started after that is
+ * another process that got the number again (pid reuse), and a live process
+ * that is not vosctl (pid 1, say) never ran a migration: the file is
+ * abandoned in both cases. A name that is not a regular file (a directory, a
+ * link) is never removed: named once as a warning. Never throws: a leftover
+ * that cannot be removed is a warning, not a reason to fail the command.
  */
 export function removeAbandonedMigrations(dir: string): string[] {
   let names: string[];
@@ -788,36 +848,60 @@ export function removeAbandonedMigrations(dir: string): string[] {
   } catch {
     return [];
   }
-  const byPid = new Map<number, string[]>();
+  // By the pid as written (a 20-digit name is not a number to round).
+  const byPid = new Map<string, string[]>();
   for (const f of names) {
     const m = MIGRATING.exec(f);
-    if (m) byPid.set(Number(m[1]), [...(byPid.get(Number(m[1])) ?? []), f]);
+    if (!m) continue;
+    const st = statSafe(join(dir, f));
+    if (!st?.isFile()) {
+      if (st) process.stderr.write(`vosctl: warning: ${join(dir, f)} is ${st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}, not a migration's database: left alone; remove it by hand\n`);
+      continue;
+    }
+    byPid.set(m[1]!, [...(byPid.get(m[1]!) ?? []), f]);
   }
   const removed: string[] = [];
   for (const [pid, files] of byPid) {
     const written = Math.max(...files.map((f) => statSafe(join(dir, f))?.mtimeMs ?? 0));
     if (migrationRunning(pid, written)) continue;
-    for (const f of files) rmSync(join(dir, f), { force: true });
-    removed.push(...files);
-    process.stderr.write(`vosctl: removed ${files.join(', ')} from ${dir}: left by a migration that process ${pid} did not finish (that process is gone)\n`);
+    const gone: string[] = [];
+    for (const f of files) {
+      try {
+        rmSync(join(dir, f), { force: true });
+        gone.push(f);
+      } catch (err) {
+        process.stderr.write(`vosctl: warning: could not remove ${join(dir, f)}, left by a migration that process ${pid} did not finish: ${(err as Error).message}\n`);
+      }
+    }
+    if (!gone.length) continue;
+    removed.push(...gone);
+    process.stderr.write(`vosctl: removed ${gone.join(', ')} from ${dir}: left by a migration that process ${pid} did not finish (that process is gone)\n`);
   }
   return removed;
 }
 
 /**
- * Whether process pid may be the one that last wrote a file at writtenMs
- * (Unix ms): it exists, and it started before then (its start from
- * /proc/<pid>/stat, in clock ticks of 1/100 s since the boot time in
- * /proc/stat; 1 s of slack for their rounding).
+ * Whether process `pid` (its text from the file name) may be the vosctl
+ * that last wrote a file at writtenMs (Unix ms): it exists, its command line
+ * (/proc/<pid>/cmdline) is node or vosctl, and it started before then (its
+ * start from /proc/<pid>/stat, in clock ticks of 1/100 s since the boot time
+ * in /proc/stat; 1 s of slack for their rounding).
  */
-function migrationRunning(pid: number, writtenMs: number): boolean {
-  if (pid === process.pid) return true;
+function migrationRunning(pidText: string, writtenMs: number): boolean {
+  if (pidText === String(process.pid)) return true;
+  // Linux pids are at most 2^22 (pid_max): a longer number is no process.
+  if (pidText.length > 7 || pidText === '1') return false;
+  const pid = Number(pidText);
   let stat: string;
+  let cmd: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     return false; // no such process
   }
+  const argv = cmd.split('\0').filter(Boolean);
+  if (!argv.some((a) => /^(node|vosctl)$/.test(basename(a)) || a.includes('vosctl'))) return false;
   try {
     // Field 22, starttime: the fields after the command name, which ends at the last ')'.
     const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
@@ -849,23 +933,30 @@ function setLegacyAside(dir: string): void {
 /**
  * The entries still readable in a damaged database (one set aside): a scan of
  * `entries` by rowid that, where a page fails to read, skips ahead (1, 2, 4
- * ... rowids) past the damage and goes on. Returns the rows read and how many
- * read errors were skipped; [] when not even the schema can be read.
+ * ... rowids) past the damage and goes on. Every row read passes
+ * checkStateRow (a damaged page can yield garbage that SQLite reads without
+ * error): those that fail are left out and returned in `invalid`. Returns the
+ * sound rows, how many read errors were skipped, and the invalid rows; [] when
+ * not even the schema can be read.
  */
-export function salvage(path: string): { entries: Entry[]; skipped: number } {
+export function salvage(path: string): { entries: Entry[]; skipped: number; invalid: RowProblem[] } {
   const entries: Entry[] = [];
+  const invalid: RowProblem[] = [];
   let skipped = 0;
   let db: Database.Database | undefined;
+  const nowS = Math.floor(Date.now() / 1000);
   try {
     db = new Database(path, { readonly: true, nativeBinding: loadSqliteAddon() as never });
-    const scan = db.prepare(`SELECT rowid, ${COLS} FROM entries WHERE rowid > ? ORDER BY rowid`).raw();
+    const scan = db.prepare(`SELECT ${READ} FROM entries WHERE rowid > ? ORDER BY rowid`).raw();
     let after = -1;
     let step = 1;
     for (let tries = 0; tries < 100_000 && after < 2 ** 40; tries++) {
       const from = after;
       try {
-        for (const r of scan.iterate(after) as IterableIterator<[number, ...Row]>) {
-          if (typeof r[1] === 'string' && typeof r[2] === 'string') entries.push(toEntry(r.slice(1) as Row));
+        for (const r of scan.iterate(after) as IterableIterator<StateRow>) {
+          const problem = checkStateRow(r, nowS);
+          if (problem) invalid.push(problem);
+          else entries.push({ ip: r[1] as string, source: r[2] as string, reason: r[3] as string | null, added: r[4] as number, expires: r[5] as number });
           after = r[0];
           step = 1;
         }
@@ -882,7 +973,29 @@ export function salvage(path: string): { entries: Entry[]; skipped: number } {
   } finally {
     db?.close();
   }
-  return { entries, skipped };
+  return { entries, skipped, invalid };
+}
+
+/**
+ * A state.sqlite3 that is a symbolic link to nothing (a mount not up yet at
+ * boot, say) is refused: SQLite would create an empty database at the
+ * link's target and the blocklist would look empty. StateError naming the
+ * link and its target; nothing is created.
+ */
+function checkLinkTarget(path: string): void {
+  if (!statSafe(path)?.isSymbolicLink()) return;
+  try {
+    statSync(path);
+    return;
+  } catch (err) {
+    let to = '?';
+    try {
+      to = readlinkSync(path);
+    } catch {
+      /* keep ? */
+    }
+    throw new StateError(path, 'DANGLING', `the state database ${path} is a symbolic link to ${to}, which does not exist (${(err as NodeJS.ErrnoException).code ?? 'unreachable'}: a file system not mounted yet?); refusing to create an empty state there. Mount what holds ${to} and run the command again (attach: vosctl reconcile --from state to restore the blocklist afterwards), or replace the link with the file itself`);
+  }
 }
 
 /**

@@ -39,3 +39,4 @@ sql=$(printf '%s\n' "$VFP_CANON" | vfp_state_put_sql "$source" "$ttl")
 vfp_state_sql "$sql" || vfp_die 1 "the state database $(vfp_state_db) could not record $VFP_CANON: $VFP_SQL_OUT (the map has it; a reboot would lose it)"
 vfp_state_commit "blocked $VFP_CANON"
 if ((ttl > 0)); then echo "blocked $VFP_CANON for ${ttl}s"; else echo "blocked $VFP_CANON"; fi
+vfp_exit 0

@@ -86,7 +86,7 @@ vfp_state_commit "loaded $loaded of $good entries"
 if ((${#full[@]})); then
 	for f in "${full[@]}"; do echo "${0##*/}: $f" >&2; done
 	echo "loaded $loaded of $good entries, skipped $bad bad lines"
-	exit 1
+	vfp_exit 1
 fi
 echo "loaded $loaded entries, skipped $bad bad lines"
-exit "$rc"
+vfp_exit "$rc"

@@ -127,8 +127,11 @@ vfp_validate_one() { # TEXT BLOCKABLE (1, 0 or remove: see vfp_validate_lines)
 		VFP_ERROR="$(vfp_quoted "$1") is not an IPv4 or IPv6 address or CIDR"
 		return 1
 	fi
-	if ! out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1); then
-		VFP_ERROR=${out#line 1: }
+	local rc=0
+	out=$(printf '%s\n' "$1" | vfp_validate_lines "$2" 2>&1) || rc=$?
+	if ((rc)); then
+		# The validator names a bad line as "line 1: why"; anything else is the validator itself failing (killed, say).
+		if [[ $out == "line 1: "* ]]; then VFP_ERROR=${out#line 1: }; else vfp_die 1 "validating '$1' was interrupted: the address validator (awk $VFP_SCRIPTS/ipv4.awk) ended with status $rc${out:+ (${out//$'\n'/ })}; nothing was changed"; fi
 		return 1
 	fi
 	read -r _ VFP_CANON VFP_PREFIXLEN VFP_KEY <<<"$out"
@@ -302,6 +305,8 @@ vfp_mark_main() { # MAP add|remove USAGE ARGS...
 
 VFP_DEFAULT_STATE_DIR=/var/lib/vos-fastpath
 VFP_APPLICATION_ID=1448039238 # the state database's PRAGMA application_id, 'VOSF' (state.sql)
+# As lib/state.ts NOT_OURS_HINT.
+VFP_NOT_OURS_HINT='move it aside (or point VOS_STATE_DIR elsewhere), or let vosctl reconcile --from map set it aside and rebuild the state from the pinned maps'
 
 vfp_state_db() {
 	printf '%s/state.sqlite3' "${VFP_STATE_DIR:-${VOS_STATE_DIR:-$VFP_DEFAULT_STATE_DIR}}"
@@ -354,6 +359,10 @@ vfp_state_begin() { # the write lock, with the schema in place
 		echo "${0##*/}: warning: the state folder $dir is writable by others (mode $mode): anyone could replace the blocklist's state; chmod 755 $dir" >&2
 	fi
 	[ ! -d "$db" ] || vfp_die 1 "$db is a directory, not a database file"
+	# As lib/state.ts checkLinkTarget: a link to nothing (a mount not up yet) would get a new empty database.
+	if [ -L "$db" ] && [ ! -e "$db" ]; then
+		vfp_die 1 "the state database $db is a symbolic link to $(readlink "$db"), which does not exist (a file system not mounted yet?); refusing to create an empty state there. Mount what holds it and run the command again, or replace the link with the file itself"
+	fi
 	trap '' PIPE
 	coproc VFP_SQL { exec sqlite3 -batch -bail "$db" 2>&1; }
 	# Our own copies: bash unsets VFP_SQL as soon as sqlite3 exits (-bail on an error).
@@ -374,7 +383,10 @@ vfp_state_begin() { # the write lock, with the schema in place
 		vfp_die 1 "$db is not a vos-fastpath database: its SQLite application_id is $app ($(printf '0x%08x' $((app & 0xffffffff)))), vos-fastpath's is $VFP_APPLICATION_ID ($(printf '0x%x' "$VFP_APPLICATION_ID")); another program's file: move it aside or point VOS_STATE_DIR elsewhere"
 	fi
 	((version <= 1)) || vfp_die 1 "the state database $db was written by a newer vos-fastpath (schema $version > 1); use that version, or move the file aside"
-	[ -z "$foreign" ] || vfp_die 1 "$db is not a vos-fastpath database (tables: ${foreign# }); move it aside or point VOS_STATE_DIR elsewhere"
+	[ -z "$foreign" ] || vfp_die 1 "$db is not a vos-fastpath database (tables: ${foreign# }); $VFP_NOT_OURS_HINT"
+	# The shape vosctl checks too (state-shape.sql: tables, columns, unique index, header): a lookalike is refused before any write.
+	vfp_state_sql ".read $VFP_SCRIPTS/state-shape.sql" || vfp_die 1 "the state database $db cannot be read: $VFP_SQL_OUT"
+	[ -z "$VFP_SQL_OUT" ] || vfp_die 1 "$db is not a vos-fastpath database: it lacks $VFP_SQL_OUT; $VFP_NOT_OURS_HINT"
 	if [ "$version" = 0 ]; then
 		vfp_state_sql ".read $VFP_SCRIPTS/state.sql" || vfp_die 1 "the state database $db cannot be set up: $VFP_SQL_OUT"
 	elif ((app == 0)); then
@@ -382,6 +394,28 @@ vfp_state_begin() { # the write lock, with the schema in place
 	fi
 	vfp_state_sql "BEGIN IMMEDIATE;" ||
 		vfp_die 1 "the state database $db stayed locked by another writer past ${timeout_s}s (VOS_STATE_TIMEOUT), or failed: $VFP_SQL_OUT; nothing was changed"
+}
+
+# As lib/state.ts noteDamage: the damage record vosctl keeps beside the
+# database (state.sqlite3.damage-found: JSON {ino, found, words}) about this
+# very file (same inode) makes the script exit 1 once its work is done,
+# naming the file, when and SQLite's words, and the recovery. A record about
+# a file since replaced is ignored (vosctl drops it). Call as the script's
+# last word: vfp_exit [STATUS].
+vfp_exit() { # [STATUS]
+	local db mark text ino found words
+	db=$(vfp_state_db)
+	mark="$db.damage-found"
+	if [ -f "$mark" ] && text=$(<"$mark") 2>/dev/null; then
+		ino=$(sed -n 's/.*"ino":\([0-9]*\).*/\1/p' <<<"$text")
+		if [ -z "$ino" ] || [ "$ino" = "$(stat -Lc %i "$db" 2>/dev/null)" ]; then
+			found=$(sed -n 's/.*"found":"\([^"]*\)".*/\1/p' <<<"$text")
+			words=$(sed -n 's/.*"words":"\(\([^"\\]\|\\.\)*\)".*/\1/p' <<<"$text")
+			echo "${0##*/}: the state database $db was found damaged${found:+ at $found} (${words:-see $mark}); what this command did was done, but a damaged file can lose entries at the next restore; to rebuild it: vosctl reconcile --from map (it sets the damaged file aside, salvages the rows still readable in it and merges them with what the pinned maps hold)" >&2
+			exit 1
+		fi
+	fi
+	exit "${1:-0}"
 }
 
 # COMMIT, then wait for sqlite3 to end. NOT_PERSISTED: what to say when the

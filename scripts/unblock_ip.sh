@@ -24,3 +24,4 @@ in_state=0
 vfp_state_commit "unblocked $VFP_CANON"
 ((in_map || in_state)) || vfp_die 1 "$VFP_CANON is not blocked"
 echo "unblocked $VFP_CANON"
+vfp_exit 0

@@ -43,7 +43,8 @@ export const reconcileCmd: CommandModule<object, ReconcileArgs> = {
     const { reconcile } = await import('../blocklist.js');
     const ctx = Context.fromArgs(a);
     const d = await reconcile(ctx, a.from);
-    if (d.setAside) process.stdout.write(`the state database was unreadable: set aside as ${d.setAside}; ${d.salvaged} entries salvaged from it, merged with the maps into a new one\n`);
+    if (d.setAside?.includes('.not-ours-')) process.stdout.write(`the state database was not a vos-fastpath state database: set aside as ${d.setAside}; a new one was built from the maps\n`);
+    else if (d.setAside) process.stdout.write(`the state database was unreadable: set aside as ${d.setAside}; ${d.salvaged} entries salvaged from it, merged with the maps into a new one\n`);
     ctx.log.info('reconciled', { action: 'reconcile', from: a.from ?? 'map', salvaged: d.salvaged, only_in_state: d.onlyInState.length, only_in_map: d.onlyInMap.length, differing: d.differing.length });
     process.stdout.write(`reconciled from ${d.setAside ? 'the salvaged state and the maps' : (a.from ?? 'map')}: ${d.onlyInMap.length} only in the maps, ${d.onlyInState.length} only in the state, ${d.differing.length} differing\n`);
   },

@@ -212,3 +212,22 @@ describe('shellcheck', () => {
     expect(r.exitCode).toBe(0);
   });
 });
+
+describe('an interrupted validator', () => {
+  it('is named as such (what was being validated, the status), exit 1, not its half output as the error', async () => {
+    const { mkdtempSync, chmodSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-killed-awk-'));
+    try {
+      // An awk that prints a validated line and is then killed (as a subshell of block_ip.sh killed mid-way).
+      writeFileSync(join(dir, 'awk'), '#!/bin/sh\ncat >/dev/null; echo "1 198.18.3.3 32 c6 12 03 03"; kill -9 $$\n');
+      chmodSync(join(dir, 'awk'), 0o755);
+      const script = `set -euo pipefail; source scripts/lib.sh; PATH=${dir}:$PATH; vfp_own_addresses() { :; }; vfp_allow_entries() { :; }; vfp_validate_one 198.18.3.3 1 || vfp_die 2 "$VFP_ERROR"`;
+      const r = await execa('bash', ['-c', script], { reject: false });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/validating '198\.18\.3\.3' was interrupted: the address validator .* ended with status 137/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

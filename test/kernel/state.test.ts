@@ -325,6 +325,68 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     await h.detach();
   });
 
+  it('rows edited into something invalid are skipped and named (rowid, column, value, why); everything else is restored and used; the command exits 1', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    const good = addrs(50, 40_000);
+    writeFileSync(join(lab.tmp, 'rows.txt'), good.join('\n'));
+    expect(await h.vosctl('load-file', join(lab.tmp, 'rows.txt'), '--source', 'feed')).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '192.0.2.3', '192.0.2.4', '192.0.2.5', '192.0.2.6')).toMatchObject({ code: 0 });
+    const db = join(h.stateDir, 'state.sqlite3');
+    const sql = async (q: string) => (await execa('sqlite3', [db, q])).stdout;
+    await sql("UPDATE entries SET source = 'bad name' WHERE target = '192.0.2.3'");
+    await sql("UPDATE entries SET expires = 99999999999999 WHERE target = '192.0.2.4'");
+    await sql("UPDATE entries SET target = 'zzz' WHERE target = '192.0.2.5'");
+    await sql("UPDATE entries SET source = 'feu' || char(65533, 65533) WHERE target = '192.0.2.6'");
+    const rowid = async (where: string) => Number(await sql(`SELECT rowid FROM entries WHERE ${where}`));
+    const zzz = await rowid("target = 'zzz'");
+    // After a reboot: attached, every sound row restored, each bad one named, exit 1 with the way out.
+    const att = await h.reboot();
+    expect(att.code).toBe(1);
+    expect(att.err).toMatch(/row \d+ of .*state\.sqlite3 skipped: source = "bad name": not a source name.*vosctl unblock 192\.0\.2\.3/);
+    expect(att.err).toMatch(/skipped: expires = 99999999999999: more than the 10-year TTL limit/);
+    expect(att.err).toContain(`row ${zzz} of ${db} skipped: target = "zzz": 'zzz' is not an IPv4`);
+    expect(att.err).toContain(`DELETE FROM entries WHERE rowid = ${zzz}`);
+    expect(att.err).toMatch(/4 rows of the state database .* were skipped/);
+    expect(att.err).not.toMatch(/RangeError|NOT restored/);
+    const links = JSON.parse((await execa('ip', ['-j', 'link', 'show', v.host])).stdout) as Array<{ xdp?: unknown }>;
+    expect(links[0]!.xdp).toBeDefined();
+    const listed = await h.vosctl('list', '--json');
+    expect(listed.code).toBe(1);
+    const ips = (JSON.parse(listed.out) as Listed[]).map((e) => e.ip);
+    expect(ips.sort()).toEqual([...good].sort());
+    // The non-address target blocks no unrelated host (it was once restored as 0.0.32.22).
+    expect(ips).not.toContain('0.0.32.22');
+    // status does not advise writing the bad rows back; a reconcile --from state writes none of them.
+    const st = await h.vosctl('status');
+    expect(st.code).toBe(1);
+    expect(st.out).not.toMatch(/only in the state/);
+    expect(await h.vosctl('reconcile', '--from', 'state')).toMatchObject({ code: 1 });
+    const after = (JSON.parse((await h.vosctl('list', '--json')).out) as Listed[]).map((e) => e.ip);
+    expect(after.sort()).toEqual([...good].sort());
+    // The ways out named in the message: unblock by target, DELETE by rowid.
+    expect(await h.vosctl('unblock', '192.0.2.3', '192.0.2.4', '192.0.2.6')).toMatchObject({ code: 1 }); // still exit 1: 'zzz' remains
+    await sql(`DELETE FROM entries WHERE rowid = ${zzz}`);
+    expect(await h.vosctl('status')).toMatchObject({ code: 0 });
+    expect(Number(await sql('SELECT count(*) FROM entries'))).toBe(50);
+    await h.detach();
+  });
+
+  it('salvage (reconcile --from map of a damaged file) returns only valid rows and names the rest', async () => {
+    const dir = join(lab.tmp, 'salvage-rows');
+    mkdirSync(dir, { recursive: true });
+    const db = join(dir, 'aside.sqlite3');
+    await execa('sqlite3', [db], { input: readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8') });
+    await execa('sqlite3', [db, "INSERT INTO entries (target, source, reason, added, expires) VALUES ('198.51.100.20', 'feed', NULL, 1800000000, 0), ('198.51.100.21', 'feu' || char(65533, 65533), NULL, 1800000000, 0), ('zzz', 'feed', NULL, 1800000000, 0)"]);
+    const { salvage } = await import('../../lib/state.js');
+    const got = salvage(db);
+    expect(got.entries.map((e) => e.ip)).toEqual(['198.51.100.20']);
+    expect(got.invalid.map((p) => [p.rowid, p.column])).toEqual([
+      [2, 'source'],
+      [3, 'target'],
+    ]);
+  });
+
   it('migrates a state folder of the old format on first use, and attach restores it sized for what it holds', async () => {
     const h = new Host();
     mkdirSync(h.stateDir, { recursive: true });
@@ -367,6 +429,8 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const cases: Array<[string, RegExp]> = [
       ['CREATE TABLE moz_places (url TEXT);', /is not a vos-fastpath database \(tables: moz_places\)/],
       ['CREATE TABLE entries (ip TEXT, why TEXT);', /is not a vos-fastpath database/],
+      // A lookalike: the state's columns but no generated ones, no unique index, no header marks.
+      ['CREATE TABLE entries (target TEXT, source TEXT, reason TEXT, added INT, expires INT);', /is not a vos-fastpath database.*lacks table sources; .*column entries\.prefixlen; a unique index on entries \(target\); a vos-fastpath header/],
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nALTER TABLE entries RENAME COLUMN reason TO why; PRAGMA user_version = 7;`, /written by a newer vos-fastpath \(schema 7 > 1\)/],
       // Our very tables, but another program's id in the header (an operator pointed VOS_STATE_DIR at its folder).
       [`${readFileSync(join(ROOT, 'scripts/state.sql'), 'utf8')}\nPRAGMA application_id = 1179534157;`, /state\.sqlite3 is not a vos-fastpath database: its SQLite application_id is 1179534157 \(0x464e434d\), vos-fastpath's is 1448039238/],
@@ -388,6 +452,33 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
       expect(await schema()).toBe(before);
       await h.detach();
     }
+  });
+
+  it('a lookalike database (the state\'s columns, no header marks) is refused naming what it lacks; reconcile --from map sets it aside and rebuilds', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '198.51.100.60', '198.51.100.61')).toMatchObject({ code: 0 });
+    const db = join(h.stateDir, 'state.sqlite3');
+    for (const f of readdirSync(h.stateDir)) if (f.startsWith('state.sqlite3')) rmSync(join(h.stateDir, f));
+    await execa('sqlite3', [db, "CREATE TABLE entries (target TEXT, source TEXT, reason TEXT, added INT, expires INT); INSERT INTO entries VALUES ('198.51.100.99', 'x', NULL, 1, 0)"]);
+    for (const r of [await h.vosctl('block', '198.51.100.62'), await h.vosctl('list'), await h.vosctl('status')]) {
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`${db} is not a vos-fastpath database`);
+      expect(r.err).toContain('column entries.prefixlen');
+      expect(r.err).toContain('reconcile --from map');
+      expect(r.err).not.toMatch(/ON CONFLICT clause|no such column/);
+    }
+    const sc = await h.script('block_ip.sh', ['198.51.100.63']);
+    expect(sc.code).toBe(1);
+    expect(sc.err).toMatch(/is not a vos-fastpath database: it lacks .*column entries\.prefixlen.*reconcile --from map/);
+    const rec = await h.vosctl('reconcile', '--from', 'map');
+    expect(rec.code).toBe(0);
+    expect(rec.out).toMatch(/not a vos-fastpath state database: set aside as .*state\.sqlite3\.not-ours-/);
+    expect(readdirSync(h.stateDir).some((f) => f.startsWith('state.sqlite3.not-ours-'))).toBe(true);
+    expect(await h.reboot()).toMatchObject({ code: 0 });
+    // The refused script changed nothing (it checks the state before the map).
+    expect((await h.ips()).sort()).toEqual(['198.51.100.60', '198.51.100.61']);
+    await h.detach();
   });
 
   it("the state database carries vos-fastpath's application_id: set on create, stamped on an older file by vosctl and by the scripts; file(1) shows it", async () => {
@@ -443,6 +534,13 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(after.err).toMatch(new RegExp(`the state database ${db.replace(/[.]/g, '\\.')} was found damaged at .*quick_check.*what this command did was done.*reconcile --from map`));
     expect(after.err).not.toMatch(/unexpected|    at /);
     expect((await h.vosctl('list', '--json')).code).toBe(1);
+    // The scripts honour the same record: the work is done, then exit 1 naming the file, SQLite's words and the recovery.
+    for (const [script, args] of [['block_ip.sh', ['203.0.113.93']], ['unblock_ip.sh', ['203.0.113.93']]] as const) {
+      const sc = await h.script(script, [...args]);
+      expect(sc.code).toBe(1);
+      expect(sc.out).toContain('203.0.113.93');
+      expect(sc.err).toMatch(new RegExp(`${script}: the state database ${db.replace(/[.]/g, '\\.')} was found damaged at .*quick_check.*what this command did was done.*reconcile --from map`));
+    }
     const rec = await h.vosctl('reconcile', '--from', 'map');
     expect(rec.code).toBe(0);
     expect(rec.out).toMatch(/set aside as .*state\.sqlite3\.damaged-.*entries salvaged/);
@@ -472,14 +570,23 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     const reused = lab.spawn('sleep', ['60']);
     writeFileSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), 'x');
     utimesSync(join(h.stateDir, `state.sqlite3.migrating-${reused.pid}`), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    // pid 1 is never a vosctl migration (init is older than any file: it would be kept forever); a 20-digit pid is no process.
     writeFileSync(join(h.stateDir, 'state.sqlite3.migrating-1'), 'x');
+    writeFileSync(join(h.stateDir, 'state.sqlite3.migrating-12345678901234567890'), 'x');
+    // A directory by that name is no migration's database: named once as a warning, left alone, and no command fails over it.
+    mkdirSync(join(h.stateDir, 'state.sqlite3.migrating-77'));
     const next = await h.vosctl('block', '203.0.113.96');
     reused.kill();
     expect(next.code).toBe(0);
+    expect(next.err).toMatch(/removed state\.sqlite3\.migrating-1 from .*process 1 did not finish/);
+    expect(next.err).toMatch(/removed state\.sqlite3\.migrating-12345678901234567890 .*process 12345678901234567890 did not finish/);
+    expect(next.err.match(/state\.sqlite3\.migrating-77 is a directory, not a migration's database: left alone/g)).toHaveLength(1);
+    expect(next.err).not.toMatch(/EISDIR/);
     for (const f of left) expect(next.err).toContain(f);
     expect(next.err).toMatch(new RegExp(`removed .*state\\.sqlite3\\.migrating-${killed.pid}.* from ${h.stateDir}: left by a migration that process ${killed.pid} did not finish`));
     expect(next.err).toContain(`state.sqlite3.migrating-${reused.pid}`);
-    expect(migrating()).toEqual(['state.sqlite3.migrating-1']);
+    expect(migrating()).toEqual(['state.sqlite3.migrating-77']);
+    expect(await h.vosctl('list')).toMatchObject({ code: 0 });
     expect(next.err).toMatch(/migrated 400000 entries/);
     const count = Number((await execa('sqlite3', ['-readonly', join(h.stateDir, 'state.sqlite3'), "SELECT count(*) FROM entries WHERE source = 'feed'"])).stdout);
     expect(count).toBe(400_000);
@@ -545,6 +652,38 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(dir.err).toMatch(/state\.sqlite3 is a directory, not a database file/);
     expect((await h.script('block_ip.sh', ['198.51.100.72'])).err).toMatch(/state\.sqlite3 is a directory, not a database file/);
     expect(dir.err).not.toMatch(/needs root/);
+    await h.detach();
+  });
+
+  it('a state.sqlite3 that is a symbolic link to nothing (a mount not up yet) is refused, naming link and target; nothing is created there; attach still attaches', async () => {
+    const h = new Host();
+    expect(await h.vosctl('attach', v.host)).toMatchObject({ code: 0 });
+    expect(await h.vosctl('block', '198.51.100.80', '198.51.100.81')).toMatchObject({ code: 0 });
+    await h.detach();
+    rmSync(h.pinDir, { recursive: true, force: true });
+    const mount = join(lab.tmp, `not-mounted${nodes}`);
+    const target = join(mount, 'state.sqlite3');
+    const db = join(h.stateDir, 'state.sqlite3');
+    await execa('sqlite3', [db, 'PRAGMA wal_checkpoint(TRUNCATE)']);
+    const saved = join(lab.tmp, `saved${nodes}.sqlite3`);
+    writeFileSync(saved, readFileSync(db));
+    for (const f of readdirSync(h.stateDir)) if (f.startsWith('state.sqlite3')) rmSync(join(h.stateDir, f));
+    symlinkSync(target, db);
+    const att = await h.vosctl('attach', v.host);
+    expect(att.code).toBe(1);
+    expect(att.err).toContain(`the state database ${db} is a symbolic link to ${target}, which does not exist`);
+    expect(att.err).toMatch(/blocklist was NOT restored/);
+    const links = JSON.parse((await execa('ip', ['-j', 'link', 'show', v.host])).stdout) as Array<{ xdp?: unknown }>;
+    expect(links[0]!.xdp).toBeDefined();
+    const sc = await h.script('block_ip.sh', ['198.51.100.82']);
+    expect(sc.code).toBe(1);
+    expect(sc.err).toContain(`${db} is a symbolic link to ${target}, which does not exist`);
+    expect(existsSync(mount)).toBe(false);
+    // The mount comes up: the state is there again, and restored from.
+    mkdirSync(mount);
+    writeFileSync(target, readFileSync(saved));
+    expect(await h.vosctl('reconcile', '--from', 'state')).toMatchObject({ code: 0 });
+    expect((await h.ips()).sort()).toEqual(['198.51.100.80', '198.51.100.81']);
     await h.detach();
   });
 
