@@ -395,3 +395,42 @@ function blockRule6(t: Target, policy: BlockPolicy): string | null {
   }
   return null;
 }
+
+/**
+ * Family and prefix length of a target as the state holds it, or why it is
+ * not one. Rows were validated with ip-address when written; this re-check
+ * on every read (a million rows at attach) proves the text is the canonical
+ * form of a key by a round trip through our own formatting: any other text
+ * ('zzz', '1.2.3.400', '2001:DB8::1', '10.0.0.1/08') formats differently.
+ * Prefix lengths 0-32 (IPv4) or 0-128 (IPv6), host bits clear.
+ */
+export function checkStoredTarget(text: string): { family: 4 | 6; prefixlen: number } | string {
+  const slash = text.indexOf('/');
+  const v6 = text.includes(':');
+  const max = v6 ? 128 : 32;
+  let prefixlen = max;
+  if (slash >= 0) {
+    const p = text.slice(slash + 1);
+    if (!/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > max) return `prefix length '${p}' is not 0-${max}`;
+    prefixlen = Number(p);
+  }
+  const host = slash >= 0 ? text.slice(0, slash) : text;
+  if (v6) {
+    const bytes = bytesOf6(host);
+    if (formatTarget6(bytes, prefixlen) !== text) return 'not an IPv6 address or prefix in RFC 5952 form';
+    const full = prefixlen >> 3;
+    const rest = prefixlen & 7;
+    for (let i = full; i < 16; i++) {
+      const keep = i === full && rest ? (0xff << (8 - rest)) & 0xff : 0;
+      if (bytes[i]! & ~keep & 0xff) return 'host bits set';
+    }
+    return { family: 6, prefixlen };
+  }
+  const m = DOTTED.exec(host);
+  if (!m) return 'not a dotted-quad IPv4 address or prefix';
+  const addr = ((+m[1]! << 24) | (+m[2]! << 16) | (+m[3]! << 8) | +m[4]!) >>> 0;
+  // Octets over 255 or with leading zeros format differently.
+  if (formatTarget(addr, prefixlen) !== text) return 'not a dotted-quad IPv4 address or prefix in canonical form';
+  if (((addr & mask(prefixlen)) >>> 0) !== addr) return 'host bits set';
+  return { family: 4, prefixlen };
+}

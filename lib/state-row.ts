@@ -4,7 +4,7 @@
  * consume's lookups): the same rules as input, since a row can be edited by
  * hand with the sqlite3 shell or come out of a damaged file. Pure: no I/O.
  */
-import { parseRemovable } from './address.js';
+import { checkStoredTarget } from './address.js';
 import { MAX_TTL_S } from './duration.js';
 import { SOURCE_NAME } from './maps/layout.js';
 
@@ -31,7 +31,7 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 /**
  * null when the row is sound at wall-clock time nowS (Unix seconds), else
  * the first problem: target not an address or CIDR in canonical form
- * (parseRemovable: entries added under older blocklist rules still pass),
+ * (checkStoredTarget; entries added under older blocklist rules still pass),
  * family/prefixlen not those of the target, source not a source name
  * (SOURCE_NAME), reason neither text nor NULL, added not an integer in
  * 0..2^32-1, expires neither 0 nor an integer at most MAX_TTL_S (+1 day)
@@ -41,12 +41,10 @@ export function checkStateRow(r: StateRow, nowS: number): RowProblem | null {
   const [rowid, target, source, reason, added, expires, family, prefixlen] = r;
   const bad = (column: string, value: unknown, why: string, name?: string): RowProblem => ({ rowid, column, value, why, target: name });
   if (typeof target !== 'string') return bad('target', target, 'it is not text');
-  const p = parseRemovable(target);
-  if (!p.ok) return bad('target', target, p.reason);
-  if (p.target.text !== target) return bad('target', target, `not in canonical form (that is ${p.target.text})`);
-  const fam = 'family' in p.target && p.target.family === 6 ? 6 : 4;
-  if (family !== fam) return bad('family', family, `target ${target} is IPv${fam}`);
-  if (prefixlen !== p.target.prefixlen) return bad('prefixlen', prefixlen, `target ${target} has prefix length ${p.target.prefixlen}`);
+  const p = checkStoredTarget(target);
+  if (typeof p === 'string') return bad('target', target, p);
+  if (family !== p.family) return bad('family', family, `target ${target} is IPv${p.family}`);
+  if (prefixlen !== p.prefixlen) return bad('prefixlen', prefixlen, `target ${target} has prefix length ${p.prefixlen}`);
   if (typeof source !== 'string' || !SOURCE_NAME.test(source)) return bad('source', source, 'not a source name (1-31 of A-Z a-z 0-9 . _ -)', target);
   if (reason !== null && typeof reason !== 'string') return bad('reason', reason, 'neither text nor NULL', target);
   if (!isInt(added) || added < 0 || added > U32_MAX) return bad('added', added, `not a Unix time in seconds (0..${U32_MAX})`, target);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Address4 } from 'ip-address';
-import { bytesOf6, checkActionTarget, checkBlockTarget, covers, covers6, formatAddr, formatAddr6, formatTarget, parseRemovable, parseTarget, TargetSet, type BlockPolicy } from '../../lib/address.js';
+import { bytesOf6, checkActionTarget, checkBlockTarget, covers, covers6, formatAddr, formatAddr6, formatTarget, parseRemovable, parseTarget, TargetSet, checkStoredTarget, type BlockPolicy } from '../../lib/address.js';
 
 const policy: BlockPolicy = { minPrefix: 8, allow: [{ addr: 0xc0000200, prefixlen: 24 }], own: [0x0a000001] };
 const reason = (text: string) => {
@@ -344,5 +344,34 @@ describe('refusals name what the operator typed', () => {
       expect(r.reason).toBe(`'${long.slice(0, 64)}…(${long.length} chars)' is not an IPv6 address or CIDR`);
       expect(r.reason.length).toBeLessThan(200);
     }
+  });
+});
+
+describe('checkStoredTarget', () => {
+  it('takes exactly the canonical texts ip-address gives, of both families (property)', () => {
+    const v4 = fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 })).map(([a, l]) => {
+      const m = l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0;
+      return formatTarget((a & m) >>> 0, l);
+    });
+    const v6 = fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 128 })).map(([b, l]) => `${formatAddr6(b)}/${l}`);
+    fc.assert(
+      fc.property(fc.oneof(v4, v6), fc.constantFrom(' ', 'x', '[', '%', '\n', '.'), (text, junk) => {
+        const p = parseRemovable(text);
+        const mine = checkStoredTarget(text);
+        if (p.ok && p.target.text === text) expect(typeof mine).toBe('object');
+        else expect(typeof mine).toBe('string');
+        // A byte more in front or behind is not a stored target.
+        expect(typeof checkStoredTarget(junk + text)).toBe('string');
+        expect(typeof checkStoredTarget(text + junk)).toBe('string');
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('refuses garbage, other spellings and host bits', () => {
+    for (const t of ['zzz', '', '1.2.3.400', '01.2.3.4', '10.0.0.0/08', '10.0.0.1/24', '10.0.0.0/33', '1.2.3', '2001:DB8::1', '2001:db8:0::1', '2001:db8::1/64', '2001:db8::/129', '::ffff:1.2.3.4/NaN', '1.2.3.4/NaN'])
+      expect([t, typeof checkStoredTarget(t)]).toEqual([t, 'string']);
+    expect(checkStoredTarget('2001:db8::/32')).toEqual({ family: 6, prefixlen: 32 });
+    expect(checkStoredTarget('203.0.113.7')).toEqual({ family: 4, prefixlen: 32 });
   });
 });

@@ -55,6 +55,6 @@ describe('checkStateRow: a row read from the state passes the rules of input', (
     expect(text).toContain('DELETE FROM entries WHERE rowid = 7');
     const t2 = describeRowProblem(why(row({ target: 'zzz' }))!, '/s/state.sqlite3');
     expect(t2).not.toContain('vosctl unblock');
-    expect(t2).toContain("'zzz' is not an IPv4");
+    expect(t2).toContain('target = "zzz": not a dotted-quad IPv4');
   });
 });
