@@ -345,7 +345,7 @@ describeKernel('state on SQLite: faults, and what survives a reboot', () => {
     expect(att.code).toBe(1);
     expect(att.err).toMatch(/row \d+ of .*state\.sqlite3 skipped: source = "bad name": not a source name.*vosctl unblock 192\.0\.2\.3/);
     expect(att.err).toMatch(/skipped: expires = 99999999999999: more than the 10-year TTL limit/);
-    expect(att.err).toContain(`row ${zzz} of ${db} skipped: target = "zzz": 'zzz' is not an IPv4`);
+    expect(att.err).toContain(`row ${zzz} of ${db} skipped: target = "zzz": not a dotted-quad IPv4 address or prefix`);
     expect(att.err).toContain(`DELETE FROM entries WHERE rowid = ${zzz}`);
     expect(att.err).toMatch(/4 rows of the state database .* were skipped/);
     expect(att.err).not.toMatch(/RangeError|NOT restored/);
